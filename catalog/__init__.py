@@ -1,0 +1,1 @@
+"""The catalog: a mirror of the Feast registry, plus governance on top of it."""

@@ -1,0 +1,885 @@
+"""The portal's only door to Feast: the one module that imports `feast`.
+
+It reads registries from a feature_store.yaml alone (no feature definition code is imported),
+returns plain dataclasses, and never writes to the portal database.
+
+Design notes (Feast 0.67):
+- Registries are read as protos. `registry.proto()` is ~25x faster than `list_feature_views()`.
+- The SQL registry is read with plain SELECTs on its tables. Constructing Feast's `SqlRegistry`
+  inserts a project-metadata row for the configured project, which later surfaces as a phantom
+  project; reading must never create anything.
+- `last_updated_timestamp`, `meta` and the copies of data sources embedded in views change on every
+  materialization. `content_hash` covers what a user defined (the spec, with embedded source metadata
+  cleared), so history and out-of-band detection compare content, not timestamps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.conf import settings
+from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
+from feast.protos.feast.core.Entity_pb2 import Entity as EntityProto
+from feast.protos.feast.core.FeatureService_pb2 import FeatureService as FeatureServiceProto
+from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
+from feast.protos.feast.core.FeatureViewVersion_pb2 import FeatureViewVersionRecord
+from feast.protos.feast.core.OnDemandFeatureView_pb2 import OnDemandFeatureView as OnDemandFeatureViewProto
+from feast.protos.feast.core.Project_pb2 import Project as ProjectProto
+from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+from feast.protos.feast.core.StreamFeatureView_pb2 import StreamFeatureView as StreamFeatureViewProto
+from feast.protos.feast.types.Value_pb2 import ValueType
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+
+from catalog.exceptions import FeastConfigInvalid, RegistryCorrupt, RegistryUnavailable
+
+# --- Plain data returned to the rest of the portal ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    """A governed Feast repo: a directory and the feature_store YAML the portal uses for it."""
+
+    path: Path
+    yaml_path: Path
+
+    @property
+    def key(self) -> str:
+        """A stable identifier for this repo (its resolved YAML path)."""
+        return str(self.yaml_path)
+
+
+@dataclass(frozen=True)
+class RegistryLocation:
+    """Where a repo's registry lives, parsed from its YAML."""
+
+    kind: str  # "file" or "sql" (other Feast registry stores are read through Feast's RegistryStore)
+    path: str  # file path or SQLAlchemy URL
+    project: str  # the project named in feature_store.yaml
+
+    @property
+    def display(self) -> str:
+        """The location with any password masked."""
+        return re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", self.path)
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    name: str
+    dtype: str
+    description: str
+    tags: dict[str, str]
+    position: int
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """Fields every registry object has. `spec` is the user-defined content as JSON."""
+
+    project: str
+    name: str
+    description: str
+    owner: str
+    tags: dict[str, str]
+    created_at: datetime | None
+    updated_at: datetime | None
+    spec: dict[str, Any]
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class ProjectInfo(ObjectInfo):
+    pass
+
+
+@dataclass(frozen=True)
+class EntityInfo(ObjectInfo):
+    join_keys: list[str]
+    value_type: str
+
+
+@dataclass(frozen=True)
+class DataSourceInfo(ObjectInfo):
+    kind: str  # file, push, request, kafka, kinesis, bigquery, ...
+    location: str  # path, table, query or topic
+    timestamp_field: str
+    created_timestamp_column: str
+    batch_source: str  # for push/stream sources: the name of their batch source
+    request_schema: list[FeatureInfo]
+
+
+@dataclass(frozen=True)
+class MaterializationInterval:
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class FeatureViewInfo(ObjectInfo):
+    kind: str  # batch, stream, on_demand
+    features: list[FeatureInfo]
+    entities: list[str]
+    entity_columns: list[FeatureInfo]
+    ttl_seconds: int | None
+    batch_source: str
+    stream_source: str
+    source_views: list[str]  # on-demand views: the feature views they read
+    request_sources: list[str]  # on-demand views: the request sources they read
+    online: bool
+    offline: bool
+    enabled: bool
+    state: str
+    version: str
+    current_version_number: int | None
+    materialization_intervals: list[MaterializationInterval]
+    mode: str
+    udf_source: str
+
+
+@dataclass(frozen=True)
+class VectorEntry:
+    """One position of a feature service's vector: what the model sees at `index`."""
+
+    index: int
+    feature_view: str  # the view's real name
+    view_alias: str  # the alias of the projection, "" when none
+    feature: str
+    dtype: str
+
+    @property
+    def reference(self) -> str:
+        """The reference Feast uses online, `<alias or view>:<feature>`."""
+        return f"{self.view_alias or self.feature_view}:{self.feature}"
+
+
+@dataclass(frozen=True)
+class FeatureServiceInfo(ObjectInfo):
+    vector: list[VectorEntry]
+    views: list[str]
+
+
+@dataclass(frozen=True)
+class FeatureViewVersionInfo:
+    project: str
+    feature_view: str
+    version_number: int
+    view_type: str
+    created_at: datetime | None
+    description: str
+    version_id: str
+
+
+@dataclass
+class RegistrySnapshot:
+    """Everything a registry holds, as plain data. Lists keep registry order."""
+
+    location: RegistryLocation
+    fingerprint: str
+    projects: list[ProjectInfo] = field(default_factory=list)
+    entities: list[EntityInfo] = field(default_factory=list)
+    data_sources: list[DataSourceInfo] = field(default_factory=list)
+    feature_views: list[FeatureViewInfo] = field(default_factory=list)
+    feature_services: list[FeatureServiceInfo] = field(default_factory=list)
+    feature_view_versions: list[FeatureViewVersionInfo] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # objects the portal could not read, with why
+
+
+# --- Repos and their configuration --------------------------------------------------------------
+
+
+def governed_repos() -> list[RepoRef]:
+    """The repos named by FEAST_REPO_PATH, each with the YAML this profile uses."""
+    return [repo_ref(path) for path in settings.FEAST_REPO_PATHS]
+
+
+def repo_ref(path: Path, yaml_name: str | None = None) -> RepoRef:
+    """The RepoRef for a repo directory (FEAST_FS_YAML, else the profile's preferred YAML)."""
+    path = Path(path).resolve()
+    if yaml_name is None:
+        yaml_name = settings.FEAST_FS_YAML or ""
+    if not yaml_name:
+        candidates = ["feature_store.yaml"]
+        if settings.FEAST_USE_SERVICES_YAML:
+            candidates.insert(0, "feature_store.services.yaml")
+        yaml_name = next((c for c in candidates if (path / c).is_file()), "feature_store.yaml")
+    return RepoRef(path=path, yaml_path=path / yaml_name)
+
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def config_vars() -> dict[str, str]:
+    """Values for ${...} placeholders in feature_store YAML: the portal's derived ones, then the env."""
+    values = dict(os.environ)
+    values.update({k: v for k, v in settings.FEAST_CONFIG_VARS.items() if v})
+    return values
+
+
+def _raw_config(repo: RepoRef) -> dict[str, Any]:
+    try:
+        text = repo.yaml_path.read_text()
+    except FileNotFoundError:
+        raise FeastConfigInvalid(f"FEAST_REPO_PATH: {repo.yaml_path} does not exist") from None
+    except OSError as exc:
+        raise FeastConfigInvalid(f"FEAST_REPO_PATH: cannot read {repo.yaml_path}: {exc.strerror}") from None
+    values = config_vars()
+    missing = sorted({m for m in _PLACEHOLDER.findall(text) if not values.get(m)})
+    if missing:
+        raise FeastConfigInvalid(f"{repo.yaml_path.name} needs {', '.join(missing)}, which is not set")
+    text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise FeastConfigInvalid(f"{repo.yaml_path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not raw.get("project"):
+        raise FeastConfigInvalid(f"{repo.yaml_path} has no 'project'")
+    return raw
+
+
+def registry_location(repo: RepoRef) -> RegistryLocation:
+    """Where the repo's registry lives (file path or SQL URL), without touching it."""
+    raw = _raw_config(repo)
+    registry = raw.get("registry", "data/registry.db")
+    if isinstance(registry, str):
+        registry = {"path": registry}
+    if not isinstance(registry, dict) or not registry.get("path"):
+        raise FeastConfigInvalid(f"{repo.yaml_path}: registry has no path")
+    kind = str(registry.get("registry_type", "file"))
+    path = str(registry["path"])
+    if kind == "file" and "://" not in path and not Path(path).is_absolute():
+        path = str(repo.path / path)
+    return RegistryLocation(kind=kind, path=path, project=str(raw["project"]))
+
+
+def cli_env(repo: RepoRef) -> dict[str, str]:
+    """Environment for running the `feast` CLI on a repo: placeholders resolved, no portal secrets."""
+    env = {k: v for k, v in config_vars().items() if not k.startswith(("DJANGO_", "PORTAL_API"))}
+    env["FEAST_NO_PROGRESS"] = "1"
+    return env
+
+
+def run_cli(repo: RepoRef, args: Sequence[str], *, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    """Run the real `feast` CLI against a repo (apply, materialize-incremental, registry-dump, ...)."""
+    feast_bin = Path(sys.executable).with_name("feast")
+    command = [str(feast_bin), "-c", str(repo.path), "-f", str(repo.yaml_path), *args]
+    return subprocess.run(
+        command, env=cli_env(repo), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+# --- Reading a registry -------------------------------------------------------------------------
+
+_SQL_TABLES: list[tuple[str, str, str]] = [
+    # (table, name column, proto column)
+    ("projects", "project_name", "project_proto"),
+    ("entities", "entity_name", "entity_proto"),
+    ("data_sources", "data_source_name", "data_source_proto"),
+    ("feature_views", "feature_view_name", "feature_view_proto"),
+    ("stream_feature_views", "feature_view_name", "feature_view_proto"),
+    ("on_demand_feature_views", "feature_view_name", "feature_view_proto"),
+    ("feature_services", "feature_service_name", "feature_service_proto"),
+]
+_SQL_PROTOS: dict[str, type[Message]] = {
+    "projects": ProjectProto,
+    "entities": EntityProto,
+    "data_sources": DataSourceProto,
+    "feature_views": FeatureViewProto,
+    "stream_feature_views": StreamFeatureViewProto,
+    "on_demand_feature_views": OnDemandFeatureViewProto,
+    "feature_services": FeatureServiceProto,
+}
+
+_engines: dict[str, Any] = {}
+_engines_lock = threading.Lock()
+
+
+def _engine(url: str) -> Any:
+    from sqlalchemy import create_engine
+
+    with _engines_lock:
+        if url not in _engines:
+            connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+            _engines[url] = create_engine(url, pool_pre_ping=True, pool_size=2, connect_args=connect_args)
+        return _engines[url]
+
+
+def dispose_engines() -> None:
+    """Close pooled registry connections (tests, and before forking workers)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def _sql_error(location: RegistryLocation, exc: Exception) -> RegistryUnavailable:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return RegistryUnavailable(f"Feast SQL registry at {location.display} is unreachable: {first_line}")
+
+
+def _read_sql_rows(location: RegistryLocation) -> dict[str, list[tuple[str, str, bytes]]]:
+    """All proto rows, per table, as (project, name, proto bytes); read-only."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        engine = _engine(location.path)
+        with engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+            if "projects" not in present:
+                raise RegistryUnavailable(
+                    f"Feast SQL registry at {location.display} has no tables yet: run `feast apply` first"
+                )
+            rows: dict[str, list[tuple[str, str, bytes]]] = {}
+            for table, name_col, proto_col in _SQL_TABLES:
+                if table not in present:
+                    rows[table] = []
+                    continue
+                project_col = "project_id"
+                result = conn.execute(
+                    text(f"SELECT {project_col}, {name_col}, {proto_col} FROM {table} ORDER BY {project_col}, {name_col}")
+                )
+                rows[table] = [(r[0], r[1], bytes(r[2])) for r in result]
+            if "feature_view_version_history" in present:
+                result = conn.execute(
+                    text(
+                        "SELECT project_id, feature_view_name, version_number, feature_view_type, created_timestamp,"
+                        " description, version_id FROM feature_view_version_history"
+                        " ORDER BY project_id, feature_view_name, version_number"
+                    )
+                )
+                rows["feature_view_version_history"] = [tuple(r) for r in result]  # type: ignore[misc]
+            return rows
+    except SQLAlchemyError as exc:
+        raise _sql_error(location, exc) from exc
+
+
+def _sql_fingerprint(location: RegistryLocation) -> str:
+    """A digest that changes whenever any registry row changes. On PostgreSQL only md5s cross the wire."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not location.path.startswith("postgresql"):
+        return _digest_rows(_read_sql_rows(location))
+    digest = hashlib.sha256()
+    try:
+        with _engine(location.path).connect() as conn:
+            present = set(inspect(conn).get_table_names())
+            if "projects" not in present:
+                raise RegistryUnavailable(
+                    f"Feast SQL registry at {location.display} has no tables yet: run `feast apply` first"
+                )
+            parts = [
+                f"SELECT '{table}', project_id, {name_col}, md5({proto_col}) FROM {table}"
+                for table, name_col, proto_col in _SQL_TABLES
+                if table in present
+            ]
+            query = " UNION ALL ".join(parts) + " ORDER BY 1, 2, 3"
+            for row in conn.execute(text(query)):
+                digest.update("\x1f".join(str(v) for v in row).encode())
+                digest.update(b"\x1e")
+    except SQLAlchemyError as exc:
+        raise _sql_error(location, exc) from exc
+    return digest.hexdigest()
+
+
+def _digest_rows(rows: Mapping[str, Iterable[tuple[Any, ...]]]) -> str:
+    digest = hashlib.sha256()
+    for table, _, _ in _SQL_TABLES:
+        for project, name, blob in rows.get(table, []):
+            digest.update(f"{table}\x1f{project}\x1f{name}\x1f".encode())
+            digest.update(hashlib.md5(blob, usedforsecurity=False).hexdigest().encode())
+            digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+def _file_bytes(location: RegistryLocation, repo: RepoRef) -> bytes:
+    if "://" not in location.path:
+        try:
+            return Path(location.path).read_bytes()
+        except FileNotFoundError:
+            raise RegistryUnavailable(
+                f"Feast registry file {location.path} does not exist: run `feast apply` in {repo.path}"
+            ) from None
+        except OSError as exc:
+            raise RegistryUnavailable(f"Feast registry file {location.path}: {exc.strerror}") from None
+    # Remote file registries (s3://, gs://): Feast's own registry store does the I/O.
+    from feast.infra.registry.registry import get_registry_store_class_from_scheme
+    from feast.repo_config import RegistryConfig
+
+    try:
+        store_cls = get_registry_store_class_from_scheme(location.path)
+        store = store_cls(RegistryConfig(path=location.path), repo.path)
+        return bytes(store.get_registry_proto().SerializeToString())
+    except Exception as exc:  # noqa: BLE001 - any backend failure means "unavailable" to the caller
+        raise RegistryUnavailable(f"Feast registry at {location.path} is unreachable: {exc}") from exc
+
+
+def registry_fingerprint(repo: RepoRef) -> str:
+    """A cheap digest of the whole registry: equal digests mean nothing changed (not even materialization)."""
+    location = registry_location(repo)
+    if location.kind == "sql":
+        return "sql:" + _sql_fingerprint(location)
+    if location.kind == "file" and "://" not in location.path:
+        try:
+            with open(location.path, "rb") as handle:
+                return "file:" + hashlib.file_digest(handle, "sha256").hexdigest()
+        except FileNotFoundError:
+            raise RegistryUnavailable(
+                f"Feast registry file {location.path} does not exist: run `feast apply` in {repo.path}"
+            ) from None
+    return "file:" + hashlib.sha256(_file_bytes(location, repo)).hexdigest()
+
+
+def check_registry(repo: RepoRef) -> str:
+    """Readiness probe: raise unless the registry can be read; returns a short description."""
+    location = registry_location(repo)
+    registry_fingerprint(repo)
+    return f"{location.kind} registry {location.display}"
+
+
+def read_registry(repo: RepoRef) -> RegistrySnapshot:
+    """Read every object of the repo's registry (all projects it holds) as plain data."""
+    location = registry_location(repo)
+    if location.kind == "sql":
+        rows = _read_sql_rows(location)
+        proto = RegistryProto()
+        try:
+            for table, field_name in [
+                ("projects", "projects"),
+                ("entities", "entities"),
+                ("data_sources", "data_sources"),
+                ("feature_views", "feature_views"),
+                ("stream_feature_views", "stream_feature_views"),
+                ("on_demand_feature_views", "on_demand_feature_views"),
+                ("feature_services", "feature_services"),
+            ]:
+                container = getattr(proto, field_name)
+                for project, _name, blob in rows[table]:
+                    message = container.add()
+                    message.ParseFromString(blob)
+                    _set_project(message, project)
+        except DecodeError as exc:
+            raise RegistryCorrupt(f"Feast SQL registry at {location.display} holds an unreadable proto: {exc}") from exc
+        fingerprint = "sql:" + (
+            _sql_fingerprint(location) if location.path.startswith("postgresql") else _digest_rows(rows)
+        )
+        versions = [
+            FeatureViewVersionInfo(
+                project=r[0],
+                feature_view=r[1],
+                version_number=int(r[2]),
+                view_type=str(r[3]),
+                created_at=datetime.fromtimestamp(int(r[4]), tz=UTC) if r[4] else None,
+                description=str(r[5] or ""),
+                version_id=str(r[6]),
+            )
+            for r in rows.get("feature_view_version_history", [])
+        ]
+        return _snapshot_from_proto(proto, location, fingerprint, versions)
+    blob = _file_bytes(location, repo)
+    proto = RegistryProto()
+    try:
+        proto.ParseFromString(blob)
+    except DecodeError as exc:
+        raise RegistryCorrupt(f"Feast registry file {location.path} is corrupt: {exc}") from exc
+    fingerprint = "file:" + hashlib.sha256(blob).hexdigest()
+    versions = [_version_from_record(r) for r in proto.feature_view_version_history.records]
+    return _snapshot_from_proto(proto, location, fingerprint, versions)
+
+
+def registry_dump_json(repo: RepoRef) -> dict[str, Any]:
+    """The registry as `feast registry-dump` prints it (JSON of the registry proto), via the real CLI."""
+    import json
+
+    result = run_cli(repo, ["registry-dump"], timeout=300)
+    if result.returncode != 0:
+        raise RegistryUnavailable(f"feast registry-dump failed: {result.stderr.strip()[-500:]}")
+    start = result.stdout.find("{")
+    return dict(json.loads(result.stdout[start:]))
+
+
+# --- Proto -> plain data -------------------------------------------------------------------------
+
+_SOURCE_KINDS = {
+    "BATCH_FILE": "file",
+    "BATCH_SNOWFLAKE": "snowflake",
+    "BATCH_BIGQUERY": "bigquery",
+    "BATCH_REDSHIFT": "redshift",
+    "STREAM_KAFKA": "kafka",
+    "STREAM_KINESIS": "kinesis",
+    "CUSTOM_SOURCE": "custom",
+    "REQUEST_SOURCE": "request",
+    "PUSH_SOURCE": "push",
+    "BATCH_TRINO": "trino",
+    "BATCH_SPARK": "spark",
+    "BATCH_ATHENA": "athena",
+    "BATCH_ICEBERG": "iceberg",
+}
+
+# Feast ValueType enum name -> the type name users write in definitions (feast.types).
+_DTYPES = {
+    "INVALID": "Invalid",
+    "BYTES": "Bytes",
+    "STRING": "String",
+    "INT32": "Int32",
+    "INT64": "Int64",
+    "DOUBLE": "Float64",
+    "FLOAT": "Float32",
+    "BOOL": "Bool",
+    "UNIX_TIMESTAMP": "UnixTimestamp",
+    "NULL": "Null",
+    "MAP": "Map",
+    "JSON": "Json",
+    "STRUCT": "Struct",
+    "PDF_BYTES": "PdfBytes",
+    "IMAGE_BYTES": "ImageBytes",
+    "UUID": "Uuid",
+    "TIME_UUID": "TimeUuid",
+    "DECIMAL": "Decimal",
+}
+
+
+def dtype_name(value_type: int) -> str:
+    """Feast's type name for a ValueType enum value (Float32, Array(Int64), ...)."""
+    name = ValueType.Enum.Name(value_type)  # type: ignore[arg-type]
+    for suffix in ("_LIST", "_SET"):
+        if name.endswith(suffix):
+            inner = _DTYPES.get(name[: -len(suffix)], name[: -len(suffix)].title())
+            return f"{'Array' if suffix == '_LIST' else 'Set'}({inner})"
+    return _DTYPES.get(name, name.title())
+
+
+def dtype_value(name: str) -> int:
+    """The ValueType enum value for a type name (inverse of dtype_name)."""
+    for enum_name, number in ValueType.Enum.items():
+        if dtype_name(number) == name:
+            return int(number)
+    raise ValueError(f"unknown dtype {name!r}")
+
+
+def _ts(message: Any, field_name: str) -> datetime | None:
+    if not message.HasField(field_name):
+        return None
+    value = getattr(message, field_name)
+    if value.seconds == 0 and value.nanos == 0:
+        return None
+    return datetime.fromtimestamp(value.seconds + value.nanos / 1e9, tz=UTC)
+
+
+def _to_dict(message: Message) -> dict[str, Any]:
+    return dict(json_format.MessageToDict(message, preserving_proto_field_name=True))
+
+
+def _strip_volatile(message: Message) -> None:
+    """Clear what Feast rewrites without a user change: metadata of data sources embedded anywhere."""
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        if descriptor.is_repeated:
+            if descriptor.message_type.GetOptions().map_entry:
+                value_field = descriptor.message_type.fields_by_name["value"]
+                if value_field.message_type is not None:
+                    for item in value.values():
+                        _strip_volatile(item)
+                continue
+            for item in value:
+                _strip_volatile(item)
+        else:
+            _strip_volatile(value)
+    if isinstance(message, DataSourceProto):
+        message.ClearField("meta")
+        message.ClearField("project")
+
+
+def _content(spec: Message) -> tuple[dict[str, Any], str]:
+    """The normalized spec as JSON plus its content hash (deterministic serialization)."""
+    clean = type(spec)()
+    clean.CopyFrom(spec)
+    _strip_volatile(clean)
+    if "project" in clean.DESCRIPTOR.fields_by_name:
+        clean.ClearField("project")
+    digest = hashlib.sha256(clean.SerializeToString(deterministic=True)).hexdigest()
+    return _to_dict(clean), digest
+
+
+def _set_project(message: Message, project: str) -> None:
+    if "spec" in message.DESCRIPTOR.fields_by_name:
+        message.spec.project = project  # type: ignore[attr-defined]
+    else:
+        message.project = project  # type: ignore[attr-defined]
+
+
+def _features(specs: Iterable[Any]) -> list[FeatureInfo]:
+    return [
+        FeatureInfo(
+            name=f.name, dtype=dtype_name(f.value_type), description=f.description, tags=dict(f.tags), position=i
+        )
+        for i, f in enumerate(specs)
+    ]
+
+
+def _source_location(ds: DataSourceProto) -> str:
+    for option, attrs in [
+        ("file_options", ("uri",)),
+        ("bigquery_options", ("table", "query")),
+        ("redshift_options", ("table", "query")),
+        ("snowflake_options", ("table", "query")),
+        ("trino_options", ("table", "query")),
+        ("spark_options", ("table", "path", "query")),
+        ("athena_options", ("table", "query")),
+        ("kafka_options", ("topic",)),
+        ("kinesis_options", ("stream_name",)),
+    ]:
+        if ds.HasField(option):  # type: ignore[arg-type]
+            options = getattr(ds, option)
+            for attr in attrs:
+                value = getattr(options, attr, "")
+                if value:
+                    return str(value)
+    return ""
+
+
+def _data_source(ds: DataSourceProto, project: str) -> DataSourceInfo:
+    spec, digest = _content(ds)
+    kind = _SOURCE_KINDS.get(DataSourceProto.SourceType.Name(ds.type), "unknown")
+    return DataSourceInfo(
+        project=project,
+        name=ds.name,
+        description=ds.description,
+        owner=ds.owner,
+        tags=dict(ds.tags),
+        created_at=_ts(ds.meta, "created_timestamp") if ds.HasField("meta") else None,
+        updated_at=_ts(ds.meta, "last_updated_timestamp") if ds.HasField("meta") else None,
+        spec=spec,
+        content_hash=digest,
+        kind=kind,
+        location=_source_location(ds),
+        timestamp_field=ds.timestamp_field,
+        created_timestamp_column=ds.created_timestamp_column,
+        batch_source=ds.batch_source.name if ds.HasField("batch_source") else "",
+        request_schema=(
+            [
+                FeatureInfo(name=f.name, dtype=dtype_name(f.value_type), description=f.description, tags=dict(f.tags), position=i)
+                for i, f in enumerate(ds.request_data_options.schema)
+            ]
+            if ds.HasField("request_data_options")
+            else []
+        ),
+    )
+
+
+def _intervals(meta: Any) -> list[MaterializationInterval]:
+    out = []
+    for interval in meta.materialization_intervals:
+        start, end = _ts(interval, "start_time"), _ts(interval, "end_time")
+        if start and end:
+            out.append(MaterializationInterval(start=start, end=end))
+    return out
+
+
+def _feature_view(proto: Any, kind: str, project: str) -> FeatureViewInfo:
+    spec_msg, meta = proto.spec, proto.meta
+    spec, digest = _content(spec_msg)
+    source_views: list[str] = []
+    request_sources: list[str] = []
+    batch_source = stream_source = ""
+    if kind == "on_demand":
+        for source in spec_msg.sources.values():
+            which = source.WhichOneof("source")
+            if which == "feature_view":
+                source_views.append(source.feature_view.spec.name)
+            elif which == "feature_view_projection":
+                source_views.append(source.feature_view_projection.feature_view_name)
+            elif which == "request_data_source":
+                request_sources.append(source.request_data_source.name)
+        udf = spec_msg.feature_transformation.user_defined_function
+        udf_source = udf.body_text or spec_msg.user_defined_function.body_text
+    else:
+        batch_source = spec_msg.batch_source.name if spec_msg.HasField("batch_source") else ""
+        stream_source = spec_msg.stream_source.name if spec_msg.HasField("stream_source") else ""
+        source_views = [v.name for v in getattr(spec_msg, "source_views", [])]
+        udf_source = ""
+        if kind == "stream" and spec_msg.HasField("user_defined_function"):
+            udf_source = spec_msg.user_defined_function.body_text
+    ttl = spec_msg.ttl.seconds if kind != "on_demand" and spec_msg.HasField("ttl") else None
+    state = ""
+    if "state" in meta.DESCRIPTOR.fields_by_name:
+        enum = meta.DESCRIPTOR.fields_by_name["state"].enum_type
+        state = enum.values_by_number[meta.state].name if meta.state in enum.values_by_number else ""
+    return FeatureViewInfo(
+        project=project,
+        name=spec_msg.name,
+        description=spec_msg.description,
+        owner=spec_msg.owner,
+        tags=dict(spec_msg.tags),
+        created_at=_ts(meta, "created_timestamp"),
+        updated_at=_ts(meta, "last_updated_timestamp"),
+        spec=spec,
+        content_hash=digest,
+        kind=kind,
+        features=_features(spec_msg.features),
+        entities=[e for e in spec_msg.entities if e != "__dummy"],
+        entity_columns=_features(spec_msg.entity_columns),
+        ttl_seconds=ttl or None,
+        batch_source=batch_source,
+        stream_source=stream_source,
+        source_views=source_views,
+        request_sources=request_sources,
+        online=bool(getattr(spec_msg, "online", kind == "on_demand" and spec_msg.write_to_online_store)),
+        offline=bool(getattr(spec_msg, "offline", False)),
+        enabled=not bool(getattr(spec_msg, "disabled", False)),
+        state=state,
+        version=str(getattr(spec_msg, "version", "") or ""),
+        current_version_number=(
+            int(meta.current_version_number)
+            if "current_version_number" in meta.DESCRIPTOR.fields_by_name and meta.current_version_number
+            else None
+        ),
+        materialization_intervals=_intervals(meta) if "materialization_intervals" in meta.DESCRIPTOR.fields_by_name else [],
+        mode=str(getattr(spec_msg, "mode", "") or ""),
+        udf_source=udf_source,
+    )
+
+
+def _feature_service(proto: FeatureServiceProto, project: str) -> FeatureServiceInfo:
+    spec_msg = proto.spec
+    spec, digest = _content(spec_msg)
+    vector: list[VectorEntry] = []
+    views: list[str] = []
+    for projection in spec_msg.features:
+        views.append(projection.feature_view_name)
+        for column in projection.feature_columns:
+            vector.append(
+                VectorEntry(
+                    index=len(vector),
+                    feature_view=projection.feature_view_name,
+                    view_alias=projection.feature_view_name_alias,
+                    feature=column.name,
+                    dtype=dtype_name(column.value_type),
+                )
+            )
+    return FeatureServiceInfo(
+        project=project,
+        name=spec_msg.name,
+        description=spec_msg.description,
+        owner=spec_msg.owner,
+        tags=dict(spec_msg.tags),
+        created_at=_ts(proto.meta, "created_timestamp"),
+        updated_at=_ts(proto.meta, "last_updated_timestamp"),
+        spec=spec,
+        content_hash=digest,
+        vector=vector,
+        views=views,
+    )
+
+
+def _version_from_record(record: FeatureViewVersionRecord) -> FeatureViewVersionInfo:
+    return FeatureViewVersionInfo(
+        project=record.project_id,
+        feature_view=record.feature_view_name,
+        version_number=record.version_number,
+        view_type=record.feature_view_type,
+        created_at=_ts(record, "created_timestamp"),
+        description=record.description,
+        version_id=record.version_id,
+    )
+
+
+def _snapshot_from_proto(
+    proto: RegistryProto,
+    location: RegistryLocation,
+    fingerprint: str,
+    versions: list[FeatureViewVersionInfo],
+) -> RegistrySnapshot:
+    snap = RegistrySnapshot(location=location, fingerprint=fingerprint, feature_view_versions=versions)
+    project_names: list[str] = []
+    for p in proto.projects:
+        spec, digest = _content(p.spec)
+        project_names.append(p.spec.name)
+        snap.projects.append(
+            ProjectInfo(
+                project=p.spec.name,
+                name=p.spec.name,
+                description=p.spec.description,
+                owner=p.spec.owner,
+                tags=dict(p.spec.tags),
+                created_at=_ts(p.meta, "created_timestamp"),
+                updated_at=_ts(p.meta, "last_updated_timestamp"),
+                spec=spec,
+                content_hash=digest,
+            )
+        )
+    for e in proto.entities:
+        if e.spec.name == "__dummy":  # Feast's placeholder for entity-less views
+            continue
+        spec, digest = _content(e.spec)
+        snap.entities.append(
+            EntityInfo(
+                project=e.spec.project,
+                name=e.spec.name,
+                description=e.spec.description,
+                owner=e.spec.owner,
+                tags=dict(e.spec.tags),
+                created_at=_ts(e.meta, "created_timestamp"),
+                updated_at=_ts(e.meta, "last_updated_timestamp"),
+                spec=spec,
+                content_hash=digest,
+                join_keys=[e.spec.join_key] if e.spec.join_key else [],
+                value_type=dtype_name(e.spec.value_type),
+            )
+        )
+    seen_sources: set[tuple[str, str]] = set()
+    for ds in proto.data_sources:
+        snap.data_sources.append(_data_source(ds, ds.project))
+        seen_sources.add((ds.project, ds.name))
+    for kind, container in [
+        ("batch", proto.feature_views),
+        ("stream", proto.stream_feature_views),
+        ("on_demand", proto.on_demand_feature_views),
+    ]:
+        for fv in container:
+            try:
+                info = _feature_view(fv, kind, fv.spec.project)
+            except (ValueError, AttributeError, KeyError) as exc:
+                snap.skipped.append(f"{kind} feature view {fv.spec.project}/{fv.spec.name}: {exc}")
+                continue
+            snap.feature_views.append(info)
+            # Sources used only inline (not registered separately) still belong in the catalog.
+            for field_name in ("batch_source", "stream_source"):
+                if kind != "on_demand" and fv.spec.HasField(field_name):
+                    inline = getattr(fv.spec, field_name)
+                    if inline.name and (fv.spec.project, inline.name) not in seen_sources:
+                        seen_sources.add((fv.spec.project, inline.name))
+                        snap.data_sources.append(_data_source(inline, fv.spec.project))
+    for fs in proto.feature_services:
+        snap.feature_services.append(_feature_service(fs, fs.spec.project))
+    # A file registry written by an older Feast may lack the projects list: derive it.
+    known = set(project_names)
+    for obj in [*snap.entities, *snap.data_sources, *snap.feature_views, *snap.feature_services]:
+        if obj.project not in known:
+            known.add(obj.project)
+            snap.projects.append(
+                ProjectInfo(
+                    project=obj.project,
+                    name=obj.project,
+                    description="",
+                    owner="",
+                    tags={},
+                    created_at=None,
+                    updated_at=None,
+                    spec={"name": obj.project},
+                    content_hash=hashlib.sha256(obj.project.encode()).hexdigest(),
+                )
+            )
+    return snap

@@ -1,0 +1,1 @@
+"""The demo Feast repository governed by Feature Portal (employee attrition)."""

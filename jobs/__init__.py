@@ -1,0 +1,1 @@
+"""Background jobs: Celery tasks and the JobRun ledger."""
