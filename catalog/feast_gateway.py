@@ -23,26 +23,46 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from types import SimpleNamespace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from django.conf import settings
-from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
-from feast.protos.feast.core.Entity_pb2 import Entity as EntityProto
-from feast.protos.feast.core.FeatureService_pb2 import FeatureService as FeatureServiceProto
-from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
-from feast.protos.feast.core.FeatureViewVersion_pb2 import FeatureViewVersionRecord
-from feast.protos.feast.core.OnDemandFeatureView_pb2 import OnDemandFeatureView as OnDemandFeatureViewProto
-from feast.protos.feast.core.Project_pb2 import Project as ProjectProto
-from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
-from feast.protos.feast.core.StreamFeatureView_pb2 import StreamFeatureView as StreamFeatureViewProto
-from feast.protos.feast.types.Value_pb2 import ValueType
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError, Message
+
+if TYPE_CHECKING:
+    from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
+    from feast.protos.feast.core.FeatureService_pb2 import FeatureService as FeatureServiceProto
+    from feast.protos.feast.core.FeatureViewVersion_pb2 import FeatureViewVersionRecord
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+    from google.protobuf.message import Message
 
 from catalog.exceptions import FeastConfigInvalid, RegistryCorrupt, RegistryUnavailable
+
+@cache
+def _feast() -> SimpleNamespace:
+    """Feast's modules, imported on first use: `import feast` costs ~5 s (it loads every backend),
+    which commands that never read a registry (migrate, check) should not pay."""
+    from feast.protos.feast.core.DataSource_pb2 import DataSource
+    from feast.protos.feast.core.Entity_pb2 import Entity
+    from feast.protos.feast.core.FeatureService_pb2 import FeatureService
+    from feast.protos.feast.core.FeatureView_pb2 import FeatureView
+    from feast.protos.feast.core.OnDemandFeatureView_pb2 import OnDemandFeatureView
+    from feast.protos.feast.core.Project_pb2 import Project
+    from feast.protos.feast.core.Registry_pb2 import Registry
+    from feast.protos.feast.core.StreamFeatureView_pb2 import StreamFeatureView
+    from feast.protos.feast.types.Value_pb2 import ValueType
+    from google.protobuf import json_format
+    from google.protobuf.message import DecodeError
+
+    return SimpleNamespace(
+        DataSource=DataSource, Entity=Entity, FeatureService=FeatureService, FeatureView=FeatureView,
+        OnDemandFeatureView=OnDemandFeatureView, Project=Project, Registry=Registry,
+        StreamFeatureView=StreamFeatureView, ValueType=ValueType, json_format=json_format, DecodeError=DecodeError,
+    )
+
 
 # --- Plain data returned to the rest of the portal ----------------------------------------------
 
@@ -290,15 +310,6 @@ _SQL_TABLES: list[tuple[str, str, str]] = [
     ("on_demand_feature_views", "feature_view_name", "feature_view_proto"),
     ("feature_services", "feature_service_name", "feature_service_proto"),
 ]
-_SQL_PROTOS: dict[str, type[Message]] = {
-    "projects": ProjectProto,
-    "entities": EntityProto,
-    "data_sources": DataSourceProto,
-    "feature_views": FeatureViewProto,
-    "stream_feature_views": StreamFeatureViewProto,
-    "on_demand_feature_views": OnDemandFeatureViewProto,
-    "feature_services": FeatureServiceProto,
-}
 
 _engines: dict[str, Any] = {}
 _engines_lock = threading.Lock()
@@ -453,7 +464,7 @@ def read_registry(repo: RepoRef) -> RegistrySnapshot:
     location = registry_location(repo)
     if location.kind == "sql":
         rows = _read_sql_rows(location)
-        proto = RegistryProto()
+        proto = _feast().Registry()
         try:
             for table, field_name in [
                 ("projects", "projects"),
@@ -468,8 +479,9 @@ def read_registry(repo: RepoRef) -> RegistrySnapshot:
                 for project, _name, blob in rows[table]:
                     message = container.add()
                     message.ParseFromString(blob)
-                    _set_project(message, project)
-        except DecodeError as exc:
+                    if table != "projects":
+                        _set_project(message, project)
+        except _feast().DecodeError as exc:
             raise RegistryCorrupt(f"Feast SQL registry at {location.display} holds an unreadable proto: {exc}") from exc
         fingerprint = "sql:" + (
             _sql_fingerprint(location) if location.path.startswith("postgresql") else _digest_rows(rows)
@@ -488,10 +500,10 @@ def read_registry(repo: RepoRef) -> RegistrySnapshot:
         ]
         return _snapshot_from_proto(proto, location, fingerprint, versions)
     blob = _file_bytes(location, repo)
-    proto = RegistryProto()
+    proto = _feast().Registry()
     try:
         proto.ParseFromString(blob)
-    except DecodeError as exc:
+    except _feast().DecodeError as exc:
         raise RegistryCorrupt(f"Feast registry file {location.path} is corrupt: {exc}") from exc
     fingerprint = "file:" + hashlib.sha256(blob).hexdigest()
     versions = [_version_from_record(r) for r in proto.feature_view_version_history.records]
@@ -552,7 +564,7 @@ _DTYPES = {
 
 def dtype_name(value_type: int) -> str:
     """Feast's type name for a ValueType enum value (Float32, Array(Int64), ...)."""
-    name = ValueType.Enum.Name(value_type)  # type: ignore[arg-type]
+    name = _feast().ValueType.Enum.Name(value_type)  # type: ignore[arg-type]
     for suffix in ("_LIST", "_SET"):
         if name.endswith(suffix):
             inner = _DTYPES.get(name[: -len(suffix)], name[: -len(suffix)].title())
@@ -562,7 +574,7 @@ def dtype_name(value_type: int) -> str:
 
 def dtype_value(name: str) -> int:
     """The ValueType enum value for a type name (inverse of dtype_name)."""
-    for enum_name, number in ValueType.Enum.items():
+    for _enum_name, number in _feast().ValueType.Enum.items():
         if dtype_name(number) == name:
             return int(number)
     raise ValueError(f"unknown dtype {name!r}")
@@ -578,7 +590,7 @@ def _ts(message: Any, field_name: str) -> datetime | None:
 
 
 def _to_dict(message: Message) -> dict[str, Any]:
-    return dict(json_format.MessageToDict(message, preserving_proto_field_name=True))
+    return dict(_feast().json_format.MessageToDict(message, preserving_proto_field_name=True))
 
 
 def _strip_volatile(message: Message) -> None:
@@ -597,7 +609,7 @@ def _strip_volatile(message: Message) -> None:
                 _strip_volatile(item)
         else:
             _strip_volatile(value)
-    if isinstance(message, DataSourceProto):
+    if isinstance(message, _feast().DataSource):
         message.ClearField("meta")
         message.ClearField("project")
 
@@ -652,7 +664,7 @@ def _source_location(ds: DataSourceProto) -> str:
 
 def _data_source(ds: DataSourceProto, project: str) -> DataSourceInfo:
     spec, digest = _content(ds)
-    kind = _SOURCE_KINDS.get(DataSourceProto.SourceType.Name(ds.type), "unknown")
+    kind = _SOURCE_KINDS.get(_feast().DataSource.SourceType.Name(ds.type), "unknown")
     return DataSourceInfo(
         project=project,
         name=ds.name,

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "catalog",
     "jobs",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -128,8 +129,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long jobs: a worker takes one at a time
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", default=3300, minimum=10)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", default=3600, minimum=10)
 # With acks_late, an unacknowledged task is redelivered after the visibility timeout: it must
-# outlast the longest task, or a healthy long run would be started twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+# outlast the longest task, or a healthy long run would be started twice. (Redis only: the
+# SQLAlchemy transport of the quickstart passes its options to create_engine.)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600} if REDIS_URL else {}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -1,3 +1,17 @@
-from django.urls import path
+"""Top-level URLs."""
 
-urlpatterns: list = []
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from portal import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("jobs/", include("jobs.urls")),
+    path("", include("catalog.urls")),
+]

@@ -1,0 +1,35 @@
+"""Catalog models."""
+
+from catalog.models.audit import AuditEvent
+from catalog.models.history import ExpectedChange, ObjectVersion, SyncRun, SyncState
+from catalog.models.objects import (
+    CatalogObject,
+    DataSource,
+    Entity,
+    Feature,
+    FeatureService,
+    FeatureView,
+    LineageEdge,
+    ServiceFeature,
+)
+from catalog.models.projects import Project, Status, Team, TeamAlias
+
+__all__ = [
+    "AuditEvent",
+    "CatalogObject",
+    "DataSource",
+    "Entity",
+    "ExpectedChange",
+    "Feature",
+    "FeatureService",
+    "FeatureView",
+    "LineageEdge",
+    "ObjectVersion",
+    "Project",
+    "ServiceFeature",
+    "Status",
+    "SyncRun",
+    "SyncState",
+    "Team",
+    "TeamAlias",
+]

@@ -1,0 +1,65 @@
+"""Projects and teams."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db import models
+
+from catalog.models.base import TimestampedModel
+
+
+class Status(models.TextChoices):
+    """Lifecycle of a mirrored object."""
+
+    ACTIVE = "active", "Active"
+    DEPRECATED = "deprecated", "Deprecated"
+    REMOVED = "removed", "Removed"
+
+
+class Project(TimestampedModel):
+    """A Feast project, as found in one governed registry."""
+
+    name = models.CharField(max_length=255, unique=True)
+    repo_key = models.CharField(max_length=1024, help_text="The feature_store YAML the project is read from.")
+    registry = models.CharField(max_length=1024, blank=True, help_text="Registry location (password masked).")
+    description = models.TextField(blank=True)
+    owner = models.CharField(max_length=255, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    feast_created_at = models.DateTimeField(null=True, blank=True)
+    feast_updated_at = models.DateTimeField(null=True, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Team(TimestampedModel):
+    """An owning team, from Feast `owner` strings and the team tag (CATALOG_TEAM_TAG)."""
+
+    name = models.CharField(max_length=255, unique=True)
+    description = models.TextField(blank=True)
+    members = models.ManyToManyField(User, blank=True, related_name="teams")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamAlias(TimestampedModel):
+    """Maps an owner string (an email, an alias) onto a team. Edited by admins."""
+
+    alias = models.CharField(max_length=255, unique=True)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="aliases")
+
+    class Meta:
+        ordering = ["alias"]
+        verbose_name_plural = "team aliases"
+
+    def __str__(self) -> str:
+        return f"{self.alias} → {self.team}"

@@ -1,0 +1,1 @@
+"""Every write and state transition of the catalog."""

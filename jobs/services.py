@@ -1,0 +1,105 @@
+"""Job services: create the JobRun row, enqueue on commit, and move runs through their states."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from catalog.models import SyncRun
+from catalog.services.audit import audit_record
+from catalog.services.sync import LEASE
+from jobs.models import JobRun
+
+logger = logging.getLogger(__name__)
+
+# A running job whose heartbeat is older than this lost its worker (SIGKILL, OOM, node gone).
+STALE_AFTER = timedelta(seconds=45)
+
+
+def _enqueue(run: JobRun, task: Any, **kwargs: Any) -> None:
+    def send() -> None:
+        result = task.apply_async(kwargs={"job_run_id": run.pk, **kwargs})
+        JobRun.objects.filter(pk=run.pk, celery_task_id="").update(celery_task_id=result.id)
+
+    transaction.on_commit(send)
+
+
+@transaction.atomic
+def registry_sync_start(*, actor: Any, project: str | None = None, trigger: str = "button", force: bool = False) -> JobRun:
+    """Queue a registry sync (the sync-now button and API)."""
+    from jobs.tasks import registry_sync_task
+
+    run = JobRun(kind=JobRun.Kind.SYNC, params={"project": project, "force": force}, started_by=actor, trigger=trigger)
+    run.full_clean()
+    run.save()
+    audit_record(actor=actor, action="registry.sync_started", obj=run, after=run.params)
+    _enqueue(run, registry_sync_task, project=project, force=force, trigger=trigger)
+    return run
+
+
+def job_run_claim(*, job_run_id: int, celery_task_id: str) -> JobRun | None:
+    """QUEUED → RUNNING with a conditional UPDATE; None when another worker has it or it is finished."""
+    now = timezone.now()
+    claimed = JobRun.objects.filter(pk=job_run_id, status=JobRun.Status.QUEUED).update(
+        status=JobRun.Status.RUNNING, started_at=now, heartbeat_at=now, celery_task_id=celery_task_id
+    )
+    if not claimed:
+        return None
+    JobRun.objects.filter(pk=job_run_id).update(attempts=F("attempts") + 1)
+    return JobRun.objects.get(pk=job_run_id)
+
+
+def job_run_progress(*, run: JobRun, done: int, total: int, message: str = "") -> None:
+    """Record progress (and a heartbeat) for a running job."""
+    JobRun.objects.filter(pk=run.pk, status=JobRun.Status.RUNNING).update(
+        progress_done=done, progress_total=total, progress_message=message[:500], heartbeat_at=timezone.now()
+    )
+
+
+def job_run_finish(*, run: JobRun, status: str, result: dict[str, Any] | None = None, error: str = "") -> JobRun:
+    """RUNNING → a terminal state (conditional: a sweeper may already have failed it)."""
+    JobRun.objects.filter(pk=run.pk, status=JobRun.Status.RUNNING).update(
+        status=status, finished_at=timezone.now(), result=result or {}, error=error[:10000]
+    )
+    run.refresh_from_db()
+    audit_record(actor=None, action=f"job.{status}", obj=run, after={"kind": run.kind, "error": error[:500]}, job_run_id=run.pk)
+    return run
+
+
+def job_run_execute(*, job_run_id: int | None, kind: str, params: dict[str, Any], celery_task_id: str,
+                    body: Callable[[JobRun], dict[str, Any]], trigger: str = "schedule") -> JobRun | None:
+    """Run `body` inside the JobRun lifecycle. Scheduled runs (no job_run_id) get their row here."""
+    if job_run_id is None:
+        job_run_id = JobRun.objects.create(kind=kind, params=params, trigger=trigger).pk
+    run = job_run_claim(job_run_id=job_run_id, celery_task_id=celery_task_id)
+    if run is None:
+        logger.info("job run %s already claimed or finished; nothing to do", job_run_id)
+        return None
+    try:
+        result = body(run)
+    except Exception as exc:
+        job_run_finish(run=run, status=JobRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    failed = bool(result.pop("_failed", False))
+    return job_run_finish(
+        run=run, status=JobRun.Status.FAILED if failed else JobRun.Status.SUCCEEDED, result=result,
+        error=str(result.get("error", "")) if failed else "",
+    )
+
+
+def stale_runs_sweep() -> dict[str, int]:
+    """Fail job runs whose worker died (no heartbeat) and sync runs that outlived their lease."""
+    now = timezone.now()
+    jobs = JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER).update(
+        status=JobRun.Status.FAILED, finished_at=now, error="the worker stopped responding (no heartbeat); marked failed by the sweeper"
+    )
+    syncs = SyncRun.objects.filter(status=SyncRun.Status.RUNNING, started_at__lt=now - LEASE).update(
+        status=SyncRun.Status.FAILED, finished_at=now, error="the sync did not finish within its lease; marked failed by the sweeper"
+    )
+    return {"job_runs": jobs, "sync_runs": syncs}

@@ -1,0 +1,44 @@
+"""Celery tasks: thin interfaces over services. Arguments are JSON (ids and plain values)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+
+from catalog.services.sync import registry_sync
+from jobs import services
+from jobs.models import JobRun
+
+
+@shared_task(name="jobs.registry_sync", bind=True, acks_late=True, reject_on_worker_lost=True)
+def registry_sync_task(
+    self: Task, job_run_id: int | None = None, project: str | None = None, force: bool = False, trigger: str = "schedule"
+) -> None:
+    """Mirror the Feast registries into the catalog (idempotent: an unchanged registry is a no-op)."""
+
+    def body(run: JobRun) -> dict[str, Any]:
+        runs = registry_sync(project=project, trigger=run.trigger, actor=run.started_by, force=force)
+        result: dict[str, Any] = {
+            "sync_runs": [
+                {"id": r.pk, "repo": r.repo_key, "status": r.status, "added": r.added, "changed": r.changed,
+                 "removed": r.removed, "out_of_band": r.out_of_band, "error": r.error}
+                for r in runs
+            ]
+        }
+        failed = [r for r in runs if r.status == "failed"]
+        if failed:
+            result["_failed"] = True
+            result["error"] = "; ".join(r.error for r in failed)
+        return result
+
+    services.job_run_execute(
+        job_run_id=job_run_id, kind=JobRun.Kind.SYNC, params={"project": project, "force": force},
+        celery_task_id=self.request.id or "", body=body, trigger=trigger,
+    )
+
+
+@shared_task(name="jobs.sweep_stale_runs")
+def sweep_stale_runs_task() -> dict[str, int]:
+    """Mark runs whose worker died as failed, so nothing stays 'running' forever."""
+    return services.stale_runs_sweep()

@@ -1,0 +1,106 @@
+"""manage.py bootstrap_demo: make a fresh install usable. Safe to run again: it reuses what exists.
+
+1. Generate the demo data (demo repo only) if it is missing.
+2. `feast apply` each governed repo whose registry does not exist yet (later changes go through the portal).
+3. Create one demo user per role.
+4. Sync the catalog.
+5. Materialize views that were never materialized.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from catalog import feast_gateway
+from catalog.exceptions import RegistryUnavailable
+from catalog.models import FeatureView
+from catalog.permissions import ROLES
+from catalog.services.sync import registry_sync
+
+DEMO_USERS = [
+    ("viewer", ["viewer"]),
+    ("proposer", ["proposer"]),
+    ("approver", ["approver"]),
+    ("approver2", ["approver"]),
+    ("operator", ["operator"]),
+    ("admin", ["admin"]),
+]
+
+
+class Command(BaseCommand):
+    help = "Bootstrap the demo: data, feast apply, demo users, catalog sync, first materialization."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--employees", type=int, default=1000, help="demo data size (default 1000)")
+        parser.add_argument("--skip-materialize", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        demo_repo = (settings.BASE_DIR / "feature_repo").resolve()
+        for repo in feast_gateway.governed_repos():
+            if repo.path == demo_repo and not (repo.path / "data" / "employee_attrition.parquet").exists():
+                self._run([sys.executable, "-m", "feature_repo.generate", "--employees", str(options["employees"])],
+                          "generating demo data")
+            try:
+                feast_gateway.registry_fingerprint(repo)
+                self.stdout.write(f"registry of {repo.path.name} exists: not re-applying (changes go through the portal)")
+            except RegistryUnavailable:
+                self._feast(repo, ["apply"], f"feast apply ({repo.yaml_path.name})")
+        self._users()
+        for run in registry_sync(trigger="bootstrap"):
+            if run.status == "failed":
+                raise CommandError(f"catalog sync failed: {run.error}")
+            self.stdout.write(f"catalog sync: {run.status} (+{run.added} ~{run.changed} -{run.removed})")
+        if not options["skip_materialize"] and FeatureView.objects.filter(
+            online=True, last_materialized_end__isnull=True, subkind__in=["batch", "stream"]
+        ).exists():
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            for repo in feast_gateway.governed_repos():
+                self._feast(repo, ["materialize-incremental", now], "first materialization")
+            registry_sync(trigger="bootstrap")
+
+    def _run(self, command: list[str], what: str) -> None:
+        self.stdout.write(f"{what} ...")
+        result = subprocess.run(command, cwd=settings.BASE_DIR, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise CommandError(f"{what} failed:\n{result.stderr[-3000:]}")
+
+    def _feast(self, repo: feast_gateway.RepoRef, args: list[str], what: str) -> None:
+        self.stdout.write(f"{what} ...")
+        result = feast_gateway.run_cli(repo, args)
+        if result.returncode != 0:
+            raise CommandError(f"{what} failed:\n{result.stderr[-3000:]}")
+
+    def _users(self) -> None:
+        for role in ROLES:
+            Group.objects.get_or_create(name=role)
+        shared = os.environ.get("PORTAL_DEMO_PASSWORD", "")
+        created: list[tuple[str, str]] = []
+        for username, roles in DEMO_USERS:
+            if User.objects.filter(username=username).exists():
+                continue
+            password = shared or secrets.token_urlsafe(9)
+            user = User.objects.create_user(username=username, password=password, email=f"{username}@example.com",
+                                            is_staff=username == "admin", is_superuser=username == "admin")
+            user.groups.set(Group.objects.filter(name__in=roles))
+            created.append((username, password))
+        credentials = settings.VAR_DIR / "demo-credentials.txt"
+        if created:
+            settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+            lines = [f"{u:<10} {p}" for u, p in created]
+            with open(credentials, "a") as handle:
+                handle.write("\n".join(lines) + "\n")
+            credentials.chmod(0o600)
+            self.stdout.write("demo users (username / password) — shown once, also kept in var/demo-credentials.txt:")
+            for line in lines:
+                self.stdout.write(f"  {line}")
+        else:
+            self.stdout.write(f"demo users exist (passwords: {credentials} or PORTAL_DEMO_PASSWORD)")

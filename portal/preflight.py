@@ -1,0 +1,87 @@
+"""Configuration checks that print one clear line per problem, naming the setting (no tracebacks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from portal.env import DatabaseUrl
+
+
+@dataclass
+class Problem:
+    setting: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.setting}: {self.message}"
+
+
+def _pg_connect(url: DatabaseUrl, dbname: str):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(
+        dbname=dbname, user=url.user or None, password=url.password or None, host=url.host,
+        port=url.port or None, connect_timeout=5, autocommit=True,
+    )
+
+
+def ensure_postgres_database(setting: str, url: DatabaseUrl, *, create: bool) -> Problem | None:
+    """Check that a PostgreSQL database is reachable; create it when missing and `create` is set."""
+    import psycopg
+
+    try:
+        _pg_connect(url, url.name).close()
+        return None
+    except psycopg.OperationalError as exc:
+        text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if "does not exist" not in str(exc):
+            return Problem(setting, f"cannot connect to PostgreSQL at {url.host}:{url.port or 5432}: {text}")
+        if not create:
+            return Problem(setting, f"database {url.name!r} does not exist on {url.host}")
+    try:
+        with _pg_connect(url, "postgres") as conn:
+            conn.execute(f'CREATE DATABASE "{url.name}"')
+        return None
+    except psycopg.Error as exc:
+        return Problem(setting, f"database {url.name!r} does not exist and could not be created: {exc}")
+
+
+def check_configuration(*, create_databases: bool = False) -> list[Problem]:
+    """Database, registry database, broker and every governed Feast repo."""
+    from catalog import feast_gateway
+    from catalog.exceptions import PortalError
+    from portal.env import parse_database_url
+
+    problems: list[Problem] = []
+    db: DatabaseUrl = settings.DATABASE_URL
+    if db.engine == "postgresql":
+        problem = ensure_postgres_database("DATABASE_URL", db, create=create_databases)
+        if problem:
+            problems.append(problem)
+    else:
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    registry_url = settings.FEAST_REGISTRY_URL
+    if registry_url.startswith("postgresql"):
+        try:
+            reg = parse_database_url("FEAST_REGISTRY_URL", registry_url.replace("postgresql+psycopg", "postgresql"))
+        except Exception as exc:  # noqa: BLE001 - reported as a configuration problem
+            problems.append(Problem("FEAST_REGISTRY_URL", str(exc)))
+        else:
+            problem = ensure_postgres_database("FEAST_REGISTRY_URL", reg, create=create_databases)
+            if problem:
+                problems.append(problem)
+    if settings.REDIS_URL:
+        import redis
+
+        try:
+            redis.Redis.from_url(settings.REDIS_URL.url, socket_connect_timeout=3).ping()
+        except redis.RedisError as exc:
+            problems.append(Problem("REDIS_URL", f"cannot reach Redis at {settings.REDIS_URL.host}:{settings.REDIS_URL.port}: {exc}"))
+    for repo in feast_gateway.governed_repos():
+        try:
+            feast_gateway.registry_location(repo)
+        except PortalError as exc:
+            problems.append(Problem("FEAST_REPO_PATH", str(exc)))
+    return problems
