@@ -57,13 +57,15 @@ def generate_employees(n: int, years: int, end: datetime, rng: np.random.Generat
     snapshot_days = np.arange(0, window_days, SNAPSHOT_DAYS)
     # Per employee: snapshots between hire and leave (inclusive of the leaving snapshot).
     emp_idx, day = np.nonzero(
-        (snapshot_days[None, :] >= hire_day[:, None]) & (snapshot_days[None, :] <= leave_day[:, None])
+        (snapshot_days[None, :] >= hire_day[:, None]) & (snapshot_days[None, :] < leave_day[:, None])
     )
     day = snapshot_days[day]
-    # Everyone still employed also gets a fresh snapshot one day before `end` (inside the 7-day TTL).
-    active_idx = np.nonzero(~leaves)[0]
-    emp_idx = np.concatenate([emp_idx, active_idx])
-    day = np.concatenate([day, np.full(active_idx.size, window_days - 1)])
+    # Leavers get a final snapshot on their leaving day (is_active = 0); everyone still employed gets
+    # a fresh snapshot one day before `end`, inside the 7-day TTL.
+    leaver_idx = np.nonzero(leaves & (leave_day < window_days))[0]
+    active_idx = np.nonzero(~leaves | (leave_day >= window_days))[0]
+    emp_idx = np.concatenate([emp_idx, leaver_idx, active_idx])
+    day = np.concatenate([day, leave_day[leaver_idx], np.full(active_idx.size, window_days - 1)])
     rows = emp_idx.size
 
     left_now = leaves[emp_idx] & (day >= leave_day[emp_idx])

@@ -1,0 +1,167 @@
+"""Shared fixtures: real PostgreSQL, Redis, Feast and Celery (nothing is mocked).
+
+Registry isolation: once per worker, the demo repo and the rich repo are applied with the real
+`feast` CLI into a template database (one SQL registry, two projects) and the demo repo is
+materialized into the worker's Redis database. Each test that needs a registry gets a fresh clone
+(`CREATE DATABASE ... TEMPLATE ...`, ~0.2 s) so tests can change it freely.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+
+from catalog import feast_gateway
+from tests import environment as env
+
+ROOT = Path(__file__).resolve().parent.parent
+RICH_REPO_SRC = ROOT / "tests" / "repos" / "rich"
+
+
+def _admin_conn() -> psycopg.Connection[Any]:
+    return psycopg.connect(f"{env.PG}/postgres", autocommit=True)
+
+
+def _recreate_database(name: str, template: str | None = None) -> None:
+    feast_gateway.dispose_engines()
+    with _admin_conn() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+
+
+def run_feast(repo: feast_gateway.RepoRef, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real `feast` CLI on a repo; fails the test with Feast's stderr if it fails."""
+    result = feast_gateway.run_cli(repo, list(args), timeout=600)
+    assert result.returncode == 0, f"feast {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+def copy_rich_repo(dst: Path) -> Path:
+    """A copy of the rich test repo with its tiny data files."""
+    shutil.copytree(RICH_REPO_SRC, dst, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    subprocess.run([sys.executable, str(dst / "make_data.py"), str(dst / "data")], check=True, capture_output=True)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def rich_repo_dir() -> Path:
+    """The worker's copy of tests/repos/rich (read-only for tests; copy it to edit)."""
+    return copy_rich_repo(env.WORK / "rich")
+
+
+@pytest.fixture(scope="session")
+def registry_template(rich_repo_dir: Path) -> str:
+    """Template registry DB holding both projects, applied and materialized once per worker."""
+    redis.Redis.from_url(settings.REDIS_URL.url).flushdb()
+    _recreate_database(env.REGISTRY_DB)
+    demo = feast_gateway.repo_ref(env.DEMO_REPO)
+    rich = feast_gateway.repo_ref(rich_repo_dir)
+    run_feast(demo, "apply")
+    run_feast(rich, "apply")
+    run_feast(demo, "materialize-incremental", f"{env.DATA_END}T00:00:00")
+    _recreate_database(env.REGISTRY_TEMPLATE_DB, template=env.REGISTRY_DB)
+    return env.REGISTRY_TEMPLATE_DB
+
+
+@pytest.fixture
+def registry(registry_template: str) -> Iterator[str]:
+    """A fresh clone of the template registry for this test (the SQL registry URL)."""
+    _recreate_database(env.REGISTRY_DB, template=registry_template)
+    yield settings.FEAST_REGISTRY_URL
+    feast_gateway.dispose_engines()
+
+
+@pytest.fixture
+def demo_repo(registry: str) -> feast_gateway.RepoRef:
+    """The demo repo (employee_attrition), its registry freshly cloned."""
+    return feast_gateway.repo_ref(env.DEMO_REPO)
+
+
+@pytest.fixture
+def rich_repo(registry: str, rich_repo_dir: Path) -> feast_gateway.RepoRef:
+    """The rich repo (ride_sharing), sharing the demo's freshly cloned SQL registry."""
+    return feast_gateway.repo_ref(rich_repo_dir)
+
+
+@pytest.fixture
+def editable_demo_repo(registry: str, tmp_path: Path, settings: Any) -> feast_gateway.RepoRef:
+    """A copy of the demo repo's definitions that a test may edit and `feast apply`; governed by the portal."""
+    dst = tmp_path / "feature_repo"
+    shutil.copytree(env.DEMO_REPO, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    settings.FEAST_REPO_PATHS = [dst]
+    return feast_gateway.repo_ref(dst)
+
+
+# --- People (healthchecks' Alice/Bob/Charlie, as roles) ---------------------------------------------
+
+
+def _user(username: str, *roles: str, **extra: Any) -> User:
+    user = User.objects.create_user(username=username, password="correct horse battery", **extra)
+    for role in roles:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def viewer(db: None) -> User:
+    return _user("vera", "viewer")
+
+
+@pytest.fixture
+def proposer(db: None) -> User:
+    return _user("paul", "proposer")
+
+
+@pytest.fixture
+def approver(db: None) -> User:
+    return _user("ada", "approver")
+
+
+@pytest.fixture
+def operator(db: None) -> User:
+    return _user("otto", "operator")
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    return _user("root", "admin", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    """Signed in, but holds no role."""
+    return _user("olga")
+
+
+# --- A real Celery worker --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None) -> Iterator[Any]:
+    """A real Celery worker consuming the worker's Redis broker (threads pool, in this process)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from portal.celery import app
+
+    redis.Redis.from_url(settings.REDIS_URL.url).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30,
+                      queues=[settings.CELERY_TASK_DEFAULT_QUEUE]) as worker:
+        yield worker
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collected_static() -> None:
+    """Pages use the manifest static storage, as in production: collect once per worker."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", "--noinput", verbosity=0)

@@ -1,0 +1,60 @@
+"""Per-worker test environment, set before Django loads settings (loaded with `-p tests.environment`).
+
+Every pytest-xdist worker gets its own:
+- portal database: pytest-django creates test_feature_portal_<worker> from DATABASE_URL;
+- Feast SQL registry database: fp_registry_<worker> (cloned per test from a template, see conftest);
+- Redis database number: the Feast online store, the Celery broker and the cache of that worker;
+- copy of feature_repo/ with its own generated data, and a var/ directory.
+So parallel workers, and tests within a worker, never share state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+WORKER_INDEX = int(WORKER.removeprefix("gw") or 0) if WORKER.startswith("gw") else 0
+if WORKER_INDEX > 13:
+    raise RuntimeError("at most 14 test workers: each needs its own Redis database (1..15)")
+
+PG = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_DB = 1 + WORKER_INDEX
+REGISTRY_DB = f"fp_registry_{WORKER}"
+REGISTRY_TEMPLATE_DB = f"fp_registry_tmpl_{WORKER}"
+
+WORK = Path(tempfile.mkdtemp(prefix=f"feature-portal-tests-{WORKER}-"))
+DEMO_REPO = WORK / "feature_repo"
+DATA_END = "2026-11-20"  # fixed "now" of the generated data: test expectations are reproducible
+
+
+def _copy_repo(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("data", "__pycache__", "examples"))
+
+
+_copy_repo(ROOT / "feature_repo", DEMO_REPO)
+subprocess.run(
+    [sys.executable, "-m", "feature_repo.generate", "--employees", "300", "--years", "1", "--end", DATA_END,
+     "--out", str(DEMO_REPO / "data")],
+    cwd=ROOT, check=True, capture_output=True,
+)
+
+os.environ.update(
+    {
+        "DJANGO_SECRET_KEY": "test-secret-key-not-for-production",
+        "DATABASE_URL": f"{PG}/feature_portal",
+        "REDIS_URL": f"{REDIS}/{REDIS_DB}",
+        "FEAST_REGISTRY_URL": f"{PG.replace('postgresql://', 'postgresql+psycopg://')}/{REGISTRY_DB}",
+        "FEAST_REPO_PATH": str(DEMO_REPO),
+        "PORTAL_VAR_DIR": str(WORK / "var"),
+        "DJANGO_STATIC_ROOT": str(WORK / "static"),
+        "CELERY_QUEUE": f"portal-tests-{WORKER}",
+        "FEAST_NO_PROGRESS": "1",
+    }
+)

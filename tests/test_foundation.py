@@ -1,0 +1,193 @@
+"""Foundation: configuration errors, health endpoints, and real Feast apply/materialize/online reads."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from django.test import Client
+
+from catalog import feast_gateway
+from portal.celery import app as celery_app
+from tests import environment as env
+from tests.conftest import run_feast
+
+ROOT = Path(__file__).resolve().parent.parent
+V1_ORDER = ["tenure", "salary_band", "overtime", "promotion_stagnation", "career_velocity", "overall_satisfaction"]
+
+
+def run_manage(*args: str, overrides: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in drop}
+    environ.update(overrides or {})
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "overrides", "setting"),
+    [
+        ("migrate", {"DATABASE_URL": "postgresql://postgres@127.0.0.1:notaport/x"}, "DATABASE_URL"),
+        ("migrate", {"DATABASE_URL": "mysql://root@127.0.0.1/portal"}, "DATABASE_URL"),
+        ("migrate", {"DATABASE_URL": "postgresql:///nohost"}, "DATABASE_URL"),
+        ("preflight", {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/feature_portal"}, "DATABASE_URL"),
+        ("preflight", {"REDIS_URL": "redis://127.0.0.1:1/0"}, "REDIS_URL"),
+        ("preflight", {"REDIS_URL": "redis://127.0.0.1:6379/abc"}, "REDIS_URL"),
+        ("migrate", {"FEAST_REPO_PATH": "/nonexistent/feature_repo"}, "FEAST_REPO_PATH"),
+        ("migrate", {"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG"),
+        ("migrate", {"CATALOG_SYNC_INTERVAL_SECONDS": "often"}, "CATALOG_SYNC_INTERVAL_SECONDS"),
+    ],
+)
+def test_bad_configuration_prints_one_line_naming_the_setting(command: str, overrides: dict[str, str], setting: str) -> None:
+    # Everything else valid and reachable, so the one fault is the only line.
+    healthy = {"DATABASE_URL": f"{env.PG}/postgres", "FEAST_REGISTRY_URL": f"{env.PG}/postgres"}
+    result = run_manage(command, overrides={**healthy, **overrides})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("configuration error:")
+    assert setting in lines[0]
+
+
+def test_missing_secret_key_is_named() -> None:
+    result = run_manage("check", drop=("DJANGO_SECRET_KEY",))
+    assert result.returncode == 2
+    assert "DJANGO_SECRET_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_secret_key_can_come_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-kubernetes-secret-volume\n")
+    result = run_manage(
+        "shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)",
+        overrides={"DJANGO_SECRET_KEY_FILE": str(secret)}, drop=("DJANGO_SECRET_KEY",),
+    )
+    assert result.stdout.strip().endswith("from-a-kubernetes-secret-volume"), result.stderr
+
+
+def test_services_profile_derives_feast_settings_from_database_and_redis_urls() -> None:
+    result = run_manage(
+        "shell", "-c",
+        "from django.conf import settings as s; print(s.PORTAL_PROFILE, s.FEAST_REGISTRY_URL, s.FEAST_REDIS_CONNECTION_STRING)",
+        overrides={"DATABASE_URL": "postgresql://u:p@db.internal:5433/portal", "REDIS_URL": "redis://cache:6380/4"},
+        drop=("FEAST_REGISTRY_URL",),
+    )
+    profile, registry, redis_conn = result.stdout.split()[-3:]
+    assert profile == "services"
+    assert registry == "postgresql+psycopg://u:p@db.internal:5433/portal_feast_registry"
+    assert redis_conn == "cache:6380,db=4"
+
+
+@pytest.mark.django_db
+def test_healthz_answers_without_touching_any_dependency(client: Client, django_assert_num_queries: Any) -> None:
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_checks_database_broker_and_registry(client: Client, demo_repo: feast_gateway.RepoRef) -> None:
+    response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["failing"] == []
+    assert body["checks"]["database"]["detail"].startswith("postgresql")
+    assert "redis" in body["checks"]["broker"]["detail"]
+    assert body["checks"]["feast_registry"]["detail"].startswith("sql registry postgresql+psycopg://")
+
+
+@pytest.mark.django_db
+def test_readyz_names_the_registry_when_it_cannot_be_read(client: Client, settings: Any, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "feature_store.yaml").write_text("project: nowhere\nregistry: data/registry.db\nprovider: local\n")
+    settings.FEAST_REPO_PATHS = [repo]
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failing"] == ["feast_registry"]
+    assert "does not exist" in body["checks"]["feast_registry"]["error"]
+
+
+@pytest.mark.django_db
+def test_readyz_names_the_broker_when_it_is_down(client: Client, demo_repo: feast_gateway.RepoRef) -> None:
+    original = celery_app.conf.broker_url
+    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
+    try:
+        response = client.get("/readyz")
+    finally:
+        celery_app.conf.broker_url = original
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["broker"]
+
+
+def _expected_online_row(data_dir: Path, employee_id: int, end: str, ttl_days: int = 7) -> dict[str, Any]:
+    """What Feast should serve for one employee: the latest row inside the materialized window."""
+    frame = pd.read_parquet(data_dir / "employee_attrition.parquet")
+    end_ts = pd.Timestamp(end, tz="UTC")
+    rows = frame[(frame.employee_id == employee_id) & (frame.event_timestamp <= end_ts)
+                 & (frame.event_timestamp > end_ts - pd.Timedelta(days=ttl_days))]
+    return rows.sort_values("event_timestamp").iloc[-1].to_dict()
+
+
+def _active_employee(data_dir: Path) -> int:
+    frame = pd.read_parquet(data_dir / "employee_attrition.parquet")
+    latest = frame.sort_values("event_timestamp").drop_duplicates("employee_id", keep="last")
+    return int(latest[latest.is_active == 1].employee_id.iloc[3])
+
+
+@pytest.mark.django_db
+def test_services_profile_serves_attrition_model_v1_in_the_service_order(demo_repo: feast_gateway.RepoRef) -> None:
+    """feast apply + materialize-incremental ran (SQL registry, Redis); read back a known employee."""
+    assert feast_gateway.registry_location(demo_repo).kind == "sql"
+    employee = _active_employee(env.DEMO_REPO / "data")
+    expected = _expected_online_row(env.DEMO_REPO / "data", employee, env.DATA_END)
+    read = feast_gateway.online_read(demo_repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": employee}])
+    row = read.rows[0]
+    assert [v.feature for v in row] == V1_ORDER
+    assert [v.index for v in row] == list(range(6))
+    assert all(v.status == "PRESENT" for v in row)
+    assert [v.value for v in row] == pytest.approx([expected[name] for name in V1_ORDER], rel=1e-6)
+    # An unknown employee is NOT_FOUND for every position, in the same order.
+    missing = feast_gateway.online_read(demo_repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": 1}])
+    assert [(v.feature, v.status) for v in missing.rows[0]] == [(name, "NOT_FOUND") for name in V1_ORDER]
+
+
+def test_quickstart_profile_applies_materializes_and_serves(tmp_path: Path) -> None:
+    """The same feature_repo/ definitions on the file registry + SQLite online store."""
+    repo_dir = tmp_path / "feature_repo"
+    shutil.copytree(env.DEMO_REPO, repo_dir, ignore=shutil.ignore_patterns("__pycache__", "registry.db", "online_store.db"))
+    repo = feast_gateway.repo_ref(repo_dir, "feature_store.yaml")
+    run_feast(repo, "apply")
+    run_feast(repo, "materialize-incremental", f"{env.DATA_END}T00:00:00")
+    assert (repo_dir / "data" / "registry.db").exists() and (repo_dir / "data" / "online_store.db").exists()
+    employee = _active_employee(repo_dir / "data")
+    expected = _expected_online_row(repo_dir / "data", employee, env.DATA_END)
+    read = feast_gateway.online_read(repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": employee}])
+    assert [v.feature for v in read.rows[0]] == V1_ORDER
+    assert [v.value for v in read.rows[0]] == pytest.approx([expected[n] for n in V1_ORDER], rel=1e-6)
+    feast_gateway.reset_stores()
+
+
+def test_generator_is_deterministic_and_has_leavers(tmp_path: Path) -> None:
+    args = ["--employees", "200", "--years", "2", "--end", "2026-01-01"]
+    for out in ("a", "b"):
+        subprocess.run([sys.executable, "-m", "feature_repo.generate", *args, "--out", str(tmp_path / out)],
+                       cwd=ROOT, check=True, capture_output=True)
+    a = pd.read_parquet(tmp_path / "a" / "employee_attrition.parquet")
+    b = pd.read_parquet(tmp_path / "b" / "employee_attrition.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    assert a.employee_id.nunique() == 200
+    assert 0 < a.left_company.sum() < 200  # some, not all, leave
+    assert list(a.columns[:3]) == ["employee_id", "department_id", "event_timestamp"]
+    bad = subprocess.run([sys.executable, "-m", "feature_repo.generate", "--employees", "0"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "at least 1" in bad.stderr
