@@ -95,6 +95,31 @@ class RegistryLocation:
 
 
 @dataclass(frozen=True)
+class RegistrySource:
+    """One registry and the governed repos that point at it (a SQL registry can hold many projects)."""
+
+    location: RegistryLocation
+    repos: tuple[RepoRef, ...]
+
+    @property
+    def key(self) -> str:
+        """A stable identifier for the registry (password masked)."""
+        return f"{self.location.kind}:{self.location.display}"
+
+    @property
+    def repo(self) -> RepoRef:
+        """The repo whose configuration is used to read the registry."""
+        return self.repos[0]
+
+    def repo_for(self, project: str) -> RepoRef | None:
+        """The governed repo whose feature_store YAML names `project` (None: read-only project)."""
+        for repo in self.repos:
+            if registry_location(repo).project == project:
+                return repo
+        return None
+
+
+@dataclass(frozen=True)
 class FeatureInfo:
     name: str
     dtype: str
@@ -234,6 +259,18 @@ def repo_ref(path: Path, yaml_name: str | None = None) -> RepoRef:
             candidates.insert(0, "feature_store.services.yaml")
         yaml_name = next((c for c in candidates if (path / c).is_file()), "feature_store.yaml")
     return RepoRef(path=path, yaml_path=path / yaml_name)
+
+
+def governed_registries() -> list[RegistrySource]:
+    """The distinct registries behind the governed repos, each with the repos that use it."""
+    grouped: dict[tuple[str, str], list[RepoRef]] = {}
+    locations: dict[tuple[str, str], RegistryLocation] = {}
+    for repo in governed_repos():
+        location = registry_location(repo)
+        key = (location.kind, location.path)
+        grouped.setdefault(key, []).append(repo)
+        locations.setdefault(key, location)
+    return [RegistrySource(location=locations[k], repos=tuple(v)) for k, v in grouped.items()]
 
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -612,6 +649,11 @@ def _strip_volatile(message: Message) -> None:
     if isinstance(message, _feast().DataSource):
         message.ClearField("meta")
         message.ClearField("project")
+    elif message.DESCRIPTOR.name == "UserDefinedFunctionV2" or message.DESCRIPTOR.name == "UserDefinedFunction":
+        # The dill pickle of a UDF changes with re-serialization (and Python versions) even when the
+        # code does not; body_text, the source the user wrote, is the content.
+        if "body_text" in message.DESCRIPTOR.fields_by_name and message.body_text:  # type: ignore[attr-defined]
+            message.ClearField("body")
 
 
 def _content(spec: Message) -> tuple[dict[str, Any], str]:
@@ -740,7 +782,11 @@ def _feature_view(proto: Any, kind: str, project: str) -> FeatureViewInfo:
         spec=spec,
         content_hash=digest,
         kind=kind,
-        features=_features(spec_msg.features),
+        # Feast stores a stream view's entity column among its features too; a view's features are its
+        # non-entity fields (positions renumbered in declared order).
+        features=_features(
+            f for f in spec_msg.features if f.name not in {c.name for c in getattr(spec_msg, "entity_columns", [])}
+        ),
         entities=[e for e in spec_msg.entities if e != "__dummy"],
         entity_columns=_features(spec_msg.entity_columns),
         ttl_seconds=ttl or None,

@@ -21,7 +21,7 @@ def registry_sync_task(
         runs = registry_sync(project=project, trigger=run.trigger, actor=run.started_by, force=force)
         result: dict[str, Any] = {
             "sync_runs": [
-                {"id": r.pk, "repo": r.repo_key, "status": r.status, "added": r.added, "changed": r.changed,
+                {"id": r.pk, "registry": r.registry_key, "status": r.status, "added": r.added, "changed": r.changed,
                  "removed": r.removed, "out_of_band": r.out_of_band, "error": r.error}
                 for r in runs
             ]

@@ -60,25 +60,34 @@ def rich_repo_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def registry_template(rich_repo_dir: Path) -> str:
-    """Template registry DB holding both projects, applied and materialized once per worker."""
+def registry_template() -> str:
+    """Template registry DB with the demo project, applied and materialized once per worker."""
     redis.Redis.from_url(settings.REDIS_URL.url).flushdb()
     _recreate_database(env.REGISTRY_DB)
     demo = feast_gateway.repo_ref(env.DEMO_REPO)
-    rich = feast_gateway.repo_ref(rich_repo_dir)
     run_feast(demo, "apply")
-    run_feast(rich, "apply")
     run_feast(demo, "materialize-incremental", f"{env.DATA_END}T00:00:00")
     _recreate_database(env.REGISTRY_TEMPLATE_DB, template=env.REGISTRY_DB)
     return env.REGISTRY_TEMPLATE_DB
 
 
+@pytest.fixture(scope="session")
+def registry_template_two_projects(registry_template: str, rich_repo_dir: Path) -> str:
+    """Template registry DB holding two projects: the demo's and ride_sharing (one SQL registry)."""
+    _recreate_database(env.REGISTRY_DB, template=registry_template)
+    run_feast(feast_gateway.repo_ref(rich_repo_dir), "apply")
+    name = f"{env.REGISTRY_TEMPLATE_DB}_two"
+    _recreate_database(name, template=env.REGISTRY_DB)
+    return name
+
+
 @pytest.fixture
 def registry(registry_template: str) -> Iterator[str]:
-    """A fresh clone of the template registry for this test (the SQL registry URL)."""
+    """A fresh clone of the demo template registry for this test (the SQL registry URL)."""
     _recreate_database(env.REGISTRY_DB, template=registry_template)
     yield settings.FEAST_REGISTRY_URL
     feast_gateway.dispose_engines()
+    feast_gateway.reset_stores()
 
 
 @pytest.fixture
@@ -88,8 +97,9 @@ def demo_repo(registry: str) -> feast_gateway.RepoRef:
 
 
 @pytest.fixture
-def rich_repo(registry: str, rich_repo_dir: Path) -> feast_gateway.RepoRef:
-    """The rich repo (ride_sharing), sharing the demo's freshly cloned SQL registry."""
+def rich_repo(registry: str, registry_template_two_projects: str, rich_repo_dir: Path) -> feast_gateway.RepoRef:
+    """The rich repo (ride_sharing), in the same SQL registry as the demo project (fresh clone)."""
+    _recreate_database(env.REGISTRY_DB, template=registry_template_two_projects)
     return feast_gateway.repo_ref(rich_repo_dir)
 
 

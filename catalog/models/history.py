@@ -8,16 +8,16 @@ from catalog.models.objects import CatalogObject
 
 
 class SyncState(models.Model):
-    """One row per governed repo: the lease that keeps syncs from overlapping, and the last fingerprint."""
+    """One row per registry: the lease that keeps syncs from overlapping, and the last fingerprint."""
 
-    repo_key = models.CharField(max_length=1024, unique=True)
+    registry_key = models.CharField(max_length=1024, unique=True)
     fingerprint = models.CharField(max_length=128, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
     lock_token = models.CharField(max_length=64, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return self.repo_key
+        return self.registry_key
 
 
 class SyncRun(models.Model):
@@ -30,7 +30,7 @@ class SyncRun(models.Model):
         SKIPPED = "skipped", "Skipped (another sync running)"
         FAILED = "failed", "Failed"
 
-    repo_key = models.CharField(max_length=1024)
+    registry_key = models.CharField(max_length=1024)
     project_filter = models.CharField(max_length=255, blank=True)
     trigger = models.CharField(max_length=32, default="manual")  # manual, schedule, button, apply, api
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)

@@ -20,8 +20,10 @@ class Project(TimestampedModel):
     """A Feast project, as found in one governed registry."""
 
     name = models.CharField(max_length=255, unique=True)
-    repo_key = models.CharField(max_length=1024, help_text="The feature_store YAML the project is read from.")
-    registry = models.CharField(max_length=1024, blank=True, help_text="Registry location (password masked).")
+    registry_key = models.CharField(max_length=1024, db_index=True, help_text="The registry holding the project.")
+    repo_key = models.CharField(
+        max_length=1024, blank=True, help_text="The governed feature_store YAML naming this project (blank: read-only)."
+    )
     description = models.TextField(blank=True)
     owner = models.CharField(max_length=255, blank=True)
     tags = models.JSONField(default=dict, blank=True)

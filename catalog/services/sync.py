@@ -1,6 +1,6 @@
 """Registry sync: mirror a Feast registry into the catalog (NetBox's DataSource.sync() shape).
 
-1. Take a lease on the repo's SyncState row (conditional UPDATE): two syncs never overlap.
+1. Take a lease on the registry's SyncState row (conditional UPDATE): two syncs never overlap.
 2. Fingerprint the registry (cheap); unchanged since the last success means a no-op run.
 3. Read the registry (slow I/O, outside any transaction) and compute the plan in memory.
 4. Apply the plan in one transaction: bulk upsert by (project, kind, name), removals marked (never
@@ -200,15 +200,21 @@ class _Counts:
 
 def registry_sync(
     *,
-    repo: gateway.RepoRef | None = None,
+    source: gateway.RegistrySource | None = None,
     project: str | None = None,
     trigger: str = "manual",
     actor: Any = None,
     force: bool = False,
 ) -> list[SyncRun]:
-    """Sync every governed repo (or one), optionally one project only. Returns one SyncRun per repo."""
-    repos = [repo] if repo is not None else gateway.governed_repos()
-    return [_sync_repo(r, project=project, trigger=trigger, actor=actor, force=force) for r in repos]
+    """Sync every governed registry (or one), optionally one project only. Returns one SyncRun per registry."""
+    sources = [source] if source is not None else gateway.governed_registries()
+    if project is not None:
+        sources = [s for s in sources if _holds_project(s, project)] or sources[:1]
+    return [_sync_registry(s, project=project, trigger=trigger, actor=actor, force=force) for s in sources]
+
+
+def _holds_project(source: gateway.RegistrySource, project: str) -> bool:
+    return source.repo_for(project) is not None or Project.objects.filter(registry_key=source.key, name=project).exists()
 
 
 def _take_lease(state: SyncState, token: str) -> bool:
@@ -234,20 +240,22 @@ def _finish(run: SyncRun, status: str, started: float, **fields: Any) -> SyncRun
     return run
 
 
-def _sync_repo(repo: gateway.RepoRef, *, project: str | None, trigger: str, actor: Any, force: bool) -> SyncRun:
+def _sync_registry(
+    source: gateway.RegistrySource, *, project: str | None, trigger: str, actor: Any, force: bool
+) -> SyncRun:
     started = time.perf_counter()
-    state, _ = SyncState.objects.get_or_create(repo_key=repo.key)
-    run = SyncRun.objects.create(repo_key=repo.key, project_filter=project or "", trigger=trigger)
+    state, _ = SyncState.objects.get_or_create(registry_key=source.key)
+    run = SyncRun.objects.create(registry_key=source.key, project_filter=project or "", trigger=trigger)
     token = uuid.uuid4().hex
     if not _take_lease(state, token):
         return _finish(run, SyncRun.Status.SKIPPED, started, error="another sync of this registry is running")
     try:
-        fingerprint = gateway.registry_fingerprint(repo)
+        fingerprint = gateway.registry_fingerprint(source.repo)
         if not force and not project and fingerprint == state.fingerprint:
             SyncState.objects.filter(pk=state.pk).update(last_success_at=timezone.now())
             return _finish(run, SyncRun.Status.NOOP, started, fingerprint=fingerprint)
-        snapshot = gateway.read_registry(repo)
-        counts = _apply_snapshot(snapshot, repo=repo, project=project, run=run, actor=actor)
+        snapshot = gateway.read_registry(source.repo)
+        counts = _apply_snapshot(snapshot, source=source, project=project, run=run, actor=actor)
         if not project:
             SyncState.objects.filter(pk=state.pk).update(fingerprint=snapshot.fingerprint, last_success_at=timezone.now())
         status = SyncRun.Status.SUCCEEDED
@@ -264,10 +272,10 @@ def _sync_repo(repo: gateway.RepoRef, *, project: str | None, trigger: str, acto
             skipped_objects=snapshot.skipped,
         )
     except PortalError as exc:
-        logger.warning("registry sync of %s failed: %s", repo.key, exc)
+        logger.warning("registry sync of %s failed: %s", source.key, exc)
         return _finish(run, SyncRun.Status.FAILED, started, error=str(exc))
     except Exception as exc:
-        logger.exception("registry sync of %s failed unexpectedly", repo.key)
+        logger.exception("registry sync of %s failed unexpectedly", source.key)
         _finish(run, SyncRun.Status.FAILED, started, error=f"internal error: {type(exc).__name__}: {exc}")
         raise
     finally:
@@ -299,20 +307,24 @@ def _resolve_teams(desired: list[_Desired], projects: Iterable[gateway.ProjectIn
         d.values["team_id"] = team_id
 
 
-def _upsert_projects(snapshot: gateway.RegistrySnapshot, repo: gateway.RepoRef, only: str | None) -> dict[str, Project]:
+def _upsert_projects(
+    snapshot: gateway.RegistrySnapshot, source: gateway.RegistrySource, only: str | None
+) -> dict[str, Project]:
     wanted = [p for p in snapshot.projects if only is None or p.name == only]
     if only is not None and not wanted:
         raise UnknownProject(f"project {only!r} is not in the registry {snapshot.location.display}")
     names = [p.name for p in wanted]
     existing = {p.name: p for p in Project.objects.filter(name__in=names)}
     for p in existing.values():
-        if p.repo_key != repo.key and p.status != Status.REMOVED:
-            raise PortalError(f"project {p.name!r} is already governed from {p.repo_key}; project names must be unique")
+        if p.registry_key != source.key and p.status != Status.REMOVED:
+            raise PortalError(
+                f"project {p.name!r} is already mirrored from {p.registry_key}; project names must be unique"
+            )
     result: dict[str, Project] = {}
     for info in wanted:
         values = {
-            "repo_key": repo.key,
-            "registry": snapshot.location.display,
+            "registry_key": source.key,
+            "repo_key": repo.key if (repo := source.repo_for(info.name)) else "",
             "description": info.description,
             "owner": info.owner,
             "tags": info.tags,
@@ -333,7 +345,7 @@ def _upsert_projects(snapshot: gateway.RegistrySnapshot, repo: gateway.RepoRef, 
         result[info.name] = project
     if only is None:
         # Projects this registry held before but no longer does.
-        Project.objects.filter(repo_key=repo.key).exclude(name__in=names).exclude(status=Status.REMOVED).update(
+        Project.objects.filter(registry_key=source.key).exclude(name__in=names).exclude(status=Status.REMOVED).update(
             status=Status.REMOVED, updated_at=timezone.now()
         )
     return result
@@ -351,15 +363,15 @@ def _expected(keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str]
 
 
 def _apply_snapshot(
-    snapshot: gateway.RegistrySnapshot, *, repo: gateway.RepoRef, project: str | None, run: SyncRun, actor: Any
+    snapshot: gateway.RegistrySnapshot, *, source: gateway.RegistrySource, project: str | None, run: SyncRun, actor: Any
 ) -> _Counts:
     desired = [d for d in _desired(snapshot) if project is None or d.project == project]
     now = timezone.now()
     counts = _Counts()
     with transaction.atomic():
-        projects = _upsert_projects(snapshot, repo, project)
+        projects = _upsert_projects(snapshot, source, project)
         _resolve_teams(desired, [p for p in snapshot.projects if p.name in projects])
-        scope = Project.objects.filter(repo_key=repo.key)
+        scope = Project.objects.filter(registry_key=source.key)
         if project is not None:
             scope = scope.filter(name=project)
         existing_rows = list(

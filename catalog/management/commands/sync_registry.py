@@ -21,7 +21,7 @@ class Command(BaseCommand):
         failed = False
         for run in runs:
             line = (
-                f"{run.repo_key}: {run.status} in {run.duration_ms} ms — added {run.added}, changed {run.changed},"
+                f"{run.registry_key}: {run.status} in {run.duration_ms} ms — added {run.added}, changed {run.changed},"
                 f" removed {run.removed}, unchanged {run.unchanged}, out-of-band {run.out_of_band}"
             )
             if run.error:

@@ -1,0 +1,388 @@
+"""The registry sync: a faithful, incremental mirror of real Feast registries."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from catalog import feast_gateway
+from catalog.models import (
+    AuditEvent,
+    CatalogObject,
+    ExpectedChange,
+    Feature,
+    LineageEdge,
+    ObjectVersion,
+    Project,
+    ServiceFeature,
+    SyncRun,
+    SyncState,
+)
+from catalog.services.sync import registry_sync
+from tests import environment as env
+from tests.conftest import run_feast
+
+pytestmark = pytest.mark.django_db
+
+# Feast's ValueType enum names, as registry-dump prints them -> the type names users write.
+DTYPES = {"FLOAT": "Float32", "DOUBLE": "Float64", "INT64": "Int64", "INT32": "Int32", "STRING": "String", "BOOL": "Bool"}
+SOURCE_TYPES = {"BATCH_FILE": "file", "PUSH_SOURCE": "push", "REQUEST_SOURCE": "request", "STREAM_KAFKA": "kafka"}
+
+
+def sync_one(**kwargs: Any) -> SyncRun:
+    runs = registry_sync(**kwargs)
+    assert len(runs) == 1
+    return runs[0]
+
+
+def obj(project: str, kind: str, name: str) -> CatalogObject:
+    return CatalogObject.objects.get(project__name=project, kind=kind, name=name)
+
+
+def _features_of(o: CatalogObject) -> list[tuple[str, str, str, dict[str, str]]]:
+    return [
+        (f.name, f.dtype, f.description, f.tags)
+        for f in o.features.filter(status="active").order_by("position")
+    ]
+
+
+def assert_mirrors_registry_dump(dump: dict[str, Any], project: str) -> int:
+    """Every object, field, dtype, owner, tag, description and service order equals the dump's."""
+    checked = 0
+    for e in dump.get("entities", []):
+        spec = e["spec"]
+        if spec["name"] == "__dummy":
+            continue
+        o = obj(project, "entity", spec["name"])
+        assert (o.description, o.owner, o.tags) == (spec.get("description", ""), spec.get("owner", ""), spec.get("tags", {}))
+        assert o.join_keys == [spec["joinKey"]]
+        assert o.value_type == DTYPES[spec["valueType"]]
+        checked += 1
+    for ds in dump.get("dataSources", []):
+        o = obj(project, "data_source", ds["name"])
+        assert (o.description, o.owner, o.tags) == (ds.get("description", ""), ds.get("owner", ""), ds.get("tags", {}))
+        assert o.subkind == SOURCE_TYPES[ds["type"]]
+        assert o.timestamp_field == ds.get("timestampField", "")
+        location = ds.get("fileOptions", {}).get("uri") or ds.get("kafkaOptions", {}).get("topic", "")
+        assert o.location == location
+        if ds["type"] == "REQUEST_SOURCE":
+            schema = ds["requestDataOptions"]["schema"]
+            assert _features_of(o) == [(f["name"], DTYPES[f["valueType"]], "", {}) for f in schema]
+        checked += 1
+    for key, kind in [("featureViews", "batch"), ("streamFeatureViews", "stream"), ("onDemandFeatureViews", "on_demand")]:
+        for fv in dump.get(key, []):
+            spec = fv["spec"]
+            o = obj(project, "feature_view", spec["name"])
+            assert o.subkind == kind
+            assert (o.description, o.owner, o.tags) == (spec.get("description", ""), spec.get("owner", ""), spec.get("tags", {}))
+            entity_columns = {c["name"] for c in spec.get("entityColumns", [])}
+            assert _features_of(o) == [
+                (f["name"], DTYPES[f["valueType"]], f.get("description", ""), f.get("tags", {}))
+                for f in spec["features"]
+                if f["name"] not in entity_columns  # Feast lists a stream view's entity column as a feature too
+            ]
+            if kind != "on_demand":
+                assert o.entity_names == [e for e in spec.get("entities", []) if e != "__dummy"]
+                assert o.ttl_seconds == int(spec["ttl"].rstrip("s")) if spec.get("ttl") else o.ttl_seconds is None
+                assert o.batch_source_name == spec.get("batchSource", {}).get("name", "")
+            checked += 1
+    for fs in dump.get("featureServices", []):
+        spec = fs["spec"]
+        o = obj(project, "feature_service", spec["name"])
+        assert (o.description, o.owner, o.tags) == (spec.get("description", ""), spec.get("owner", ""), spec.get("tags", {}))
+        expected_vector = [
+            (p.get("featureViewNameAlias") or p["featureViewName"], c["name"], DTYPES[c["valueType"]])
+            for p in spec["features"]
+            for c in p["featureColumns"]
+        ]
+        actual = [(v.view_alias or v.view_name, v.feature_name, v.dtype) for v in o.vector.order_by("index")]
+        assert actual == expected_vector
+        assert list(o.vector.order_by("index").values_list("index", flat=True)) == list(range(len(expected_vector)))
+        checked += 1
+    # Nothing extra in the catalog either.
+    assert CatalogObject.objects.filter(project__name=project).exclude(status="removed").count() == checked
+    return checked
+
+
+def test_sync_mirrors_both_projects_of_one_registry_field_by_field(
+    demo_repo: feast_gateway.RepoRef, rich_repo: feast_gateway.RepoRef, settings: Any
+) -> None:
+    settings.FEAST_REPO_PATHS = [demo_repo.path, rich_repo.path]
+    registries = feast_gateway.governed_registries()
+    assert len(registries) == 1 and len(registries[0].repos) == 2  # two YAMLs, one SQL registry
+    run = sync_one(trigger="test")
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert set(Project.objects.values_list("name", flat=True)) == {"employee_attrition", "ride_sharing"}
+    assert Project.objects.get(name="ride_sharing").repo_key == str(rich_repo.yaml_path)
+    assert assert_mirrors_registry_dump(feast_gateway.registry_dump_json(demo_repo), "employee_attrition") == 13
+    assert assert_mirrors_registry_dump(feast_gateway.registry_dump_json(rich_repo), "ride_sharing") >= 17
+    # The aliased, sub-selected service: positions 0..n-1 across its projections.
+    v2 = obj("ride_sharing", "feature_service", "driver_ranking_v2")
+    assert [v.reference for v in v2.vector.order_by("index")] == [
+        "rider_profile:rating", "dhs:avg_daily_trips", "dhs:conv_rate",
+        "trip_pricing:expected_fare", "trip_pricing:driver_quality",
+    ]
+    assert v2.vector.get(index=1).view == obj("ride_sharing", "feature_view", "driver_hourly_stats")
+    # Owners and teams: the `team` tag wins; objects without one fall back to their owner string.
+    assert obj("ride_sharing", "entity", "rider").team.name == "growth"
+    assert obj("ride_sharing", "data_source", "driver_events").subkind == "kafka"
+    assert obj("ride_sharing", "feature_view", "driver_event_counts").subkind == "stream"
+    assert obj("employee_attrition", "feature_view", "employee_features").feast_state == "AVAILABLE_ONLINE"
+    assert obj("employee_attrition", "feature_view", "employee_features").materialization_intervals
+
+
+def test_lineage_edges_follow_the_definitions(rich_repo: feast_gateway.RepoRef, settings: Any) -> None:
+    settings.FEAST_REPO_PATHS = [rich_repo.path]
+    assert sync_one().status == SyncRun.Status.SUCCEEDED
+    edges = {
+        (e.upstream.name, e.downstream.name, e.kind)
+        for e in LineageEdge.objects.filter(project__name="ride_sharing").select_related("upstream", "downstream")
+    }
+    assert ("driver_stats", "driver_hourly_stats", "source_view") in edges
+    assert ("driver", "driver_hourly_stats", "entity_view") in edges
+    assert ("city", "driver_city_stats", "entity_view") in edges
+    assert ("driver_stats_push", "driver_realtime", "source_view") in edges
+    assert ("driver_stats", "driver_stats_push", "source_source") in edges
+    assert ("driver_events", "driver_event_counts", "source_view") in edges
+    assert ("driver_hourly_stats", "trip_pricing", "view_view") in edges
+    assert ("trip_request", "trip_pricing", "request_view") in edges
+    assert ("driver_hourly_stats", "driver_ranking_v2", "view_service") in edges
+    assert ("trip_pricing", "pricing", "view_service") in edges
+
+
+def test_first_sync_is_a_baseline_and_an_unchanged_registry_is_a_noop(demo_repo: feast_gateway.RepoRef) -> None:
+    first = sync_one()
+    assert (first.status, first.added, first.out_of_band) == (SyncRun.Status.SUCCEEDED, 13, 0)
+    assert not AuditEvent.objects.filter(action="catalog.out_of_band_change_detected").exists()
+    assert ObjectVersion.objects.filter(change="added").count() == 13
+    second = sync_one()
+    assert second.status == SyncRun.Status.NOOP
+    assert (second.added, second.changed, second.removed) == (0, 0, 0)
+    assert ObjectVersion.objects.count() == 13
+    forced = sync_one(force=True)
+    assert (forced.status, forced.unchanged, forced.changed) == (SyncRun.Status.SUCCEEDED, 13, 0)
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_a_changed_definition_is_recorded_exactly_and_flagged_out_of_band(editable_demo_repo: feast_gateway.RepoRef) -> None:
+    assert sync_one().status == SyncRun.Status.SUCCEEDED
+    features = editable_demo_repo.path / "features.py"
+    _edit(features, 'description="Core attrition signals per employee, refreshed monthly by HR."',
+          'description="Core attrition signals per employee."')
+    _edit(features, "ttl=timedelta(days=45)", "ttl=timedelta(days=30)")
+    run_feast(editable_demo_repo, "apply")
+
+    run = sync_one()
+    assert (run.status, run.added, run.changed, run.removed) == (SyncRun.Status.SUCCEEDED, 0, 2, 0)
+    assert run.out_of_band == 2
+    view = obj("employee_attrition", "feature_view", "employee_features")
+    latest = view.versions.get(version=2)
+    assert latest.changes == [
+        {"path": "description", "change": "changed",
+         "before": "Core attrition signals per employee, refreshed monthly by HR.",
+         "after": "Core attrition signals per employee."}
+    ]
+    assert latest.out_of_band and latest.change == ObjectVersion.Change.CHANGED
+    dept = obj("employee_attrition", "feature_view", "department_features")
+    assert dept.ttl_seconds == 30 * 86400
+    assert dept.versions.get(version=2).changes == [
+        {"path": "ttl", "change": "changed", "before": "3888000s", "after": "2592000s"}
+    ]
+    # Nothing else moved.
+    assert CatalogObject.objects.filter(version=1).count() == 11
+    events = AuditEvent.objects.filter(action="catalog.out_of_band_change_detected")
+    assert sorted(events.values_list("object_repr", flat=True)) == [
+        "employee_attrition/department_features", "employee_attrition/employee_features"
+    ]
+    assert AuditEvent.objects.get(action="registry.synced", object_id=str(run.pk)).after["changed"] == 2
+
+
+def test_a_removed_field_is_kept_as_removed_and_services_follow(editable_demo_repo: feast_gateway.RepoRef) -> None:
+    sync_one()
+    features = editable_demo_repo.path / "features.py"
+    _edit(features, '        Field(name="career_velocity", dtype=Float32, description="Promotions per year of tenure."),\n', "")
+    run_feast(editable_demo_repo, "apply")
+    run = sync_one()
+    # The view, attrition_model_v1 (its vector lost a position) and the on-demand view reading it.
+    assert run.changed == 3
+    odfv = obj("employee_attrition", "feature_view", "employee_risk_signals").versions.get(version=2)
+    assert [(c["path"], c["change"]) for c in odfv.changes] == [
+        ("sources.employee_features.feature_view_projection.feature_columns[career_velocity]", "removed")
+    ]
+    view = obj("employee_attrition", "feature_view", "employee_features")
+    change = view.versions.get(version=2).changes
+    assert [c["path"] for c in change] == ["features[career_velocity]"]
+    assert change[0]["change"] == "removed"
+    assert Feature.objects.get(view=view, name="career_velocity").status == "removed"
+    assert [f.name for f in view.features.filter(status="active")] == [
+        "tenure", "salary_band", "overtime", "promotion_stagnation", "overall_satisfaction"
+    ]
+    v1 = obj("employee_attrition", "feature_service", "attrition_model_v1")
+    assert list(v1.vector.order_by("index").values_list("index", "feature_name")) == [
+        (0, "tenure"), (1, "salary_band"), (2, "overtime"), (3, "promotion_stagnation"), (4, "overall_satisfaction")
+    ]
+
+
+def test_a_deleted_object_is_kept_as_removed_with_its_history_and_can_come_back(
+    editable_demo_repo: feast_gateway.RepoRef,
+) -> None:
+    sync_one()
+    features = editable_demo_repo.path / "features.py"
+    original = features.read_text()
+    start = original.index("attrition_model_v2 = FeatureService(")
+    features.write_text(original[:start])
+    run_feast(editable_demo_repo, "apply")  # feast apply deletes what the repo no longer defines
+    run = sync_one()
+    assert run.removed == 1
+    v2 = obj("employee_attrition", "feature_service", "attrition_model_v2")
+    assert v2.status == "removed" and v2.removed_at is not None
+    assert list(v2.versions.values_list("version", "change")) == [(2, "removed"), (1, "added")]
+    assert ServiceFeature.objects.filter(service=v2).count() == 7  # its last vector is still browsable
+
+    features.write_text(original)
+    run_feast(editable_demo_repo, "apply")
+    run = sync_one()
+    v2.refresh_from_db()
+    assert (v2.status, v2.version) == ("active", 3)
+    assert v2.versions.get(version=3).change == "restored"
+
+
+def test_materialization_moves_timestamps_but_is_not_a_change(demo_repo: feast_gateway.RepoRef) -> None:
+    sync_one()
+    before = obj("employee_attrition", "feature_view", "employee_features").last_materialized_end
+    run_feast(demo_repo, "materialize-incremental", f"{env.DATA_END}T12:00:00")
+    run = sync_one()
+    assert run.status == SyncRun.Status.SUCCEEDED  # the fingerprint moved ...
+    assert (run.changed, run.out_of_band) == (0, 0)  # ... but no content did
+    after = obj("employee_attrition", "feature_view", "employee_features")
+    assert after.last_materialized_end > before
+    assert after.version == 1
+
+
+def test_changes_the_portal_applied_itself_are_not_out_of_band(editable_demo_repo: feast_gateway.RepoRef) -> None:
+    sync_one()
+    _edit(editable_demo_repo.path / "features.py", "ttl=timedelta(days=45)", "ttl=timedelta(days=31)")
+    run_feast(editable_demo_repo, "apply")
+    new_hash = next(
+        v.content_hash for v in feast_gateway.read_registry(editable_demo_repo).feature_views if v.name == "department_features"
+    )
+    ExpectedChange.objects.create(project_name="employee_attrition", kind="feature_view", name="department_features",
+                                  content_hash=new_hash, source="change-request:1")
+    run = sync_one()
+    assert (run.changed, run.out_of_band) == (1, 0)
+    assert not obj("employee_attrition", "feature_view", "department_features").versions.get(version=2).out_of_band
+    assert ExpectedChange.objects.get().consumed_at is not None
+
+
+def test_a_sync_holding_the_lease_makes_another_skip(demo_repo: feast_gateway.RepoRef) -> None:
+    source = feast_gateway.governed_registries()[0]
+    SyncState.objects.create(registry_key=source.key, locked_until=timezone.now() + timedelta(minutes=5), lock_token="x")
+    run = sync_one()
+    assert run.status == SyncRun.Status.SKIPPED
+    assert not CatalogObject.objects.exists()
+    SyncState.objects.update(locked_until=timezone.now() - timedelta(seconds=1))  # an expired lease is taken over
+    assert sync_one().status == SyncRun.Status.SUCCEEDED
+    assert SyncState.objects.get().locked_until is None  # released
+
+
+def test_sync_of_one_project_leaves_the_others_alone(demo_repo: feast_gateway.RepoRef, rich_repo: feast_gateway.RepoRef,
+                                                     settings: Any) -> None:
+    settings.FEAST_REPO_PATHS = [demo_repo.path, rich_repo.path]
+    run = sync_one(project="ride_sharing")
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert list(Project.objects.values_list("name", flat=True)) == ["ride_sharing"]
+    unknown = sync_one(project="no_such_project")
+    assert unknown.status == SyncRun.Status.FAILED
+    assert "'no_such_project' is not in the registry" in unknown.error
+
+
+def test_an_unreachable_registry_fails_clearly_and_changes_nothing(demo_repo: feast_gateway.RepoRef, settings: Any) -> None:
+    sync_one()
+    objects_before = CatalogObject.objects.count()
+    settings.FEAST_CONFIG_VARS = {**settings.FEAST_CONFIG_VARS,
+                                  "FEAST_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"}
+    feast_gateway.dispose_engines()
+    run = sync_one()
+    assert run.status == SyncRun.Status.FAILED
+    assert "unreachable" in run.error and "127.0.0.1:1" in run.error
+    assert CatalogObject.objects.count() == objects_before
+    assert not CatalogObject.objects.filter(status="removed").exists()  # a failed read is not "everything was deleted"
+
+
+def test_a_corrupt_registry_file_fails_clearly(tmp_path: Path, settings: Any) -> None:
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "feature_store.yaml").write_text("project: broken\nprovider: local\nregistry: data/registry.db\n")
+    (repo / "data" / "registry.db").write_bytes(b"\x08\x96\x01 this is not a registry \xff\xff\xff")
+    settings.FEAST_REPO_PATHS = [repo]
+    settings.FEAST_FS_YAML = "feature_store.yaml"
+    run = sync_one()
+    assert run.status == SyncRun.Status.FAILED
+    assert "corrupt" in run.error
+    assert not Project.objects.exists()
+
+
+def test_an_unreadable_object_in_a_sql_registry_fails_the_sync_and_changes_nothing(demo_repo: feast_gateway.RepoRef) -> None:
+    sync_one()
+    with psycopg.connect(f"{env.PG}/{env.REGISTRY_DB}", autocommit=True) as conn:
+        conn.execute("UPDATE feature_views SET feature_view_proto = %s WHERE feature_view_name = 'employee_features'",
+                     (b"\xff\xff\xff garbage",))
+    run = sync_one()
+    assert run.status == SyncRun.Status.FAILED
+    assert "unreadable proto" in run.error
+    assert obj("employee_attrition", "feature_view", "employee_features").status == "active"
+
+
+def test_a_failure_while_writing_rolls_back_the_whole_sync(demo_repo: feast_gateway.RepoRef) -> None:
+    """A database error in the last step of the apply leaves the catalog exactly as it was (empty)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION fail_versions() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full'; END; $$ LANGUAGE plpgsql;"
+            "CREATE TRIGGER fail_versions BEFORE INSERT ON catalog_objectversion FOR EACH ROW EXECUTE FUNCTION fail_versions();"
+        )
+    with pytest.raises(Exception, match="disk full"):
+        registry_sync()
+    assert not Project.objects.exists()
+    assert not CatalogObject.objects.exists()
+    run = SyncRun.objects.get()
+    assert run.status == SyncRun.Status.FAILED and "disk full" in run.error
+    assert SyncState.objects.get().locked_until is None
+
+
+def test_reading_never_creates_a_phantom_project(registry: str, tmp_path: Path, settings: Any) -> None:
+    """Feast's SqlRegistry constructor inserts metadata for its project; the portal reads without it."""
+    repo = tmp_path / "ghost"
+    repo.mkdir()
+    (repo / "feature_store.services.yaml").write_text(
+        "project: ghost\nprovider: local\nregistry:\n  registry_type: sql\n  path: ${FEAST_REGISTRY_URL}\n"
+    )
+    settings.FEAST_REPO_PATHS = [repo]
+    with psycopg.connect(f"{env.PG}/{env.REGISTRY_DB}") as conn:
+        before = conn.execute("SELECT count(*) FROM feast_metadata").fetchone()
+    run = sync_one()
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert "ghost" not in set(Project.objects.values_list("name", flat=True))
+    assert Project.objects.get(name="employee_attrition").repo_key == ""  # held, but no governed YAML names it
+    with psycopg.connect(f"{env.PG}/{env.REGISTRY_DB}") as conn:
+        assert conn.execute("SELECT count(*) FROM feast_metadata").fetchone() == before
+        assert conn.execute("SELECT count(*) FROM projects WHERE project_id = 'ghost'").fetchone() == (0,)
+
+
+def test_sync_registry_command_reports_counts(demo_repo: feast_gateway.RepoRef, capsys: Any) -> None:
+    from django.core.management import call_command
+
+    call_command("sync_registry")
+    out = capsys.readouterr().out
+    assert re.search(r"succeeded in \d+ ms — added 13, changed 0, removed 0", out), out
