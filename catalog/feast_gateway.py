@@ -23,10 +23,10 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from types import SimpleNamespace
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
 
 from catalog.exceptions import FeastConfigInvalid, RegistryCorrupt, RegistryUnavailable
+
 
 @cache
 def _feast() -> SimpleNamespace:
@@ -58,9 +59,17 @@ def _feast() -> SimpleNamespace:
     from google.protobuf.message import DecodeError
 
     return SimpleNamespace(
-        DataSource=DataSource, Entity=Entity, FeatureService=FeatureService, FeatureView=FeatureView,
-        OnDemandFeatureView=OnDemandFeatureView, Project=Project, Registry=Registry,
-        StreamFeatureView=StreamFeatureView, ValueType=ValueType, json_format=json_format, DecodeError=DecodeError,
+        DataSource=DataSource,
+        Entity=Entity,
+        FeatureService=FeatureService,
+        FeatureView=FeatureView,
+        OnDemandFeatureView=OnDemandFeatureView,
+        Project=Project,
+        Registry=Registry,
+        StreamFeatureView=StreamFeatureView,
+        ValueType=ValueType,
+        json_format=json_format,
+        DecodeError=DecodeError,
     )
 
 
@@ -330,9 +339,7 @@ def run_cli(repo: RepoRef, args: Sequence[str], *, timeout: float = 3600) -> sub
     """Run the real `feast` CLI against a repo (apply, materialize-incremental, registry-dump, ...)."""
     feast_bin = Path(sys.executable).with_name("feast")
     command = [str(feast_bin), "-c", str(repo.path), "-f", str(repo.yaml_path), *args]
-    return subprocess.run(
-        command, env=cli_env(repo), capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return subprocess.run(command, env=cli_env(repo), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 # --- Reading a registry -------------------------------------------------------------------------
@@ -375,7 +382,7 @@ def _sql_error(location: RegistryLocation, exc: Exception) -> RegistryUnavailabl
     return RegistryUnavailable(f"Feast SQL registry at {location.display} is unreachable: {first_line}")
 
 
-def _read_sql_rows(location: RegistryLocation) -> dict[str, list[tuple[str, str, bytes]]]:
+def _read_sql_rows(location: RegistryLocation) -> dict[str, list[tuple[Any, ...]]]:
     """All proto rows, per table, as (project, name, proto bytes); read-only."""
     from sqlalchemy import inspect, text
     from sqlalchemy.exc import SQLAlchemyError
@@ -388,14 +395,16 @@ def _read_sql_rows(location: RegistryLocation) -> dict[str, list[tuple[str, str,
                 raise RegistryUnavailable(
                     f"Feast SQL registry at {location.display} has no tables yet: run `feast apply` first"
                 )
-            rows: dict[str, list[tuple[str, str, bytes]]] = {}
+            rows: dict[str, list[tuple[Any, ...]]] = {}
             for table, name_col, proto_col in _SQL_TABLES:
                 if table not in present:
                     rows[table] = []
                     continue
                 project_col = "project_id"
                 result = conn.execute(
-                    text(f"SELECT {project_col}, {name_col}, {proto_col} FROM {table} ORDER BY {project_col}, {name_col}")
+                    text(
+                        f"SELECT {project_col}, {name_col}, {proto_col} FROM {table} ORDER BY {project_col}, {name_col}"
+                    )
                 )
                 rows[table] = [(r[0], r[1], bytes(r[2])) for r in result]
             if "feature_view_version_history" in present:
@@ -406,7 +415,7 @@ def _read_sql_rows(location: RegistryLocation) -> dict[str, list[tuple[str, str,
                         " ORDER BY project_id, feature_view_name, version_number"
                     )
                 )
-                rows["feature_view_version_history"] = [tuple(r) for r in result]  # type: ignore[misc]
+                rows["feature_view_version_history"] = [tuple(r) for r in result]
             return rows
     except SQLAlchemyError as exc:
         raise _sql_error(location, exc) from exc
@@ -469,7 +478,7 @@ def _file_bytes(location: RegistryLocation, repo: RepoRef) -> bytes:
         store_cls = get_registry_store_class_from_scheme(location.path)
         store = store_cls(RegistryConfig(path=location.path), repo.path)
         return bytes(store.get_registry_proto().SerializeToString())
-    except Exception as exc:  # noqa: BLE001 - any backend failure means "unavailable" to the caller
+    except Exception as exc:  # any backend failure means "unavailable" to the caller
         raise RegistryUnavailable(f"Feast registry at {location.path} is unreachable: {exc}") from exc
 
 
@@ -601,7 +610,7 @@ _DTYPES = {
 
 def dtype_name(value_type: int) -> str:
     """Feast's type name for a ValueType enum value (Float32, Array(Int64), ...)."""
-    name = _feast().ValueType.Enum.Name(value_type)  # type: ignore[arg-type]
+    name = str(_feast().ValueType.Enum.Name(value_type))
     for suffix in ("_LIST", "_SET"):
         if name.endswith(suffix):
             inner = _DTYPES.get(name[: -len(suffix)], name[: -len(suffix)].title())
@@ -611,7 +620,7 @@ def dtype_name(value_type: int) -> str:
 
 def dtype_value(name: str) -> int:
     """The ValueType enum value for a type name (inverse of dtype_name)."""
-    for _enum_name, number in _feast().ValueType.Enum.items():
+    for number in _feast().ValueType.Enum.values():
         if dtype_name(number) == name:
             return int(number)
     raise ValueError(f"unknown dtype {name!r}")
@@ -649,11 +658,10 @@ def _strip_volatile(message: Message) -> None:
     if isinstance(message, _feast().DataSource):
         message.ClearField("meta")
         message.ClearField("project")
-    elif message.DESCRIPTOR.name == "UserDefinedFunctionV2" or message.DESCRIPTOR.name == "UserDefinedFunction":
+    elif message.DESCRIPTOR.name in {"UserDefinedFunction", "UserDefinedFunctionV2"} and message.body_text:
         # The dill pickle of a UDF changes with re-serialization (and Python versions) even when the
         # code does not; body_text, the source the user wrote, is the content.
-        if "body_text" in message.DESCRIPTOR.fields_by_name and message.body_text:  # type: ignore[attr-defined]
-            message.ClearField("body")
+        message.ClearField("body")
 
 
 def _content(spec: Message) -> tuple[dict[str, Any], str]:
@@ -669,9 +677,9 @@ def _content(spec: Message) -> tuple[dict[str, Any], str]:
 
 def _set_project(message: Message, project: str) -> None:
     if "spec" in message.DESCRIPTOR.fields_by_name:
-        message.spec.project = project  # type: ignore[attr-defined]
+        message.spec.project = project
     else:
-        message.project = project  # type: ignore[attr-defined]
+        message.project = project
 
 
 def _features(specs: Iterable[Any]) -> list[FeatureInfo]:
@@ -724,7 +732,13 @@ def _data_source(ds: DataSourceProto, project: str) -> DataSourceInfo:
         batch_source=ds.batch_source.name if ds.HasField("batch_source") else "",
         request_schema=(
             [
-                FeatureInfo(name=f.name, dtype=dtype_name(f.value_type), description=f.description, tags=dict(f.tags), position=i)
+                FeatureInfo(
+                    name=f.name,
+                    dtype=dtype_name(f.value_type),
+                    description=f.description,
+                    tags=dict(f.tags),
+                    position=i,
+                )
                 for i, f in enumerate(ds.request_data_options.schema)
             ]
             if ds.HasField("request_data_options")
@@ -804,7 +818,9 @@ def _feature_view(proto: Any, kind: str, project: str) -> FeatureViewInfo:
             if "current_version_number" in meta.DESCRIPTOR.fields_by_name and meta.current_version_number
             else None
         ),
-        materialization_intervals=_intervals(meta) if "materialization_intervals" in meta.DESCRIPTOR.fields_by_name else [],
+        materialization_intervals=_intervals(meta)
+        if "materialization_intervals" in meta.DESCRIPTOR.fields_by_name
+        else [],
         mode=str(getattr(spec_msg, "mode", "") or ""),
         udf_source=udf_source,
     )

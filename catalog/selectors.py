@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from catalog.models import AuditEvent, CatalogObject, ObjectVersion, Project, Status, SyncRun
 
@@ -49,3 +50,51 @@ def audit_event_list(*, user: Any) -> QuerySet[AuditEvent]:
     if not user.is_authenticated:
         return AuditEvent.objects.none()
     return AuditEvent.objects.all()
+
+
+def object_history(*, user: Any, obj: CatalogObject) -> QuerySet[ObjectVersion]:
+    """Every recorded version of an object, newest first."""
+    if not CatalogObject.objects.visible_to(user).filter(pk=obj.pk).exists():
+        return ObjectVersion.objects.none()
+    return obj.versions.select_related("sync_run").order_by("-version")
+
+
+def version_diff(*, user: Any, obj: CatalogObject, from_version: int, to_version: int) -> list[dict[str, Any]]:
+    """Field-level differences between two versions of an object."""
+    from catalog.diff import diff_specs
+
+    versions = dict(
+        object_history(user=user, obj=obj)
+        .filter(version__in=[from_version, to_version])
+        .values_list("version", "snapshot")
+    )
+    if from_version not in versions or to_version not in versions:
+        raise ObjectVersion.DoesNotExist(f"{obj.name} has no version {from_version} or {to_version}")
+    return diff_specs(versions[from_version], versions[to_version])
+
+
+def catalog_as_of(
+    *, user: Any, when: datetime, project: str | None = None, kind: str | None = None
+) -> QuerySet[CatalogObject]:
+    """The catalog as it was at `when`: objects whose latest version then was not a removal.
+
+    Each object is annotated with `as_of_version`, `as_of_change` and `as_of_version_id`.
+    """
+    latest = ObjectVersion.objects.filter(object=OuterRef("pk"), recorded_at__lte=when).order_by("-version")
+    qs = (
+        CatalogObject.objects.visible_to(user)
+        .annotate(
+            as_of_version_id=Subquery(latest.values("id")[:1]),
+            as_of_version=Subquery(latest.values("version")[:1]),
+            as_of_change=Subquery(latest.values("change")[:1]),
+        )
+        .filter(as_of_version_id__isnull=False)
+        .exclude(as_of_change=ObjectVersion.Change.REMOVED)
+        .select_related("project")
+    )
+    if project:
+        qs = qs.filter(project__name=project)
+    if kind:
+        qs = qs.filter(kind=kind)
+    ordered: QuerySet[CatalogObject] = qs.order_by("project__name", "kind", "name")
+    return ordered

@@ -7,7 +7,6 @@ ownership from them and routes approvals to those teams.
 from datetime import timedelta
 
 import pandas as pd
-
 from feast import (
     Entity,
     FeatureService,

@@ -78,8 +78,10 @@ def generate_employees(n: int, years: int, end: datetime, rng: np.random.Generat
     promos = promotions[emp_idx]
     career_velocity = promos / np.maximum(tenure, 0.25)
     stagnation = np.clip(1 - promos * 0.3 / np.maximum(tenure, 0.25) + rng.normal(0, 0.05, rows), 0, 1)
-    timestamps = pd.to_datetime(start) + pd.to_timedelta(day, unit="D") + pd.to_timedelta(
-        rng.integers(6 * 3600, 20 * 3600, size=rows), unit="s"
+    timestamps = (
+        pd.to_datetime(start)
+        + pd.to_timedelta(day, unit="D")
+        + pd.to_timedelta(rng.integers(6 * 3600, 20 * 3600, size=rows), unit="s")
     )
     frame = pd.DataFrame(
         {

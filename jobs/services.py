@@ -31,7 +31,9 @@ def _enqueue(run: JobRun, task: Any, **kwargs: Any) -> None:
 
 
 @transaction.atomic
-def registry_sync_start(*, actor: Any, project: str | None = None, trigger: str = "button", force: bool = False) -> JobRun:
+def registry_sync_start(
+    *, actor: Any, project: str | None = None, trigger: str = "button", force: bool = False
+) -> JobRun:
     """Queue a registry sync (the sync-now button and API)."""
     from jobs.tasks import registry_sync_task
 
@@ -68,12 +70,21 @@ def job_run_finish(*, run: JobRun, status: str, result: dict[str, Any] | None = 
         status=status, finished_at=timezone.now(), result=result or {}, error=error[:10000]
     )
     run.refresh_from_db()
-    audit_record(actor=None, action=f"job.{status}", obj=run, after={"kind": run.kind, "error": error[:500]}, job_run_id=run.pk)
+    audit_record(
+        actor=None, action=f"job.{status}", obj=run, after={"kind": run.kind, "error": error[:500]}, job_run_id=run.pk
+    )
     return run
 
 
-def job_run_execute(*, job_run_id: int | None, kind: str, params: dict[str, Any], celery_task_id: str,
-                    body: Callable[[JobRun], dict[str, Any]], trigger: str = "schedule") -> JobRun | None:
+def job_run_execute(
+    *,
+    job_run_id: int | None,
+    kind: str,
+    params: dict[str, Any],
+    celery_task_id: str,
+    body: Callable[[JobRun], dict[str, Any]],
+    trigger: str = "schedule",
+) -> JobRun | None:
     """Run `body` inside the JobRun lifecycle. Scheduled runs (no job_run_id) get their row here."""
     if job_run_id is None:
         job_run_id = JobRun.objects.create(kind=kind, params=params, trigger=trigger).pk
@@ -88,7 +99,9 @@ def job_run_execute(*, job_run_id: int | None, kind: str, params: dict[str, Any]
         raise
     failed = bool(result.pop("_failed", False))
     return job_run_finish(
-        run=run, status=JobRun.Status.FAILED if failed else JobRun.Status.SUCCEEDED, result=result,
+        run=run,
+        status=JobRun.Status.FAILED if failed else JobRun.Status.SUCCEEDED,
+        result=result,
         error=str(result.get("error", "")) if failed else "",
     )
 
@@ -97,9 +110,13 @@ def stale_runs_sweep() -> dict[str, int]:
     """Fail job runs whose worker died (no heartbeat) and sync runs that outlived their lease."""
     now = timezone.now()
     jobs = JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER).update(
-        status=JobRun.Status.FAILED, finished_at=now, error="the worker stopped responding (no heartbeat); marked failed by the sweeper"
+        status=JobRun.Status.FAILED,
+        finished_at=now,
+        error="the worker stopped responding (no heartbeat); marked failed by the sweeper",
     )
     syncs = SyncRun.objects.filter(status=SyncRun.Status.RUNNING, started_at__lt=now - LEASE).update(
-        status=SyncRun.Status.FAILED, finished_at=now, error="the sync did not finish within its lease; marked failed by the sweeper"
+        status=SyncRun.Status.FAILED,
+        finished_at=now,
+        error="the sync did not finish within its lease; marked failed by the sweeper",
     )
     return {"job_runs": jobs, "sync_runs": syncs}

@@ -13,7 +13,11 @@ from jobs.models import JobRun
 
 @shared_task(name="jobs.registry_sync", bind=True, acks_late=True, reject_on_worker_lost=True)
 def registry_sync_task(
-    self: Task, job_run_id: int | None = None, project: str | None = None, force: bool = False, trigger: str = "schedule"
+    self: Task[Any, Any],
+    job_run_id: int | None = None,
+    project: str | None = None,
+    force: bool = False,
+    trigger: str = "schedule",
 ) -> None:
     """Mirror the Feast registries into the catalog (idempotent: an unchanged registry is a no-op)."""
 
@@ -21,8 +25,16 @@ def registry_sync_task(
         runs = registry_sync(project=project, trigger=run.trigger, actor=run.started_by, force=force)
         result: dict[str, Any] = {
             "sync_runs": [
-                {"id": r.pk, "registry": r.registry_key, "status": r.status, "added": r.added, "changed": r.changed,
-                 "removed": r.removed, "out_of_band": r.out_of_band, "error": r.error}
+                {
+                    "id": r.pk,
+                    "registry": r.registry_key,
+                    "status": r.status,
+                    "added": r.added,
+                    "changed": r.changed,
+                    "removed": r.removed,
+                    "out_of_band": r.out_of_band,
+                    "error": r.error,
+                }
                 for r in runs
             ]
         }
@@ -33,8 +45,12 @@ def registry_sync_task(
         return result
 
     services.job_run_execute(
-        job_run_id=job_run_id, kind=JobRun.Kind.SYNC, params={"project": project, "force": force},
-        celery_task_id=self.request.id or "", body=body, trigger=trigger,
+        job_run_id=job_run_id,
+        kind=JobRun.Kind.SYNC,
+        params={"project": project, "force": force},
+        celery_task_id=self.request.id or "",
+        body=body,
+        trigger=trigger,
     )
 
 

@@ -22,8 +22,13 @@ def _pg_connect(url: DatabaseUrl, dbname: str):  # type: ignore[no-untyped-def]
     import psycopg
 
     return psycopg.connect(
-        dbname=dbname, user=url.user or None, password=url.password or None, host=url.host,
-        port=url.port or None, connect_timeout=5, autocommit=True,
+        dbname=dbname,
+        user=url.user or None,
+        password=url.password or None,
+        host=url.host,
+        port=url.port or None,
+        connect_timeout=5,
+        autocommit=True,
     )
 
 
@@ -78,7 +83,11 @@ def check_configuration(*, create_databases: bool = False) -> list[Problem]:
         try:
             redis.Redis.from_url(settings.REDIS_URL.url, socket_connect_timeout=3).ping()
         except redis.RedisError as exc:
-            problems.append(Problem("REDIS_URL", f"cannot reach Redis at {settings.REDIS_URL.host}:{settings.REDIS_URL.port}: {exc}"))
+            problems.append(
+                Problem(
+                    "REDIS_URL", f"cannot reach Redis at {settings.REDIS_URL.host}:{settings.REDIS_URL.port}: {exc}"
+                )
+            )
     for repo in feast_gateway.governed_repos():
         try:
             feast_gateway.registry_location(repo)

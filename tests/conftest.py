@@ -164,8 +164,14 @@ def celery_worker(transactional_db: None) -> Iterator[Any]:
     from portal.celery import app
 
     redis.Redis.from_url(settings.REDIS_URL.url).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30,
-                      queues=[settings.CELERY_TASK_DEFAULT_QUEUE]) as worker:
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=2,
+        perform_ping_check=False,
+        shutdown_timeout=30,
+        queues=[settings.CELERY_TASK_DEFAULT_QUEUE],
+    ) as worker:
         yield worker
 
 

@@ -40,9 +40,22 @@ def _copy_repo(src: Path, dst: Path) -> None:
 
 _copy_repo(ROOT / "feature_repo", DEMO_REPO)
 subprocess.run(
-    [sys.executable, "-m", "feature_repo.generate", "--employees", "300", "--years", "1", "--end", DATA_END,
-     "--out", str(DEMO_REPO / "data")],
-    cwd=ROOT, check=True, capture_output=True,
+    [
+        sys.executable,
+        "-m",
+        "feature_repo.generate",
+        "--employees",
+        "300",
+        "--years",
+        "1",
+        "--end",
+        DATA_END,
+        "--out",
+        str(DEMO_REPO / "data"),
+    ],
+    cwd=ROOT,
+    check=True,
+    capture_output=True,
 )
 
 os.environ.update(

@@ -22,11 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 V1_ORDER = ["tenure", "salary_band", "overtime", "promotion_stagnation", "career_velocity", "overall_satisfaction"]
 
 
-def run_manage(*args: str, overrides: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def run_manage(
+    *args: str, overrides: dict[str, str] | None = None, drop: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k not in drop}
     environ.update(overrides or {})
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -44,7 +52,9 @@ def run_manage(*args: str, overrides: dict[str, str] | None = None, drop: tuple[
         ("migrate", {"CATALOG_SYNC_INTERVAL_SECONDS": "often"}, "CATALOG_SYNC_INTERVAL_SECONDS"),
     ],
 )
-def test_bad_configuration_prints_one_line_naming_the_setting(command: str, overrides: dict[str, str], setting: str) -> None:
+def test_bad_configuration_prints_one_line_naming_the_setting(
+    command: str, overrides: dict[str, str], setting: str
+) -> None:
     # Everything else valid and reachable, so the one fault is the only line.
     healthy = {"DATABASE_URL": f"{env.PG}/postgres", "FEAST_REGISTRY_URL": f"{env.PG}/postgres"}
     result = run_manage(command, overrides={**healthy, **overrides})
@@ -66,15 +76,19 @@ def test_secret_key_can_come_from_a_file(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("from-a-kubernetes-secret-volume\n")
     result = run_manage(
-        "shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)",
-        overrides={"DJANGO_SECRET_KEY_FILE": str(secret)}, drop=("DJANGO_SECRET_KEY",),
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.SECRET_KEY)",
+        overrides={"DJANGO_SECRET_KEY_FILE": str(secret)},
+        drop=("DJANGO_SECRET_KEY",),
     )
     assert result.stdout.strip().endswith("from-a-kubernetes-secret-volume"), result.stderr
 
 
 def test_services_profile_derives_feast_settings_from_database_and_redis_urls() -> None:
     result = run_manage(
-        "shell", "-c",
+        "shell",
+        "-c",
         "from django.conf import settings as s; print(s.PORTAL_PROFILE, s.FEAST_REGISTRY_URL, s.FEAST_REDIS_CONNECTION_STRING)",
         overrides={"DATABASE_URL": "postgresql://u:p@db.internal:5433/portal", "REDIS_URL": "redis://cache:6380/4"},
         drop=("FEAST_REGISTRY_URL",),
@@ -133,8 +147,11 @@ def _expected_online_row(data_dir: Path, employee_id: int, end: str, ttl_days: i
     """What Feast should serve for one employee: the latest row inside the materialized window."""
     frame = pd.read_parquet(data_dir / "employee_attrition.parquet")
     end_ts = pd.Timestamp(end, tz="UTC")
-    rows = frame[(frame.employee_id == employee_id) & (frame.event_timestamp <= end_ts)
-                 & (frame.event_timestamp > end_ts - pd.Timedelta(days=ttl_days))]
+    rows = frame[
+        (frame.employee_id == employee_id)
+        & (frame.event_timestamp <= end_ts)
+        & (frame.event_timestamp > end_ts - pd.Timedelta(days=ttl_days))
+    ]
     return rows.sort_values("event_timestamp").iloc[-1].to_dict()
 
 
@@ -150,28 +167,36 @@ def test_services_profile_serves_attrition_model_v1_in_the_service_order(demo_re
     assert feast_gateway.registry_location(demo_repo).kind == "sql"
     employee = _active_employee(env.DEMO_REPO / "data")
     expected = _expected_online_row(env.DEMO_REPO / "data", employee, env.DATA_END)
-    read = feast_gateway.online_read(demo_repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": employee}])
+    read = feast_gateway.online_read(
+        demo_repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": employee}]
+    )
     row = read.rows[0]
     assert [v.feature for v in row] == V1_ORDER
     assert [v.index for v in row] == list(range(6))
     assert all(v.status == "PRESENT" for v in row)
     assert [v.value for v in row] == pytest.approx([expected[name] for name in V1_ORDER], rel=1e-6)
     # An unknown employee is NOT_FOUND for every position, in the same order.
-    missing = feast_gateway.online_read(demo_repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": 1}])
+    missing = feast_gateway.online_read(
+        demo_repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": 1}]
+    )
     assert [(v.feature, v.status) for v in missing.rows[0]] == [(name, "NOT_FOUND") for name in V1_ORDER]
 
 
 def test_quickstart_profile_applies_materializes_and_serves(tmp_path: Path) -> None:
     """The same feature_repo/ definitions on the file registry + SQLite online store."""
     repo_dir = tmp_path / "feature_repo"
-    shutil.copytree(env.DEMO_REPO, repo_dir, ignore=shutil.ignore_patterns("__pycache__", "registry.db", "online_store.db"))
+    shutil.copytree(
+        env.DEMO_REPO, repo_dir, ignore=shutil.ignore_patterns("__pycache__", "registry.db", "online_store.db")
+    )
     repo = feast_gateway.repo_ref(repo_dir, "feature_store.yaml")
     run_feast(repo, "apply")
     run_feast(repo, "materialize-incremental", f"{env.DATA_END}T00:00:00")
     assert (repo_dir / "data" / "registry.db").exists() and (repo_dir / "data" / "online_store.db").exists()
     employee = _active_employee(repo_dir / "data")
     expected = _expected_online_row(repo_dir / "data", employee, env.DATA_END)
-    read = feast_gateway.online_read(repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": employee}])
+    read = feast_gateway.online_read(
+        repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": employee}]
+    )
     assert [v.feature for v in read.rows[0]] == V1_ORDER
     assert [v.value for v in read.rows[0]] == pytest.approx([expected[n] for n in V1_ORDER], rel=1e-6)
     feast_gateway.reset_stores()
@@ -180,14 +205,23 @@ def test_quickstart_profile_applies_materializes_and_serves(tmp_path: Path) -> N
 def test_generator_is_deterministic_and_has_leavers(tmp_path: Path) -> None:
     args = ["--employees", "200", "--years", "2", "--end", "2026-01-01"]
     for out in ("a", "b"):
-        subprocess.run([sys.executable, "-m", "feature_repo.generate", *args, "--out", str(tmp_path / out)],
-                       cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "feature_repo.generate", *args, "--out", str(tmp_path / out)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
     a = pd.read_parquet(tmp_path / "a" / "employee_attrition.parquet")
     b = pd.read_parquet(tmp_path / "b" / "employee_attrition.parquet")
     pd.testing.assert_frame_equal(a, b)
     assert a.employee_id.nunique() == 200
     assert 0 < a.left_company.sum() < 200  # some, not all, leave
     assert list(a.columns[:3]) == ["employee_id", "department_id", "event_timestamp"]
-    bad = subprocess.run([sys.executable, "-m", "feature_repo.generate", "--employees", "0"], cwd=ROOT,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "feature_repo.generate", "--employees", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bad.returncode == 2 and "at least 1" in bad.stderr

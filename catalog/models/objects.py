@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from django.db import models
 
@@ -81,7 +81,9 @@ class CatalogObject(TimestampedModel):
 
 
 class _KindManager(models.Manager["CatalogObject"]):
-    kind: ClassVar[str] = ""
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
 
     def get_queryset(self) -> CatalogObjectQuerySet:
         return CatalogObjectQuerySet(self.model, using=self._db).filter(kind=self.kind)
@@ -92,9 +94,7 @@ class _KindManager(models.Manager["CatalogObject"]):
 
 
 def _kind_manager(kind: str) -> _KindManager:
-    manager = _KindManager()
-    manager.kind = kind
-    return manager
+    return _KindManager(kind)
 
 
 class Entity(CatalogObject):

@@ -123,7 +123,9 @@ def _desired(snapshot: gateway.RegistrySnapshot) -> list[_Desired]:
     out: list[_Desired] = []
     for e in snapshot.entities:
         out.append(
-            _Desired(e.project, Kind.ENTITY, e.name, {**_common(e), "join_keys": e.join_keys, "value_type": e.value_type})
+            _Desired(
+                e.project, Kind.ENTITY, e.name, {**_common(e), "join_keys": e.join_keys, "value_type": e.value_type}
+            )
         )
     for ds in snapshot.data_sources:
         d = _Desired(
@@ -178,7 +180,11 @@ def _desired(snapshot: gateway.RegistrySnapshot) -> list[_Desired]:
         out.append(d)
     for fs in snapshot.feature_services:
         d = _Desired(
-            fs.project, Kind.FEATURE_SERVICE, fs.name, {**_common(fs), "feature_count": len(fs.vector)}, vector=fs.vector
+            fs.project,
+            Kind.FEATURE_SERVICE,
+            fs.name,
+            {**_common(fs), "feature_count": len(fs.vector)},
+            vector=fs.vector,
         )
         for view in dict.fromkeys(fs.views):
             d.upstream.append((LineageEdge.Kind.VIEW_SERVICE, Kind.FEATURE_VIEW, view))
@@ -214,7 +220,9 @@ def registry_sync(
 
 
 def _holds_project(source: gateway.RegistrySource, project: str) -> bool:
-    return source.repo_for(project) is not None or Project.objects.filter(registry_key=source.key, name=project).exists()
+    return (
+        source.repo_for(project) is not None or Project.objects.filter(registry_key=source.key, name=project).exists()
+    )
 
 
 def _take_lease(state: SyncState, token: str) -> bool:
@@ -257,7 +265,9 @@ def _sync_registry(
         snapshot = gateway.read_registry(source.repo)
         counts = _apply_snapshot(snapshot, source=source, project=project, run=run, actor=actor)
         if not project:
-            SyncState.objects.filter(pk=state.pk).update(fingerprint=snapshot.fingerprint, last_success_at=timezone.now())
+            SyncState.objects.filter(pk=state.pk).update(
+                fingerprint=snapshot.fingerprint, last_success_at=timezone.now()
+            )
         status = SyncRun.Status.SUCCEEDED
         return _finish(
             run,
@@ -288,9 +298,11 @@ def _sync_registry(
 def _resolve_teams(desired: list[_Desired], projects: Iterable[gateway.ProjectInfo]) -> None:
     """Set team_id on each desired object: its team tag, else its owner via TeamAlias or a team name."""
     tag_key = settings.CATALOG_TEAM_TAG
-    names = {d.values["tags"].get(tag_key) for d in desired} | {p.tags.get(tag_key) for p in projects}
-    names.discard(None)
-    names.discard("")
+    names: set[str] = {
+        str(name)
+        for name in [*(d.values["tags"].get(tag_key) for d in desired), *(p.tags.get(tag_key) for p in projects)]
+        if name
+    }
     existing = dict(Team.objects.filter(name__in=names).values_list("name", "id"))
     missing = [Team(name=n) for n in sorted(names) if n not in existing]
     if missing:
@@ -383,7 +395,8 @@ def _apply_snapshot(
         existing = {(r["project__name"], r["kind"], r["name"]): r for r in existing_rows}
         desired_keys = {d.key for d in desired}
         expected = _expected(
-            [d.key for d in desired] + [k for k, r in existing.items() if k not in desired_keys and r["status"] != Status.REMOVED]
+            [d.key for d in desired]
+            + [k for k, r in existing.items() if k not in desired_keys and r["status"] != Status.REMOVED]
         )
 
         to_create: list[CatalogObject] = []
@@ -392,7 +405,9 @@ def _apply_snapshot(
         for d in desired:
             row = existing.get(d.key)
             if row is None:
-                to_create.append(CatalogObject(project=projects[d.project], kind=d.kind, name=d.name, version=1, **d.values))
+                to_create.append(
+                    CatalogObject(project=projects[d.project], kind=d.kind, name=d.name, version=1, **d.values)
+                )
             elif row["status"] == Status.REMOVED:
                 to_update_content.append((d, row, ObjectVersion.Change.RESTORED))
             elif row["content_hash"] != d.values["content_hash"] or _status_changed(row, d):
@@ -406,8 +421,9 @@ def _apply_snapshot(
 
         # Old specs, for the field-level change summary (only for what changed).
         old_specs = dict(
-            CatalogObject.objects.filter(id__in=[r["id"] for _, r, _ in to_update_content] + [r["id"] for r in removed_rows])
-            .values_list("id", "spec")
+            CatalogObject.objects.filter(
+                id__in=[r["id"] for _, r, _ in to_update_content] + [r["id"] for r in removed_rows]
+            ).values_list("id", "spec")
         )
 
         created = CatalogObject.objects.bulk_create(to_create, batch_size=BATCH)
@@ -415,8 +431,18 @@ def _apply_snapshot(
         audits: list[AuditEvent] = []
         desired_by_key = {d.key: d for d in desired}
 
-        def record(obj_id: int, key: tuple[str, str, str], version: int, change: str, snap: dict[str, Any], changes: list[Any], content_hash: str) -> None:
-            in_band = _consume_expected(expected, key, content_hash if change != ObjectVersion.Change.REMOVED else "", now)
+        def record(
+            obj_id: int,
+            key: tuple[str, str, str],
+            version: int,
+            change: str,
+            snap: dict[str, Any],
+            changes: list[Any],
+            content_hash: str,
+        ) -> None:
+            in_band = _consume_expected(
+                expected, key, content_hash if change != ObjectVersion.Change.REMOVED else "", now
+            )
             oob = not baseline and not in_band
             versions.append(
                 ObjectVersion(
@@ -464,12 +490,23 @@ def _apply_snapshot(
 
         for row in removed_rows:
             key = (row["project__name"], row["kind"], row["name"])
-            record(row["id"], key, row["version"] + 1, ObjectVersion.Change.REMOVED, old_specs.get(row["id"], {}), [], row["content_hash"])
+            record(
+                row["id"],
+                key,
+                row["version"] + 1,
+                ObjectVersion.Change.REMOVED,
+                old_specs.get(row["id"], {}),
+                [],
+                row["content_hash"],
+            )
         removed_ids = [r["id"] for r in removed_rows]
         if removed_ids:
             for chunk in _chunks(removed_rows, BATCH):
                 CatalogObject.objects.bulk_update(
-                    [CatalogObject(id=r["id"], status=Status.REMOVED, removed_at=now, version=r["version"] + 1) for r in chunk],
+                    [
+                        CatalogObject(id=r["id"], status=Status.REMOVED, removed_at=now, version=r["version"] + 1)
+                        for r in chunk
+                    ],
                     ["status", "removed_at", "version"],
                 )
             Feature.objects.filter(view_id__in=removed_ids).update(status=Status.REMOVED)
@@ -507,7 +544,10 @@ def _status_changed(row: dict[str, Any], d: _Desired) -> bool:
 
 
 def _consume_expected(
-    expected: dict[tuple[str, str, str], list[ExpectedChange]], key: tuple[str, str, str], content_hash: str, now: datetime
+    expected: dict[tuple[str, str, str], list[ExpectedChange]],
+    key: tuple[str, str, str],
+    content_hash: str,
+    now: datetime,
 ) -> bool:
     for ec in expected.get(key, []):
         if ec.consumed_at is None and ec.content_hash == content_hash:
@@ -525,7 +565,9 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 def _ids_by_key(scope: Any) -> dict[tuple[str, str, str], int]:
     return {
         (p, k, n): i
-        for i, p, k, n in CatalogObject.objects.filter(project__in=scope).values_list("id", "project__name", "kind", "name")
+        for i, p, k, n in CatalogObject.objects.filter(project__in=scope).values_list(
+            "id", "project__name", "kind", "name"
+        )
     }
 
 
@@ -581,7 +623,9 @@ def _sync_vectors(touched: dict[int, _Desired], ids: dict[tuple[str, str, str], 
     ServiceFeature.objects.bulk_create(rows, batch_size=5000)
 
 
-def _sync_edges(touched: dict[int, _Desired], ids: dict[tuple[str, str, str], int], projects: dict[str, Project]) -> None:
+def _sync_edges(
+    touched: dict[int, _Desired], ids: dict[tuple[str, str, str], int], projects: dict[str, Project]
+) -> None:
     """Edges are owned by their downstream object: rebuild them for every object that changed."""
     LineageEdge.objects.filter(downstream_id__in=list(touched)).delete()
     rows: dict[tuple[int, int, str], LineageEdge] = {}

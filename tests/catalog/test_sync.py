@@ -32,7 +32,14 @@ from tests.conftest import run_feast
 pytestmark = pytest.mark.django_db
 
 # Feast's ValueType enum names, as registry-dump prints them -> the type names users write.
-DTYPES = {"FLOAT": "Float32", "DOUBLE": "Float64", "INT64": "Int64", "INT32": "Int32", "STRING": "String", "BOOL": "Bool"}
+DTYPES = {
+    "FLOAT": "Float32",
+    "DOUBLE": "Float64",
+    "INT64": "Int64",
+    "INT32": "Int32",
+    "STRING": "String",
+    "BOOL": "Bool",
+}
 SOURCE_TYPES = {"BATCH_FILE": "file", "PUSH_SOURCE": "push", "REQUEST_SOURCE": "request", "STREAM_KAFKA": "kafka"}
 
 
@@ -47,10 +54,7 @@ def obj(project: str, kind: str, name: str) -> CatalogObject:
 
 
 def _features_of(o: CatalogObject) -> list[tuple[str, str, str, dict[str, str]]]:
-    return [
-        (f.name, f.dtype, f.description, f.tags)
-        for f in o.features.filter(status="active").order_by("position")
-    ]
+    return [(f.name, f.dtype, f.description, f.tags) for f in o.features.filter(status="active").order_by("position")]
 
 
 def assert_mirrors_registry_dump(dump: dict[str, Any], project: str) -> int:
@@ -61,7 +65,11 @@ def assert_mirrors_registry_dump(dump: dict[str, Any], project: str) -> int:
         if spec["name"] == "__dummy":
             continue
         o = obj(project, "entity", spec["name"])
-        assert (o.description, o.owner, o.tags) == (spec.get("description", ""), spec.get("owner", ""), spec.get("tags", {}))
+        assert (o.description, o.owner, o.tags) == (
+            spec.get("description", ""),
+            spec.get("owner", ""),
+            spec.get("tags", {}),
+        )
         assert o.join_keys == [spec["joinKey"]]
         assert o.value_type == DTYPES[spec["valueType"]]
         checked += 1
@@ -76,12 +84,20 @@ def assert_mirrors_registry_dump(dump: dict[str, Any], project: str) -> int:
             schema = ds["requestDataOptions"]["schema"]
             assert _features_of(o) == [(f["name"], DTYPES[f["valueType"]], "", {}) for f in schema]
         checked += 1
-    for key, kind in [("featureViews", "batch"), ("streamFeatureViews", "stream"), ("onDemandFeatureViews", "on_demand")]:
+    for key, kind in [
+        ("featureViews", "batch"),
+        ("streamFeatureViews", "stream"),
+        ("onDemandFeatureViews", "on_demand"),
+    ]:
         for fv in dump.get(key, []):
             spec = fv["spec"]
             o = obj(project, "feature_view", spec["name"])
             assert o.subkind == kind
-            assert (o.description, o.owner, o.tags) == (spec.get("description", ""), spec.get("owner", ""), spec.get("tags", {}))
+            assert (o.description, o.owner, o.tags) == (
+                spec.get("description", ""),
+                spec.get("owner", ""),
+                spec.get("tags", {}),
+            )
             entity_columns = {c["name"] for c in spec.get("entityColumns", [])}
             assert _features_of(o) == [
                 (f["name"], DTYPES[f["valueType"]], f.get("description", ""), f.get("tags", {}))
@@ -96,7 +112,11 @@ def assert_mirrors_registry_dump(dump: dict[str, Any], project: str) -> int:
     for fs in dump.get("featureServices", []):
         spec = fs["spec"]
         o = obj(project, "feature_service", spec["name"])
-        assert (o.description, o.owner, o.tags) == (spec.get("description", ""), spec.get("owner", ""), spec.get("tags", {}))
+        assert (o.description, o.owner, o.tags) == (
+            spec.get("description", ""),
+            spec.get("owner", ""),
+            spec.get("tags", {}),
+        )
         expected_vector = [
             (p.get("featureViewNameAlias") or p["featureViewName"], c["name"], DTYPES[c["valueType"]])
             for p in spec["features"]
@@ -126,8 +146,11 @@ def test_sync_mirrors_both_projects_of_one_registry_field_by_field(
     # The aliased, sub-selected service: positions 0..n-1 across its projections.
     v2 = obj("ride_sharing", "feature_service", "driver_ranking_v2")
     assert [v.reference for v in v2.vector.order_by("index")] == [
-        "rider_profile:rating", "dhs:avg_daily_trips", "dhs:conv_rate",
-        "trip_pricing:expected_fare", "trip_pricing:driver_quality",
+        "rider_profile:rating",
+        "dhs:avg_daily_trips",
+        "dhs:conv_rate",
+        "trip_pricing:expected_fare",
+        "trip_pricing:driver_quality",
     ]
     assert v2.vector.get(index=1).view == obj("ride_sharing", "feature_view", "driver_hourly_stats")
     # Owners and teams: the `team` tag wins; objects without one fall back to their owner string.
@@ -176,11 +199,16 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def test_a_changed_definition_is_recorded_exactly_and_flagged_out_of_band(editable_demo_repo: feast_gateway.RepoRef) -> None:
+def test_a_changed_definition_is_recorded_exactly_and_flagged_out_of_band(
+    editable_demo_repo: feast_gateway.RepoRef,
+) -> None:
     assert sync_one().status == SyncRun.Status.SUCCEEDED
     features = editable_demo_repo.path / "features.py"
-    _edit(features, 'description="Core attrition signals per employee, refreshed monthly by HR."',
-          'description="Core attrition signals per employee."')
+    _edit(
+        features,
+        'description="Core attrition signals per employee, refreshed monthly by HR."',
+        'description="Core attrition signals per employee."',
+    )
     _edit(features, "ttl=timedelta(days=45)", "ttl=timedelta(days=30)")
     run_feast(editable_demo_repo, "apply")
 
@@ -190,9 +218,12 @@ def test_a_changed_definition_is_recorded_exactly_and_flagged_out_of_band(editab
     view = obj("employee_attrition", "feature_view", "employee_features")
     latest = view.versions.get(version=2)
     assert latest.changes == [
-        {"path": "description", "change": "changed",
-         "before": "Core attrition signals per employee, refreshed monthly by HR.",
-         "after": "Core attrition signals per employee."}
+        {
+            "path": "description",
+            "change": "changed",
+            "before": "Core attrition signals per employee, refreshed monthly by HR.",
+            "after": "Core attrition signals per employee.",
+        }
     ]
     assert latest.out_of_band and latest.change == ObjectVersion.Change.CHANGED
     dept = obj("employee_attrition", "feature_view", "department_features")
@@ -204,7 +235,8 @@ def test_a_changed_definition_is_recorded_exactly_and_flagged_out_of_band(editab
     assert CatalogObject.objects.filter(version=1).count() == 11
     events = AuditEvent.objects.filter(action="catalog.out_of_band_change_detected")
     assert sorted(events.values_list("object_repr", flat=True)) == [
-        "employee_attrition/department_features", "employee_attrition/employee_features"
+        "employee_attrition/department_features",
+        "employee_attrition/employee_features",
     ]
     assert AuditEvent.objects.get(action="registry.synced", object_id=str(run.pk)).after["changed"] == 2
 
@@ -212,7 +244,11 @@ def test_a_changed_definition_is_recorded_exactly_and_flagged_out_of_band(editab
 def test_a_removed_field_is_kept_as_removed_and_services_follow(editable_demo_repo: feast_gateway.RepoRef) -> None:
     sync_one()
     features = editable_demo_repo.path / "features.py"
-    _edit(features, '        Field(name="career_velocity", dtype=Float32, description="Promotions per year of tenure."),\n', "")
+    _edit(
+        features,
+        '        Field(name="career_velocity", dtype=Float32, description="Promotions per year of tenure."),\n',
+        "",
+    )
     run_feast(editable_demo_repo, "apply")
     run = sync_one()
     # The view, attrition_model_v1 (its vector lost a position) and the on-demand view reading it.
@@ -227,11 +263,19 @@ def test_a_removed_field_is_kept_as_removed_and_services_follow(editable_demo_re
     assert change[0]["change"] == "removed"
     assert Feature.objects.get(view=view, name="career_velocity").status == "removed"
     assert [f.name for f in view.features.filter(status="active")] == [
-        "tenure", "salary_band", "overtime", "promotion_stagnation", "overall_satisfaction"
+        "tenure",
+        "salary_band",
+        "overtime",
+        "promotion_stagnation",
+        "overall_satisfaction",
     ]
     v1 = obj("employee_attrition", "feature_service", "attrition_model_v1")
     assert list(v1.vector.order_by("index").values_list("index", "feature_name")) == [
-        (0, "tenure"), (1, "salary_band"), (2, "overtime"), (3, "promotion_stagnation"), (4, "overall_satisfaction")
+        (0, "tenure"),
+        (1, "salary_band"),
+        (2, "overtime"),
+        (3, "promotion_stagnation"),
+        (4, "overall_satisfaction"),
     ]
 
 
@@ -276,10 +320,17 @@ def test_changes_the_portal_applied_itself_are_not_out_of_band(editable_demo_rep
     _edit(editable_demo_repo.path / "features.py", "ttl=timedelta(days=45)", "ttl=timedelta(days=31)")
     run_feast(editable_demo_repo, "apply")
     new_hash = next(
-        v.content_hash for v in feast_gateway.read_registry(editable_demo_repo).feature_views if v.name == "department_features"
+        v.content_hash
+        for v in feast_gateway.read_registry(editable_demo_repo).feature_views
+        if v.name == "department_features"
     )
-    ExpectedChange.objects.create(project_name="employee_attrition", kind="feature_view", name="department_features",
-                                  content_hash=new_hash, source="change-request:1")
+    ExpectedChange.objects.create(
+        project_name="employee_attrition",
+        kind="feature_view",
+        name="department_features",
+        content_hash=new_hash,
+        source="change-request:1",
+    )
     run = sync_one()
     assert (run.changed, run.out_of_band) == (1, 0)
     assert not obj("employee_attrition", "feature_view", "department_features").versions.get(version=2).out_of_band
@@ -288,7 +339,9 @@ def test_changes_the_portal_applied_itself_are_not_out_of_band(editable_demo_rep
 
 def test_a_sync_holding_the_lease_makes_another_skip(demo_repo: feast_gateway.RepoRef) -> None:
     source = feast_gateway.governed_registries()[0]
-    SyncState.objects.create(registry_key=source.key, locked_until=timezone.now() + timedelta(minutes=5), lock_token="x")
+    SyncState.objects.create(
+        registry_key=source.key, locked_until=timezone.now() + timedelta(minutes=5), lock_token="x"
+    )
     run = sync_one()
     assert run.status == SyncRun.Status.SKIPPED
     assert not CatalogObject.objects.exists()
@@ -297,8 +350,9 @@ def test_a_sync_holding_the_lease_makes_another_skip(demo_repo: feast_gateway.Re
     assert SyncState.objects.get().locked_until is None  # released
 
 
-def test_sync_of_one_project_leaves_the_others_alone(demo_repo: feast_gateway.RepoRef, rich_repo: feast_gateway.RepoRef,
-                                                     settings: Any) -> None:
+def test_sync_of_one_project_leaves_the_others_alone(
+    demo_repo: feast_gateway.RepoRef, rich_repo: feast_gateway.RepoRef, settings: Any
+) -> None:
     settings.FEAST_REPO_PATHS = [demo_repo.path, rich_repo.path]
     run = sync_one(project="ride_sharing")
     assert run.status == SyncRun.Status.SUCCEEDED
@@ -308,11 +362,15 @@ def test_sync_of_one_project_leaves_the_others_alone(demo_repo: feast_gateway.Re
     assert "'no_such_project' is not in the registry" in unknown.error
 
 
-def test_an_unreachable_registry_fails_clearly_and_changes_nothing(demo_repo: feast_gateway.RepoRef, settings: Any) -> None:
+def test_an_unreachable_registry_fails_clearly_and_changes_nothing(
+    demo_repo: feast_gateway.RepoRef, settings: Any
+) -> None:
     sync_one()
     objects_before = CatalogObject.objects.count()
-    settings.FEAST_CONFIG_VARS = {**settings.FEAST_CONFIG_VARS,
-                                  "FEAST_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"}
+    settings.FEAST_CONFIG_VARS = {
+        **settings.FEAST_CONFIG_VARS,
+        "FEAST_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
+    }
     feast_gateway.dispose_engines()
     run = sync_one()
     assert run.status == SyncRun.Status.FAILED
@@ -334,11 +392,15 @@ def test_a_corrupt_registry_file_fails_clearly(tmp_path: Path, settings: Any) ->
     assert not Project.objects.exists()
 
 
-def test_an_unreadable_object_in_a_sql_registry_fails_the_sync_and_changes_nothing(demo_repo: feast_gateway.RepoRef) -> None:
+def test_an_unreadable_object_in_a_sql_registry_fails_the_sync_and_changes_nothing(
+    demo_repo: feast_gateway.RepoRef,
+) -> None:
     sync_one()
     with psycopg.connect(f"{env.PG}/{env.REGISTRY_DB}", autocommit=True) as conn:
-        conn.execute("UPDATE feature_views SET feature_view_proto = %s WHERE feature_view_name = 'employee_features'",
-                     (b"\xff\xff\xff garbage",))
+        conn.execute(
+            "UPDATE feature_views SET feature_view_proto = %s WHERE feature_view_name = 'employee_features'",
+            (b"\xff\xff\xff garbage",),
+        )
     run = sync_one()
     assert run.status == SyncRun.Status.FAILED
     assert "unreadable proto" in run.error

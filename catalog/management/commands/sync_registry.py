@@ -14,7 +14,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", help="sync only this Feast project")
-        parser.add_argument("--force", action="store_true", help="re-read even if the registry fingerprint is unchanged")
+        parser.add_argument(
+            "--force", action="store_true", help="re-read even if the registry fingerprint is unchanged"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         runs = registry_sync(project=options["project"], trigger="command", force=options["force"])

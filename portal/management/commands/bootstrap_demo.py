@@ -47,11 +47,15 @@ class Command(BaseCommand):
         demo_repo = (settings.BASE_DIR / "feature_repo").resolve()
         for repo in feast_gateway.governed_repos():
             if repo.path == demo_repo and not (repo.path / "data" / "employee_attrition.parquet").exists():
-                self._run([sys.executable, "-m", "feature_repo.generate", "--employees", str(options["employees"])],
-                          "generating demo data")
+                self._run(
+                    [sys.executable, "-m", "feature_repo.generate", "--employees", str(options["employees"])],
+                    "generating demo data",
+                )
             try:
                 feast_gateway.registry_fingerprint(repo)
-                self.stdout.write(f"registry of {repo.path.name} exists: not re-applying (changes go through the portal)")
+                self.stdout.write(
+                    f"registry of {repo.path.name} exists: not re-applying (changes go through the portal)"
+                )
             except RegistryUnavailable:
                 self._feast(repo, ["apply"], f"feast apply ({repo.yaml_path.name})")
         self._users()
@@ -59,9 +63,12 @@ class Command(BaseCommand):
             if run.status == "failed":
                 raise CommandError(f"catalog sync failed: {run.error}")
             self.stdout.write(f"catalog sync: {run.status} (+{run.added} ~{run.changed} -{run.removed})")
-        if not options["skip_materialize"] and FeatureView.objects.filter(
-            online=True, last_materialized_end__isnull=True, subkind__in=["batch", "stream"]
-        ).exists():
+        if (
+            not options["skip_materialize"]
+            and FeatureView.objects.filter(
+                online=True, last_materialized_end__isnull=True, subkind__in=["batch", "stream"]
+            ).exists()
+        ):
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
             for repo in feast_gateway.governed_repos():
                 self._feast(repo, ["materialize-incremental", now], "first materialization")
@@ -88,8 +95,13 @@ class Command(BaseCommand):
             if User.objects.filter(username=username).exists():
                 continue
             password = shared or secrets.token_urlsafe(9)
-            user = User.objects.create_user(username=username, password=password, email=f"{username}@example.com",
-                                            is_staff=username == "admin", is_superuser=username == "admin")
+            user = User.objects.create_user(
+                username=username,
+                password=password,
+                email=f"{username}@example.com",
+                is_staff=username == "admin",
+                is_superuser=username == "admin",
+            )
             user.groups.set(Group.objects.filter(name__in=roles))
             created.append((username, password))
         credentials = settings.VAR_DIR / "demo-credentials.txt"
