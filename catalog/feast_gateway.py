@@ -137,9 +137,28 @@ class FeatureInfo:
     position: int
 
 
+class Spec:
+    """An object's user-defined content: hashed eagerly, turned into JSON only when asked.
+
+    Converting a proto to JSON costs ~10x more than hashing it; a sync needs JSON only for the few
+    objects that changed.
+    """
+
+    __slots__ = ("_json", "_message")
+
+    def __init__(self, message: Message | None = None, json: dict[str, Any] | None = None) -> None:
+        self._message = message
+        self._json = json
+
+    def json(self) -> dict[str, Any]:
+        if self._json is None:
+            self._json = _to_dict(self._message) if self._message is not None else {}
+        return self._json
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
-    """Fields every registry object has. `spec` is the user-defined content as JSON."""
+    """Fields every registry object has. `spec` is the user-defined content (JSON on demand)."""
 
     project: str
     name: str
@@ -148,8 +167,13 @@ class ObjectInfo:
     tags: dict[str, str]
     created_at: datetime | None
     updated_at: datetime | None
-    spec: dict[str, Any]
+    content: Spec
     content_hash: str
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The user-defined content as registry JSON (snake_case keys)."""
+        return self.content.json()
 
 
 @dataclass(frozen=True)
@@ -608,6 +632,7 @@ _DTYPES = {
 }
 
 
+@cache
 def dtype_name(value_type: int) -> str:
     """Feast's type name for a ValueType enum value (Float32, Array(Int64), ...)."""
     name = str(_feast().ValueType.Enum.Name(value_type))
@@ -639,10 +664,32 @@ def _to_dict(message: Message) -> dict[str, Any]:
     return dict(_feast().json_format.MessageToDict(message, preserving_proto_field_name=True))
 
 
+_VOLATILE_TYPES = {"feast.core.DataSource", "feast.core.UserDefinedFunction", "feast.core.UserDefinedFunctionV2"}
+
+
+@cache
+def _may_hold_volatile(full_name: str) -> bool:
+    """Whether messages of this type can (transitively) contain a DataSource or a UDF."""
+    from google.protobuf import symbol_database
+
+    pool = symbol_database.Default().pool
+    seen: set[str] = set()
+    stack = [pool.FindMessageTypeByName(full_name)]
+    while stack:
+        descriptor = stack.pop()
+        if descriptor.full_name in _VOLATILE_TYPES:
+            return True
+        if descriptor.full_name in seen:
+            continue
+        seen.add(descriptor.full_name)
+        stack.extend(f.message_type for f in descriptor.fields if f.message_type is not None)
+    return False
+
+
 def _strip_volatile(message: Message) -> None:
     """Clear what Feast rewrites without a user change: metadata of data sources embedded anywhere."""
     for descriptor, value in message.ListFields():
-        if descriptor.message_type is None:
+        if descriptor.message_type is None or not _may_hold_volatile(descriptor.message_type.full_name):
             continue
         if descriptor.is_repeated:
             if descriptor.message_type.GetOptions().map_entry:
@@ -664,15 +711,15 @@ def _strip_volatile(message: Message) -> None:
         message.ClearField("body")
 
 
-def _content(spec: Message) -> tuple[dict[str, Any], str]:
-    """The normalized spec as JSON plus its content hash (deterministic serialization)."""
+def _content(spec: Message) -> tuple[Spec, str]:
+    """The normalized spec (JSON on demand) plus its content hash (deterministic serialization)."""
     clean = type(spec)()
     clean.CopyFrom(spec)
     _strip_volatile(clean)
     if "project" in clean.DESCRIPTOR.fields_by_name:
         clean.ClearField("project")
     digest = hashlib.sha256(clean.SerializeToString(deterministic=True)).hexdigest()
-    return _to_dict(clean), digest
+    return Spec(clean), digest
 
 
 def _set_project(message: Message, project: str) -> None:
@@ -723,7 +770,7 @@ def _data_source(ds: DataSourceProto, project: str) -> DataSourceInfo:
         tags=dict(ds.tags),
         created_at=_ts(ds.meta, "created_timestamp") if ds.HasField("meta") else None,
         updated_at=_ts(ds.meta, "last_updated_timestamp") if ds.HasField("meta") else None,
-        spec=spec,
+        content=spec,
         content_hash=digest,
         kind=kind,
         location=_source_location(ds),
@@ -793,7 +840,7 @@ def _feature_view(proto: Any, kind: str, project: str) -> FeatureViewInfo:
         tags=dict(spec_msg.tags),
         created_at=_ts(meta, "created_timestamp"),
         updated_at=_ts(meta, "last_updated_timestamp"),
-        spec=spec,
+        content=spec,
         content_hash=digest,
         kind=kind,
         # Feast stores a stream view's entity column among its features too; a view's features are its
@@ -851,7 +898,7 @@ def _feature_service(proto: FeatureServiceProto, project: str) -> FeatureService
         tags=dict(spec_msg.tags),
         created_at=_ts(proto.meta, "created_timestamp"),
         updated_at=_ts(proto.meta, "last_updated_timestamp"),
-        spec=spec,
+        content=spec,
         content_hash=digest,
         vector=vector,
         views=views,
@@ -890,7 +937,7 @@ def _snapshot_from_proto(
                 tags=dict(p.spec.tags),
                 created_at=_ts(p.meta, "created_timestamp"),
                 updated_at=_ts(p.meta, "last_updated_timestamp"),
-                spec=spec,
+                content=spec,
                 content_hash=digest,
             )
         )
@@ -907,7 +954,7 @@ def _snapshot_from_proto(
                 tags=dict(e.spec.tags),
                 created_at=_ts(e.meta, "created_timestamp"),
                 updated_at=_ts(e.meta, "last_updated_timestamp"),
-                spec=spec,
+                content=spec,
                 content_hash=digest,
                 join_keys=[e.spec.join_key] if e.spec.join_key else [],
                 value_type=dtype_name(e.spec.value_type),
@@ -952,7 +999,7 @@ def _snapshot_from_proto(
                     tags={},
                     created_at=None,
                     updated_at=None,
-                    spec={"name": obj.project},
+                    content=Spec(json={"name": obj.project}),
                     content_hash=hashlib.sha256(obj.project.encode()).hexdigest(),
                 )
             )

@@ -24,6 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog import feast_gateway as gateway
+from catalog.bulk import bulk_insert
 from catalog.diff import diff_specs
 from catalog.exceptions import PortalError, UnknownProject
 from catalog.models import (
@@ -83,12 +84,13 @@ _CONTENT_FIELDS = (
 
 @dataclass
 class _Desired:
-    """What the registry says one object should look like."""
+    """What the registry says one object should look like (`values` lacks the spec: see with_spec)."""
 
     project: str
     kind: str
     name: str
     values: dict[str, Any]
+    info: gateway.ObjectInfo
     features: list[gateway.FeatureInfo] = field(default_factory=list)
     vector: list[gateway.VectorEntry] = field(default_factory=list)
     upstream: list[tuple[str, str, str]] = field(default_factory=list)  # (edge kind, upstream kind, name)
@@ -96,6 +98,10 @@ class _Desired:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.project, self.kind, self.name)
+
+    def with_spec(self) -> dict[str, Any]:
+        """All column values, including the spec JSON (built only for objects being written)."""
+        return {**self.values, "spec": self.info.spec}
 
 
 def _is_deprecated(tags: dict[str, str]) -> bool:
@@ -108,7 +114,6 @@ def _common(info: gateway.ObjectInfo) -> dict[str, Any]:
         "owner": info.owner,
         "tags": info.tags,
         "status": Status.DEPRECATED if _is_deprecated(info.tags) else Status.ACTIVE,
-        "spec": info.spec,
         "content_hash": info.content_hash,
         "feast_created_at": info.created_at,
         "feast_updated_at": info.updated_at,
@@ -124,7 +129,11 @@ def _desired(snapshot: gateway.RegistrySnapshot) -> list[_Desired]:
     for e in snapshot.entities:
         out.append(
             _Desired(
-                e.project, Kind.ENTITY, e.name, {**_common(e), "join_keys": e.join_keys, "value_type": e.value_type}
+                e.project,
+                Kind.ENTITY,
+                e.name,
+                {**_common(e), "join_keys": e.join_keys, "value_type": e.value_type},
+                info=e,
             )
         )
     for ds in snapshot.data_sources:
@@ -141,6 +150,7 @@ def _desired(snapshot: gateway.RegistrySnapshot) -> list[_Desired]:
                 "feature_count": len(ds.request_schema),
             },
             features=ds.request_schema,
+            info=ds,
         )
         if ds.batch_source:
             d.upstream.append((LineageEdge.Kind.SOURCE_SOURCE, Kind.DATA_SOURCE, ds.batch_source))
@@ -167,6 +177,7 @@ def _desired(snapshot: gateway.RegistrySnapshot) -> list[_Desired]:
                 "feature_count": len(fv.features),
             },
             features=fv.features,
+            info=fv,
         )
         for src in (fv.batch_source, fv.stream_source):
             if src:
@@ -185,6 +196,7 @@ def _desired(snapshot: gateway.RegistrySnapshot) -> list[_Desired]:
             fs.name,
             {**_common(fs), "feature_count": len(fs.vector)},
             vector=fs.vector,
+            info=fs,
         )
         for view in dict.fromkeys(fs.views):
             d.upstream.append((LineageEdge.Kind.VIEW_SERVICE, Kind.FEATURE_VIEW, view))
@@ -406,7 +418,7 @@ def _apply_snapshot(
             row = existing.get(d.key)
             if row is None:
                 to_create.append(
-                    CatalogObject(project=projects[d.project], kind=d.kind, name=d.name, version=1, **d.values)
+                    CatalogObject(project=projects[d.project], kind=d.kind, name=d.name, version=1, **d.with_spec())
                 )
             elif row["status"] == Status.REMOVED:
                 to_update_content.append((d, row, ObjectVersion.Change.RESTORED))
@@ -426,7 +438,8 @@ def _apply_snapshot(
             ).values_list("id", "spec")
         )
 
-        created = CatalogObject.objects.bulk_create(to_create, batch_size=BATCH)
+        bulk_insert(CatalogObject, to_create)
+        ids_by_key = _ids_by_key(scope) if to_create else {}
         versions: list[ObjectVersion] = []
         audits: list[AuditEvent] = []
         desired_by_key = {d.key: d for d in desired}
@@ -469,18 +482,19 @@ def _apply_snapshot(
                     )
                 )
 
-        for obj in created:
-            d = desired_by_key[(obj.project.name, obj.kind, obj.name)]
-            record(obj.id, d.key, 1, ObjectVersion.Change.ADDED, d.values["spec"], [], d.values["content_hash"])
-        counts.added = len(created)
+        for new in to_create:
+            d = desired_by_key[(new.project.name, new.kind, new.name)]
+            new.id = ids_by_key[d.key]
+            record(new.id, d.key, 1, ObjectVersion.Change.ADDED, d.info.spec, [], d.values["content_hash"])
+        counts.added = len(to_create)
 
         updates: list[CatalogObject] = []
         for d, row, change in to_update_content:
             version = row["version"] + 1
-            obj = CatalogObject(id=row["id"], version=version, removed_at=None, **d.values)
+            obj = CatalogObject(id=row["id"], version=version, removed_at=None, **d.with_spec())
             updates.append(obj)
-            changes = diff_specs(old_specs.get(row["id"], {}), d.values["spec"])
-            record(row["id"], d.key, version, change, d.values["spec"], changes, d.values["content_hash"])
+            changes = diff_specs(old_specs.get(row["id"], {}), d.info.spec)
+            record(row["id"], d.key, version, change, d.info.spec, changes, d.values["content_hash"])
         CatalogObject.objects.bulk_update(
             updates, [*_CONTENT_FIELDS, *_META_FIELDS, "version", "removed_at"], batch_size=BATCH
         )
@@ -512,15 +526,15 @@ def _apply_snapshot(
             Feature.objects.filter(view_id__in=removed_ids).update(status=Status.REMOVED)
         counts.removed = len(removed_rows)
 
-        touched = {obj.id: desired_by_key[(obj.project.name, obj.kind, obj.name)] for obj in created}
+        touched = {new.id: desired_by_key[(new.project.name, new.kind, new.name)] for new in to_create}
         touched.update({row["id"]: d for d, row, _ in to_update_content})
         if touched:
             _sync_features(touched)
-            ids_by_key = _ids_by_key(scope)
+            ids_by_key = ids_by_key or _ids_by_key(scope)
             _sync_vectors(touched, ids_by_key)
             _sync_edges(touched, ids_by_key, projects)
-        ObjectVersion.objects.bulk_create(versions, batch_size=BATCH)
-        AuditEvent.objects.bulk_create(audits, batch_size=BATCH)
+        bulk_insert(ObjectVersion, versions)
+        bulk_insert(AuditEvent, audits)
         if counts.added or counts.changed or counts.removed:
             audit_record(
                 actor=actor,
@@ -599,7 +613,7 @@ def _sync_features(touched: dict[int, _Desired]) -> None:
     if gone:
         Feature.objects.filter(id__in=gone).update(status=Status.REMOVED)
     Feature.objects.bulk_update(update, ["dtype", "description", "tags", "position", "status"], batch_size=BATCH)
-    Feature.objects.bulk_create(create, batch_size=5000)
+    bulk_insert(Feature, create)
 
 
 def _sync_vectors(touched: dict[int, _Desired], ids: dict[tuple[str, str, str], int]) -> None:
@@ -620,7 +634,7 @@ def _sync_vectors(touched: dict[int, _Desired], ids: dict[tuple[str, str, str], 
         for sid in services
         for v in touched[sid].vector
     ]
-    ServiceFeature.objects.bulk_create(rows, batch_size=5000)
+    bulk_insert(ServiceFeature, rows)
 
 
 def _sync_edges(
@@ -636,4 +650,4 @@ def _sync_edges(
                 rows[(up_id, obj_id, edge_kind)] = LineageEdge(
                     project=projects[d.project], kind=edge_kind, upstream_id=up_id, downstream_id=obj_id
                 )
-    LineageEdge.objects.bulk_create(list(rows.values()), batch_size=5000)
+    bulk_insert(LineageEdge, list(rows.values()))
