@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from catalog.models import AuditEvent, CatalogObject, ObjectVersion, Project, Status, SyncRun
+from catalog.models.objects import KIND_SLUG
 
 
 def dashboard_counts(*, user: Any) -> dict[str, int]:
@@ -98,3 +99,45 @@ def catalog_as_of(
         qs = qs.filter(kind=kind)
     ordered: QuerySet[CatalogObject] = qs.order_by("project__name", "kind", "name")
     return ordered
+
+
+SLUG_FOR_KIND = KIND_SLUG
+KIND_SLUGS = {slug: kind for kind, slug in KIND_SLUG.items()}
+
+
+def project_get(*, user: Any, name: str) -> Project:
+    """A project the user may see (raises Project.DoesNotExist)."""
+    if not getattr(user, "is_authenticated", False):
+        raise Project.DoesNotExist(name)
+    project: Project = Project.objects.get(name=name)
+    return project
+
+
+def project_objects(*, user: Any, project: Project) -> dict[str, list[CatalogObject]]:
+    """The project's objects (removed ones last), grouped by kind."""
+    grouped: dict[str, list[CatalogObject]] = {kind: [] for kind in CatalogObject.Kind.values}
+    qs = CatalogObject.objects.visible_to(user).filter(project=project).select_related("team").order_by("name")
+    for obj in sorted(qs, key=lambda o: o.status == Status.REMOVED):
+        grouped[obj.kind].append(obj)
+    return grouped
+
+
+def object_get(*, user: Any, project: str, kind: str, name: str) -> CatalogObject:
+    """One catalog object by natural key (raises CatalogObject.DoesNotExist)."""
+    obj: CatalogObject = (
+        CatalogObject.objects.visible_to(user)
+        .select_related("project", "team")
+        .get(project__name=project, kind=kind, name=name)
+    )
+    return obj
+
+
+def object_lineage(*, user: Any, obj: CatalogObject) -> dict[str, list[Any]]:
+    """Direct upstream and downstream neighbours of an object."""
+    from catalog.models import LineageEdge
+
+    related = LineageEdge.objects.select_related("upstream__project", "downstream__project")
+    return {
+        "upstream": list(related.filter(downstream=obj).order_by("upstream__kind", "upstream__name")),
+        "downstream": list(related.filter(upstream=obj).order_by("downstream__kind", "downstream__name")),
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.urls import reverse
 
 from catalog.models.base import TimestampedModel
 from catalog.models.projects import Project, Status, Team
@@ -78,6 +79,22 @@ class CatalogObject(TimestampedModel):
     def is_removed(self) -> bool:
         """True when the object is no longer in the registry."""
         return self.status == Status.REMOVED
+
+    @property
+    def kind_slug(self) -> str:
+        """The URL segment of this object's kind (feature-views, ...)."""
+        return KIND_SLUG[self.kind]
+
+    def get_absolute_url(self) -> str:
+        return reverse("catalog:object_detail", args=[self.project.name, self.kind_slug, self.name])
+
+
+KIND_SLUG = {
+    CatalogObject.Kind.ENTITY: "entities",
+    CatalogObject.Kind.DATA_SOURCE: "data-sources",
+    CatalogObject.Kind.FEATURE_VIEW: "feature-views",
+    CatalogObject.Kind.FEATURE_SERVICE: "feature-services",
+}
 
 
 class _KindManager(models.Manager["CatalogObject"]):

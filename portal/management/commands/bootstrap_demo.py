@@ -107,10 +107,17 @@ class Command(BaseCommand):
         credentials = settings.VAR_DIR / "demo-credentials.txt"
         if created:
             settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+            known: dict[str, str] = {}
+            if credentials.exists():  # keep other users' lines; replace the ones created now
+                for line in credentials.read_text().splitlines():
+                    if line.split():
+                        known[line.split()[0]] = line
             lines = [f"{u:<10} {p}" for u, p in created]
-            with open(credentials, "a") as handle:
-                handle.write("\n".join(lines) + "\n")
-            credentials.chmod(0o600)
+            known.update({line.split()[0]: line for line in lines})
+            tmp = credentials.with_suffix(".tmp")
+            tmp.write_text("\n".join(known.values()) + "\n")
+            tmp.chmod(0o600)
+            tmp.replace(credentials)
             self.stdout.write("demo users (username / password) — shown once, also kept in var/demo-credentials.txt:")
             for line in lines:
                 self.stdout.write(f"  {line}")

@@ -1,0 +1,27 @@
+"""Template filters for catalog pages."""
+
+from __future__ import annotations
+
+from django import template
+
+register = template.Library()
+
+_UNITS = [("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)]
+
+
+@register.filter
+def seconds_human(value: int | None) -> str:
+    """604800 → "7 days"; 5400 → "1 hour 30 minutes"; None → "—"."""
+    if value is None:
+        return "—"
+    seconds = int(value)
+    if seconds <= 0:
+        return "no expiry"
+    parts = []
+    for name, size in _UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
