@@ -89,7 +89,7 @@ class CatalogObject(TimestampedModel):
         return reverse("catalog:object_detail", args=[self.project.name, self.kind_slug, self.name])
 
 
-KIND_SLUG = {
+KIND_SLUG: dict[str, str] = {
     CatalogObject.Kind.ENTITY: "entities",
     CatalogObject.Kind.DATA_SOURCE: "data-sources",
     CatalogObject.Kind.FEATURE_VIEW: "feature-views",
