@@ -20,14 +20,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 WORKER_INDEX = int(WORKER.removeprefix("gw") or 0) if WORKER.startswith("gw") else 0
-if WORKER_INDEX > 13:
-    raise RuntimeError("at most 14 test workers: each needs its own Redis database (1..15)")
+# TEST_SLOT lets several suites run at once on one machine (e.g. two checkouts): each slot gets its own
+# databases, Redis database numbers and queues. Slot s, worker i uses Redis database 1 + 3*s + i.
+SLOT = int(os.environ.get("TEST_SLOT", "0"))
+if WORKER_INDEX > 2 or not 0 <= SLOT <= 4:
+    raise RuntimeError("TEST_SLOT is 0..4 and at most 3 workers run per slot: each needs its own Redis database")
 
 PG = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-REDIS_DB = 1 + WORKER_INDEX
-REGISTRY_DB = f"fp_registry_{WORKER}"
-REGISTRY_TEMPLATE_DB = f"fp_registry_tmpl_{WORKER}"
+REDIS_DB = 1 + 3 * SLOT + WORKER_INDEX
+TAG = f"s{SLOT}_{WORKER}" if SLOT else WORKER
+REGISTRY_DB = f"fp_registry_{TAG}"
+REGISTRY_TEMPLATE_DB = f"fp_registry_tmpl_{TAG}"
 
 WORK = Path(tempfile.mkdtemp(prefix=f"feature-portal-tests-{WORKER}-"))
 DEMO_REPO = WORK / "feature_repo"
@@ -61,13 +65,13 @@ subprocess.run(
 os.environ.update(
     {
         "DJANGO_SECRET_KEY": "test-secret-key-not-for-production",
-        "DATABASE_URL": f"{PG}/feature_portal",
+        "DATABASE_URL": f"{PG}/feature_portal" + (f"_s{SLOT}" if SLOT else ""),
         "REDIS_URL": f"{REDIS}/{REDIS_DB}",
         "FEAST_REGISTRY_URL": f"{PG.replace('postgresql://', 'postgresql+psycopg://')}/{REGISTRY_DB}",
         "FEAST_REPO_PATH": str(DEMO_REPO),
         "PORTAL_VAR_DIR": str(WORK / "var"),
         "DJANGO_STATIC_ROOT": str(WORK / "static"),
-        "CELERY_QUEUE": f"portal-tests-{WORKER}",
+        "CELERY_QUEUE": f"portal-tests-{TAG}",
         "FEAST_NO_PROGRESS": "1",
     }
 )
