@@ -1,6 +1,7 @@
 """Catalog models."""
 
 from catalog.models.audit import AuditEvent
+from catalog.models.consumers import ModelConsumer
 from catalog.models.history import ExpectedChange, ObjectVersion, SyncRun, SyncState
 from catalog.models.objects import (
     CatalogObject,
@@ -24,6 +25,7 @@ __all__ = [
     "FeatureService",
     "FeatureView",
     "LineageEdge",
+    "ModelConsumer",
     "ObjectVersion",
     "Project",
     "ServiceFeature",
