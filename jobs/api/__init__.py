@@ -1,0 +1,1 @@
+"""Jobs API: job runs, materialization, online preview."""
