@@ -2,7 +2,14 @@
 
 
 class PortalError(Exception):
-    """Base class: the message is safe to show to the user."""
+    """Base class: the message is safe to show to the user.
+
+    `status_code` and `code` are what the API's error shape reports (catalog.api.exceptions);
+    subclasses override them (404 not_found, 409 conflict, 403 forbidden, 503 unavailable).
+    """
+
+    status_code = 400
+    code = "invalid"
 
 
 class FeastConfigInvalid(PortalError):
@@ -12,6 +19,9 @@ class FeastConfigInvalid(PortalError):
 class RegistryUnavailable(PortalError):
     """The Feast registry cannot be reached right now (transient: retry later)."""
 
+    status_code = 503
+    code = "unavailable"
+
 
 class RegistryCorrupt(PortalError):
     """The Feast registry was reached but its content cannot be parsed."""
@@ -20,6 +30,41 @@ class RegistryCorrupt(PortalError):
 class SyncInProgress(PortalError):
     """Another sync holds the lease for this repo."""
 
+    status_code = 409
+    code = "conflict"
+
 
 class UnknownProject(PortalError):
     """A project name that the governed registries do not hold."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class NotPermitted(PortalError):
+    """The actor's roles do not allow this action."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class ObjectNotFound(PortalError):
+    """A referenced object does not exist, is removed, or is not visible to the actor."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class DuplicateObject(PortalError):
+    """An object with the same natural key already exists."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class InvalidInput(PortalError):
+    """Input failed validation; `details` maps field names to messages."""
+
+    def __init__(self, message: str, details: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}

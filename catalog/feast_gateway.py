@@ -16,14 +16,16 @@ Design notes (Feast 0.67):
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,7 +41,16 @@ if TYPE_CHECKING:
     from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
     from google.protobuf.message import Message
 
-from catalog.exceptions import FeastConfigInvalid, RegistryCorrupt, RegistryUnavailable
+from catalog.exceptions import (
+    FeastConfigInvalid,
+    InvalidInput,
+    ObjectNotFound,
+    PortalError,
+    RegistryCorrupt,
+    RegistryUnavailable,
+)
+
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -1104,3 +1115,453 @@ def online_read(repo: RepoRef, *, feature_service: str, entity_rows: list[dict[s
             )
         rows.append(row)
     return OnlineRead(vector=info.vector, entity_rows=entity_rows, rows=rows, response_order=names)
+
+
+# --- Materialization (per view, in time chunks, batched online writes) ----------------------------
+
+
+class OnlineStoreUnavailable(PortalError):
+    """The Feast online store (Redis, SQLite ...) cannot be reached right now."""
+
+    status_code = 503
+    code = "unavailable"
+
+
+class MaterializeFilterInvalid(PortalError):
+    """A `materialize_filter` tag is not an allowed comparison expression."""
+
+
+MATERIALIZE_FILTER_TAG = "materialize_filter"
+
+
+@dataclass(frozen=True)
+class MaterializationTarget:
+    """One view to materialize over [start, end), resolved the way Feast resolves it."""
+
+    project: str
+    view: str
+    start: datetime
+    end: datetime
+    ttl_seconds: int | None
+    filter: str  # the view's materialize_filter tag ("" when none)
+    state: str  # Feast's FeatureViewState name before the run (MATERIALIZING is shown in the UI)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One time chunk of one view: what was read from the offline store and written online."""
+
+    start: datetime
+    end: datetime
+    rows_read: int
+    rows_written: int
+    rows_filtered: int
+    seconds: float
+
+
+_FILTER_OPS = {"Eq": "==", "NotEq": "!=", "Lt": "<", "LtE": "<=", "Gt": ">", "GtE": ">="}
+
+
+def parse_materialize_filter(text: str) -> Any:
+    """Parse a `materialize_filter` tag into a pyarrow compute Expression, never evaluating code.
+
+    Grammar (allow-listed AST nodes only): ``column OP literal`` with OP in == != < <= > >=, ``column in
+    [literals]``, combined with ``and`` / ``or`` / ``not`` and parentheses. Literals are numbers,
+    strings, True/False/None. Anything else (calls, attributes, arithmetic, subscripts) is refused.
+    """
+    import ast
+
+    import pyarrow.compute as pc
+
+    if len(text) > 500:
+        raise MaterializeFilterInvalid("materialize_filter is longer than 500 characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise MaterializeFilterInvalid(f"materialize_filter {text!r} is not a valid expression: {exc.msg}") from None
+
+    def literal(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool | type(None)):
+            return node.value
+        if (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant)
+            and isinstance(node.operand.value, int | float)
+            and not isinstance(node.operand.value, bool)
+        ):
+            return -node.operand.value
+        raise MaterializeFilterInvalid(f"materialize_filter {text!r}: only literal values may follow an operator")
+
+    def convert(node: ast.AST) -> Any:
+        if isinstance(node, ast.BoolOp):
+            parts = [convert(v) for v in node.values]
+            out = parts[0]
+            for part in parts[1:]:
+                out = (out & part) if isinstance(node.op, ast.And) else (out | part)
+            return out
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return ~convert(node.operand)
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Name):
+            column = pc.field(node.left.id)
+            op = type(node.ops[0]).__name__
+            right = node.comparators[0]
+            if op in ("In", "NotIn") and isinstance(right, ast.List | ast.Tuple):
+                values = [literal(v) for v in right.elts]
+                member = column.isin(values)
+                return member if op == "In" else ~member
+            if op in _FILTER_OPS:
+                value = literal(right)
+                if value is None and op in ("Eq", "NotEq"):
+                    return column.is_null() if op == "Eq" else ~column.is_null()
+                return {
+                    "Eq": column == value,
+                    "NotEq": column != value,
+                    "Lt": column < value,
+                    "LtE": column <= value,
+                    "Gt": column > value,
+                    "GtE": column >= value,
+                }[op]
+        raise MaterializeFilterInvalid(
+            f"materialize_filter {text!r}: use `column OP literal` (== != < <= > >= in), and/or/not, parentheses"
+        )
+
+    return convert(tree.body)
+
+
+def materialize_filter_columns(text: str) -> list[str]:
+    """The column names a `materialize_filter` reads (validated by parsing it)."""
+    import ast
+
+    parse_materialize_filter(text)
+    names = [n.id for n in ast.walk(ast.parse(text.strip(), mode="eval")) if isinstance(n, ast.Name)]
+    return list(dict.fromkeys(names))
+
+
+def _online_error(repo: RepoRef, exc: Exception) -> OnlineStoreUnavailable:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    store_type = str(_raw_config(repo).get("online_store", {}).get("type", "online store"))
+    return OnlineStoreUnavailable(f"Feast online store ({store_type}) is unreachable: {first_line}")
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    import redis
+
+    return isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | ConnectionError)
+
+
+def _registry_call(location_repo: RepoRef, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return fn(*args, **kwargs)
+    except OperationalError as exc:
+        raise _sql_error(registry_location(location_repo), exc) from exc
+
+
+def _materializable_views(repo: RepoRef, views: Sequence[str] | None) -> list[Any]:
+    """Batch and stream feature views Feast would materialize (online, enabled), registry order."""
+    from feast.errors import FeatureViewNotFoundException
+    from feast.on_demand_feature_view import OnDemandFeatureView
+
+    store = _store(repo)
+    try:
+        found = _registry_call(repo, store._get_feature_views_to_materialize, list(views) if views else None)
+    except FeatureViewNotFoundException as exc:
+        raise ObjectNotFound(str(exc)) from None
+    except ValueError as exc:  # "not configured for materialization" (online=False)
+        raise InvalidInput(str(exc)) from None
+    return [fv for fv in found if not isinstance(fv, OnDemandFeatureView)]
+
+
+def materialization_targets(
+    repo: RepoRef, *, views: Sequence[str] | None = None, start: datetime | None = None, end: datetime | None = None
+) -> list[MaterializationTarget]:
+    """What a run would materialize: per view, [start, end). Without `start`, incremental as Feast does it
+    (from the view's latest materialized end, else now - ttl); views already up to date are left out."""
+    store = _store(repo)
+    store.refresh_registry()
+    end = end or datetime.now(UTC)
+    if start is not None and start >= end:
+        raise InvalidInput("start must be before end", {"start": ["must be before end"]})
+    targets: list[MaterializationTarget] = []
+    for fv in _materializable_views(repo, views):
+        view_start = start
+        if view_start is None:
+            view_start = fv.most_recent_end_time
+            if view_start is None:
+                if not fv.ttl or fv.ttl.total_seconds() <= 0:
+                    raise InvalidInput(
+                        f"{fv.name} has no TTL and was never materialized: give a start date for its first run",
+                        {"start": ["required for a first materialization of a view without TTL"]},
+                    )
+                view_start = datetime.now(UTC) - fv.ttl
+        view_start = view_start if view_start.tzinfo else view_start.replace(tzinfo=UTC)
+        if view_start >= end:
+            continue
+        state = getattr(fv, "state", None)
+        targets.append(
+            MaterializationTarget(
+                project=store.project,
+                view=fv.name,
+                start=view_start,
+                end=end,
+                ttl_seconds=int(fv.ttl.total_seconds()) if fv.ttl else None,
+                filter=str(fv.tags.get(MATERIALIZE_FILTER_TAG, "")),
+                state=state.name if state is not None else "",
+            )
+        )
+    return targets
+
+
+def _set_view_state(store: Any, fv: Any, target: str) -> str | None:
+    """Move a view to a FeatureViewState as Feast does (returns the previous state name, None if unchanged)."""
+    from feast.feature_view import FeatureViewState
+
+    current = getattr(fv, "state", None)
+    if current is None or current == FeatureViewState.STATE_UNSPECIFIED:
+        return None
+    wanted = FeatureViewState[target]
+    if current == wanted:
+        return None
+    if not current.can_transition_to(wanted):
+        raise InvalidInput(f"feature view {fv.name} cannot go from {current.name} to {wanted.name}")
+    previous = str(current.name)
+    fv.state = wanted
+    store.registry.apply_feature_view(fv, store.project, commit=True)
+    return previous
+
+
+def materialize_view(
+    repo: RepoRef,
+    *,
+    view: str,
+    start: datetime,
+    end: datetime,
+    chunk: timedelta,
+    batch_size: int,
+    on_chunk: Callable[[ChunkResult], None] | None = None,
+) -> list[ChunkResult]:
+    """Materialize one view over [start, end) in time chunks, as Feast's local engine does, plus the filter.
+
+    Per chunk: the view goes to MATERIALIZING (Feast >= 0.64 does not serve it in that state, so chunks
+    stay short), the latest row per entity in the chunk is read from the offline store
+    (`pull_latest_from_table_or_query`), the view's `materialize_filter` tag is applied (Feast 0.67's
+    local engine does not run BatchFeatureView UDFs), rows go online in batches of `batch_size`
+    (`online_write_batch`: memory stays flat), and the chunk is recorded with
+    `registry.apply_materialization`, which also sets AVAILABLE_ONLINE, exactly like
+    `feast materialize`, so `feast materialize-incremental` and the catalog continue from it.
+    A failed chunk rolls the state back and raises; earlier chunks stay recorded.
+    """
+    from feast.utils import _convert_arrow_to_proto, _get_column_names, _run_pyarrow_field_mapping
+
+    store = _store(repo)
+    store.refresh_registry()
+    fvs = _materializable_views(repo, [view])
+    if not fvs:
+        raise InvalidInput(f"{view} is an on-demand view: nothing to materialize")
+    fv = fvs[0]
+    filter_text = str(fv.tags.get(MATERIALIZE_FILTER_TAG, "")).strip()
+    expression = parse_materialize_filter(filter_text) if filter_text else None
+    filter_columns = materialize_filter_columns(filter_text) if filter_text else []
+    provider = store._get_provider()
+    entities = [store.get_entity(name) for name in fv.entities if name != "__dummy"]
+    join_keys, feature_cols, ts_col, created_col = _get_column_names(fv, entities)
+    extra = [c for c in filter_columns if c not in {*join_keys, *feature_cols, ts_col, created_col}]
+    join_key_types = {col.name: col.dtype.to_value_type() for col in fv.entity_columns}
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    excluded = None
+    if expression is not None:
+        # The filter is about an entity's latest state in [start, end): an employee who left during the
+        # range must not be served from an earlier, still-active chunk. One cheap pass over the keys and
+        # filter columns finds the entities whose latest row fails the filter; every chunk drops them.
+        pre_columns = [c for c in filter_columns if c not in {*join_keys, ts_col, created_col}]
+        try:
+            latest = provider.offline_store.pull_latest_from_table_or_query(
+                config=store.config,
+                data_source=fv.batch_source,
+                join_key_columns=join_keys,
+                feature_name_columns=pre_columns,
+                timestamp_field=ts_col,
+                created_timestamp_column=created_col,
+                start_date=start,
+                end_date=end,
+            ).to_arrow()
+        except (KeyError, ValueError) as exc:
+            raise MaterializeFilterInvalid(
+                f"materialize_filter {filter_text!r} of {view} cannot be applied to its source: {exc}"
+            ) from exc
+        missing = [c for c in filter_columns if c not in latest.column_names]
+        if missing:
+            raise MaterializeFilterInvalid(
+                f"materialize_filter of {view} names {', '.join(missing)}, not a column of its source"
+            )
+        excluded = latest.filter(~expression).select(join_keys) if latest.num_rows else None
+        del latest
+    results: list[ChunkResult] = []
+    chunk_start = start
+    while chunk_start < end:
+        chunk_end = min(chunk_start + chunk, end)
+        started = time.monotonic()
+        previous = _registry_call(repo, _set_view_state, store, fv, "MATERIALIZING")
+        try:
+            job = provider.offline_store.pull_latest_from_table_or_query(
+                config=store.config,
+                data_source=fv.batch_source,
+                join_key_columns=join_keys,
+                feature_name_columns=[*feature_cols, *extra],
+                timestamp_field=ts_col,
+                created_timestamp_column=created_col,
+                start_date=chunk_start,
+                end_date=chunk_end,
+            )
+            table = job.to_arrow()
+            rows_read = table.num_rows
+            if expression is not None and rows_read:
+                table = table.filter(expression)
+                if excluded is not None and excluded.num_rows and table.num_rows:
+                    table = table.join(excluded, keys=join_keys, join_type="left anti")
+            if fv.batch_source.field_mapping:
+                table = _run_pyarrow_field_mapping(table, fv.batch_source.field_mapping)
+            written = 0
+            if table.num_rows:
+                for batch in table.combine_chunks().to_batches(max_chunksize=batch_size):
+                    rows = _convert_arrow_to_proto(batch, fv, join_key_types)
+                    provider.online_write_batch(config=store.config, table=fv, data=rows, progress=None)
+                    written += batch.num_rows
+                    del rows
+            del table
+            _registry_call(repo, store.registry.apply_materialization, fv, store.project, chunk_start, chunk_end)
+        except Exception as exc:
+            if previous is not None:
+                try:
+                    latest = store.registry.get_any_feature_view(view, store.project, allow_cache=False)
+                    latest.state = type(latest.state)[previous]
+                    store.registry.apply_feature_view(latest, store.project, commit=True)
+                except Exception:  # the original error matters more than a failed rollback
+                    logger.exception("could not roll %s back to %s", view, previous)
+            if _is_connection_error(exc):
+                raise _online_error(repo, exc) from exc
+            raise
+        # the registry's current copy (new interval, AVAILABLE_ONLINE): a stale copy applied by the next
+        # state change would drop this chunk's interval
+        fv = _registry_call(repo, store.registry.get_any_feature_view, view, store.project, allow_cache=False)
+        result = ChunkResult(
+            start=chunk_start,
+            end=chunk_end,
+            rows_read=rows_read,
+            rows_written=written,
+            rows_filtered=rows_read - written,
+            seconds=time.monotonic() - started,
+        )
+        results.append(result)
+        if on_chunk is not None:
+            on_chunk(result)
+        chunk_start = chunk_end
+    return results
+
+
+# --- Online preview (the worker side of the portal's online preview) ------------------------------
+
+
+def _feature_refs_vector(store: Any, features: Sequence[str]) -> list[VectorEntry]:
+    """The vector for a `features` list (`view:feature`), in the order requested."""
+    from feast.errors import FeastObjectNotFoundException
+
+    vector: list[VectorEntry] = []
+    for ref in features:
+        view_name, _, feature = ref.partition(":")
+        fv: Any = None
+        for getter in (store.get_feature_view, store.get_on_demand_feature_view, store.get_stream_feature_view):
+            try:
+                fv = getter(view_name)
+                break
+            except FeastObjectNotFoundException:  # try the next kind of view
+                continue
+        if fv is None:
+            raise ObjectNotFound(f"feature view {view_name} does not exist")
+        dtype = next((dtype_name(f.dtype.to_value_type().value) for f in fv.features if f.name == feature), None)
+        if dtype is None:
+            raise ObjectNotFound(f"feature view {view_name} has no feature {feature}")
+        vector.append(
+            VectorEntry(index=len(vector), feature_view=view_name, view_alias="", feature=feature, dtype=dtype)
+        )
+    return vector
+
+
+def online_preview(
+    repo: RepoRef,
+    *,
+    entity_rows: list[dict[str, Any]],
+    feature_service: str | None = None,
+    features: Sequence[str] | None = None,
+) -> OnlineRead:
+    """Online values for a feature service or a `features` list, each row in canonical order.
+
+    A service is read with `online_read` (the registry's vector order); a features list keeps the order
+    it was given in, never the order of Feast's response. Connection failures become
+    OnlineStoreUnavailable with a one-line message.
+    """
+    try:
+        if feature_service:
+            return online_read(repo, feature_service=feature_service, entity_rows=entity_rows)
+        return _online_read_refs(repo, features=list(features or []), entity_rows=entity_rows)
+    except Exception as exc:
+        if _is_connection_error(exc):
+            raise _online_error(repo, exc) from exc
+        raise
+
+
+def _online_read_refs(repo: RepoRef, *, features: list[str], entity_rows: list[dict[str, Any]]) -> OnlineRead:
+    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+    from feast.type_map import feast_value_type_to_python_type
+
+    store = _store(repo)
+    vector = _feature_refs_vector(store, features)
+    response = store.get_online_features(features=features, entity_rows=entity_rows, full_feature_names=True)
+    names = list(response.proto.metadata.feature_names.val)
+    position = {name: i for i, name in enumerate(names)}
+    rows: list[list[OnlineValue]] = []
+    for r in range(len(entity_rows)):
+        row: list[OnlineValue] = []
+        for entry in vector:
+            result = response.proto.results[position[f"{entry.feature_view}__{entry.feature}"]]
+            ts = result.event_timestamps[r] if r < len(result.event_timestamps) else None
+            status = FieldStatus.Name(result.statuses[r])
+            if status == "PRESENT" and result.values[r].WhichOneof("val") is None and not (ts and ts.seconds):
+                status = "NOT_FOUND"  # Feast 0.67's Redis quirk, as in online_read
+            row.append(
+                OnlineValue(
+                    index=entry.index,
+                    feature_view=entry.feature_view,
+                    feature=entry.feature,
+                    reference=entry.reference,
+                    dtype=entry.dtype,
+                    value=feast_value_type_to_python_type(result.values[r]),
+                    status=status,
+                    event_timestamp=(
+                        datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=UTC) if ts and ts.seconds else None
+                    ),
+                )
+            )
+        rows.append(row)
+    return OnlineRead(vector=vector, entity_rows=entity_rows, rows=rows, response_order=names)
+
+
+def materialization_recover(repo: RepoRef, *, view: str) -> str | None:
+    """Move a view left in MATERIALIZING by a dead worker back to a servable state.
+
+    AVAILABLE_ONLINE when earlier intervals are recorded (their values are still online), else
+    GENERATED, as Feast's own rollback does. Returns the new state name, None when nothing changed.
+    """
+    from feast.feature_view import FeatureViewState
+
+    store = _store(repo)
+    fv = _registry_call(repo, store.registry.get_any_feature_view, view, store.project, allow_cache=False)
+    if getattr(fv, "state", None) != FeatureViewState.MATERIALIZING:
+        return None
+    target = "AVAILABLE_ONLINE" if fv.materialization_intervals else "GENERATED"
+    fv.state = FeatureViewState[target]
+    _registry_call(repo, store.registry.apply_feature_view, fv, store.project, commit=True)
+    return target

@@ -141,3 +141,184 @@ def object_lineage(*, user: Any, obj: CatalogObject) -> dict[str, list[Any]]:
         "upstream": list(related.filter(downstream=obj).order_by("upstream__kind", "upstream__name")),
         "downstream": list(related.filter(upstream=obj).order_by("downstream__kind", "downstream__name")),
     }
+
+
+def feature_get(*, user: Any, project: str, view: str, name: str) -> Any:
+    """One feature of a view, by `project/view:name` (raises CatalogObject.DoesNotExist)."""
+    from catalog.models import Feature
+
+    feature = (
+        Feature.objects.filter(
+            view__in=CatalogObject.objects.visible_to(user),
+            view__project__name=project,
+            view__kind=CatalogObject.Kind.FEATURE_VIEW,
+            view__name=view,
+            name=name,
+        )
+        .select_related("view__project", "view__team")
+        .first()
+    )
+    if feature is None:
+        raise CatalogObject.DoesNotExist(f"{project}/{view}:{name}")
+    return feature
+
+
+def feature_usage(*, user: Any, feature: Any) -> dict[str, list[Any]]:
+    """Where a feature is used: service vector positions, and on-demand views fed by its view."""
+    from catalog.models import LineageEdge, ServiceFeature
+
+    positions = list(
+        ServiceFeature.objects.filter(view=feature.view, feature_name=feature.name)
+        .select_related("service__project")
+        .order_by("service__name", "index")
+    )
+    on_demand = [
+        e.downstream
+        for e in LineageEdge.objects.filter(
+            upstream=feature.view, kind=LineageEdge.Kind.VIEW_VIEW, downstream__in=CatalogObject.objects.visible_to(user)
+        ).select_related("downstream__project")
+    ]
+    return {"services": positions, "on_demand_views": on_demand}
+
+
+def view_feature_usage(*, view: CatalogObject) -> dict[str, list[str]]:
+    """For each feature of a view, the services that use it (`service[index]`), one query."""
+    from catalog.models import ServiceFeature
+
+    usage: dict[str, list[str]] = {}
+    for feature, service, index in (
+        ServiceFeature.objects.filter(view=view)
+        .order_by("service__name", "index")
+        .values_list("feature_name", "service__name", "index")
+    ):
+        usage.setdefault(feature, []).append(f"{service}[{index}]")
+    return usage
+
+
+def owner_objects(*, user: Any, owner: str) -> dict[str, Any]:
+    """Objects owned by an owner string or a team (by name), the team itself, and its registered models."""
+    from django.db.models import Q
+
+    from catalog.models import ModelConsumer, Team
+
+    if not can_view(user):
+        return {"objects": [], "team": None, "models": []}
+    team = Team.objects.filter(name=owner).prefetch_related("members", "aliases").first()
+    match = Q(owner=owner) | Q(team__name=owner)
+    objects = list(
+        CatalogObject.objects.visible_to(user)
+        .filter(match)
+        .select_related("project", "team")
+        .order_by("status", "project__name", "kind", "name")[:500]
+    )
+    models_qs = ModelConsumer.objects.filter(Q(owner=owner) | Q(team__name=owner)) if objects or team else None
+    models = list(models_qs.select_related("service__project")[:200]) if models_qs is not None else []
+    return {"objects": objects, "team": team, "models": models}
+
+
+def can_view(user: Any) -> bool:
+    """True when the user may read the catalog."""
+    from catalog.permissions import can_view_catalog
+
+    return can_view_catalog(user)
+
+
+def model_consumer_get(*, user: Any, pk: int) -> Any:
+    """A registered model (raises ModelConsumer.DoesNotExist)."""
+    from catalog.models import ModelConsumer
+
+    if not can_view(user):
+        raise ModelConsumer.DoesNotExist(pk)
+    return ModelConsumer.objects.select_related("service__project", "team", "created_by").get(
+        pk=pk, service__in=CatalogObject.objects.visible_to(user)
+    )
+
+
+def service_consumers(*, user: Any, service: CatalogObject) -> list[Any]:
+    """Models registered against a feature service."""
+    from catalog.models import ModelConsumer
+
+    if not can_view(user):
+        return []
+    return list(ModelConsumer.objects.filter(service=service).select_related("team").order_by("name", "version"))
+
+
+def project_queryset(*, user: Any) -> QuerySet[Project]:
+    """Projects the user may see, as a queryset (API lists filter and paginate it)."""
+    from catalog.permissions import can_view_catalog
+
+    if not can_view_catalog(user):
+        return Project.objects.none()
+    return Project.objects.all()
+
+
+def object_list(*, user: Any, kind: str | None = None, project: str | None = None) -> QuerySet[CatalogObject]:
+    """Catalog objects the user may see, optionally of one kind and project (API lists)."""
+    qs = CatalogObject.objects.visible_to(user).select_related("project", "team")
+    if kind:
+        qs = qs.filter(kind=kind)
+    if project:
+        qs = qs.filter(project__name=project)
+    return qs
+
+
+def feature_list(*, user: Any, project: str, view: str | None = None) -> QuerySet[Any]:
+    """Features of a project's views (optionally one view), in view then position order."""
+    from catalog.models import Feature
+
+    qs = Feature.objects.filter(
+        view__in=CatalogObject.objects.visible_to(user),
+        view__project__name=project,
+        view__kind=CatalogObject.Kind.FEATURE_VIEW,
+    ).select_related("view__project")
+    if view:
+        qs = qs.filter(view__name=view)
+    return qs
+
+
+def model_consumer_list(*, user: Any) -> QuerySet[Any]:
+    """Registered models whose feature service the user may see."""
+    from catalog.models import ModelConsumer
+    from catalog.permissions import can_view_catalog
+
+    if not can_view_catalog(user):
+        return ModelConsumer.objects.none()
+    return ModelConsumer.objects.filter(service__in=CatalogObject.objects.visible_to(user)).select_related(
+        "service__project", "team", "created_by"
+    )
+
+
+def api_token_list(*, user: Any) -> QuerySet[Any]:
+    """The user's own API tokens, newest first (never another user's)."""
+    from catalog.models import ApiToken
+
+    if user is None or not user.is_authenticated:
+        return ApiToken.objects.none()
+    return ApiToken.objects.filter(user=user).select_related("user")
+
+
+def stale_views(*, user: Any, limit: int = 10) -> list[tuple[CatalogObject, Any]]:
+    """Online feature views that are stale or never materialized, stalest first, with their freshness."""
+    from catalog.freshness import Freshness, feature_view_freshness
+
+    views = (
+        CatalogObject.objects.visible_to(user)
+        .active()
+        .filter(kind=CatalogObject.Kind.FEATURE_VIEW, online=True)
+        .exclude(subkind="on_demand")
+        .select_related("project")
+        .order_by("last_materialized_end", "name")
+    )
+    out = []
+    for view in views[:2000]:
+        f = feature_view_freshness(view)
+        if f.state in (Freshness.STALE, Freshness.NEVER):
+            out.append((view, f))
+    return sorted(out, key=lambda item: -(item[1].age_ratio or float("inf")))[:limit]
+
+
+def project_list(*, user: Any) -> list[Project]:
+    """Projects the user may see (removed ones left out)."""
+    if not can_view(user):
+        return []
+    return list(Project.objects.exclude(status=Status.REMOVED).order_by("name"))

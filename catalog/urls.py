@@ -1,12 +1,30 @@
 from django.urls import path
 
-from catalog import views
+from catalog import views, views_discovery
 
 app_name = "catalog"
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("catalog/as-of/", views.catalog_as_of, name="catalog_as_of"),
+    path("profile/", views.profile, name="profile"),
+    path("profile/tokens/<int:pk>/revoke/", views.profile_token_revoke, name="profile_token_revoke"),
+    path("search/", views_discovery.search, name="search"),
+    path("search/suggest/", views_discovery.suggest, name="suggest"),
+    path("owners/<str:name>/", views_discovery.owner_detail, name="owner_detail"),
+    path("models/<int:pk>/", views_discovery.model_detail, name="model_detail"),
+    path("models/<int:pk>/delete/", views_discovery.model_delete, name="model_delete"),
     path("projects/<str:project>/", views.project_detail, name="project_detail"),
+    path("projects/<str:project>/lineage/", views_discovery.project_lineage, name="project_lineage"),
+    path(
+        "projects/<str:project>/feature-views/<str:view>/features/<str:name>/",
+        views_discovery.feature_detail,
+        name="feature_detail",
+    ),
+    path(
+        "projects/<str:project>/feature-services/<str:name>/register-model/",
+        views_discovery.model_register,
+        name="model_register",
+    ),
     path("projects/<str:project>/<slug:kind_slug>/<str:name>/", views.object_detail, name="object_detail"),
 ]

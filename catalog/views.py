@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from catalog import selectors
-from catalog.models import CatalogObject, ObjectVersion, Project
-from catalog.permissions import can_operate
+from catalog.exceptions import InvalidInput
+from catalog.freshness import feature_view_freshness
+from catalog.models import ApiToken, CatalogObject, ObjectVersion, Project
+from catalog.permissions import can_operate, can_register_model, user_roles
+from catalog.services.tokens import api_token_create, api_token_revoke
+from catalog.snippets import fetch_snippets
 
 
 @login_required
@@ -21,6 +28,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "counts": selectors.dashboard_counts(user=request.user),
         "changes": selectors.recent_changes(user=request.user),
         "syncs": selectors.sync_run_list(user=request.user, limit=5),
+        "stale": selectors.stale_views(user=request.user),
+        "projects": selectors.project_list(user=request.user),
         "can_operate": can_operate(request.user),
     }
     return render(request, "catalog/home.html", context)
@@ -70,6 +79,14 @@ def object_detail(request: HttpRequest, project: str, kind_slug: str, name: str)
         "compare": compare,
         "slugs": selectors.SLUG_FOR_KIND,
     }
+    if kind == "feature_view":
+        context["freshness"] = feature_view_freshness(obj)
+        context["usage"] = selectors.view_feature_usage(view=obj)
+    if kind == "feature_service":
+        context["consumers"] = selectors.service_consumers(user=request.user, service=obj)
+        context["can_register_model"] = can_register_model(request.user)
+    if kind in ("feature_view", "feature_service"):
+        context["snippets"] = fetch_snippets(obj, base_url=request.build_absolute_uri("/"))
     return render(request, "catalog/object_detail.html", context)
 
 
@@ -89,3 +106,56 @@ def catalog_as_of(request: HttpRequest) -> HttpResponse:
     objects = list(selectors.catalog_as_of(user=request.user, when=when)[:2000]) if when else []
     context = {"at": raw, "when": when, "error": error, "objects": objects, "slugs": selectors.SLUG_FOR_KIND}
     return render(request, "catalog/catalog_as_of.html", context)
+
+
+# --- Profile: the user's API tokens -------------------------------------------------------------
+
+
+class ApiTokenForm(forms.Form):
+    """Create an API token from the profile page."""
+
+    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. ci-pipeline.")
+    scopes = forms.MultipleChoiceField(
+        choices=ApiToken.Scope.choices, widget=forms.CheckboxSelectMultiple, initial=["read"]
+    )
+    expires_in_days = forms.IntegerField(min_value=1, max_value=366, required=False, initial=90)
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    """The user's roles, teams and API tokens; POST creates a token and shows it once."""
+    form = ApiTokenForm(request.POST or None)
+    created: tuple[ApiToken, str] | None = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = api_token_create(
+                actor=request.user,
+                user=request.user,
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                expires_in_days=form.cleaned_data["expires_in_days"],
+            )
+        except InvalidInput as exc:
+            for field, errors in exc.details.items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        else:
+            form = ApiTokenForm()
+    context = {
+        "form": form,
+        "created": created,
+        "tokens": selectors.api_token_list(user=request.user),
+        "roles": sorted(user_roles(request.user)),
+        "teams": list(request.user.teams.values_list("name", flat=True)),  # type: ignore[union-attr]
+    }
+    return render(request, "catalog/profile.html", context, status=400 if request.method == "POST" and not created else 200)
+
+
+@login_required
+@require_POST
+def profile_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke one of the user's tokens (another user's token is a 404)."""
+    token = get_object_or_404(selectors.api_token_list(user=request.user), pk=pk)
+    api_token_revoke(actor=request.user, token=token)
+    messages.success(request, f"Token {token.name} ({token.prefix}) revoked.")
+    return redirect("catalog:profile")

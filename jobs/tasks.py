@@ -6,9 +6,13 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from catalog.exceptions import RegistryUnavailable
 from catalog.services.sync import registry_sync
 from jobs import services
 from jobs.models import JobRun
+from jobs.services.freshness import freshness_check
+from jobs.services.materialization import materialization_params, materialization_run
+from jobs.services.preview import online_preview_run
 
 
 @shared_task(name="jobs.registry_sync", bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -58,3 +62,47 @@ def registry_sync_task(
 def sweep_stale_runs_task() -> dict[str, int]:
     """Mark runs whose worker died as failed, so nothing stays 'running' forever."""
     return services.stale_runs_sweep()
+
+
+@shared_task(name="jobs.materialize", bind=True, acks_late=True, reject_on_worker_lost=True)
+def materialize_task(
+    self: Task[Any, Any],
+    job_run_id: int | None = None,
+    project: str | None = None,
+    views: list[str] | None = None,
+    mode: str = "incremental",
+    start: str | None = None,
+    end: str | None = None,
+    chunk_hours: int | None = None,
+    trigger: str = "schedule",
+) -> None:
+    """Materialize views into the online store, view by view in time chunks (idempotent per chunk)."""
+    params = materialization_params(
+        project=project, views=views, mode=mode, start=start, end=end, chunk_hours=chunk_hours
+    )
+    services.job_run_execute(
+        job_run_id=job_run_id,
+        kind=JobRun.Kind.MATERIALIZE,
+        params=params,
+        celery_task_id=self.request.id or "",
+        body=materialization_run,
+        trigger=trigger,
+    )
+
+
+@shared_task(name="jobs.online_preview", bind=True, acks_late=True, reject_on_worker_lost=True)
+def online_preview_task(self: Task[Any, Any], job_run_id: int) -> None:
+    """Read a preview's online values (the web tier waits on the JobRun row)."""
+    services.job_run_execute(
+        job_run_id=job_run_id,
+        kind=JobRun.Kind.PREVIEW,
+        params={},
+        celery_task_id=self.request.id or "",
+        body=online_preview_run,
+    )
+
+
+@shared_task(name="jobs.freshness_check", autoretry_for=(RegistryUnavailable,), max_retries=0)
+def freshness_check_task() -> dict[str, Any]:
+    """Fresh/stale per online view; the webhook fires once per view that turned stale."""
+    return freshness_check()

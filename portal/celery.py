@@ -9,3 +9,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["jobs"])
+# Liveness heartbeat file for Kubernetes (PORTAL_WORKER_HEARTBEAT_PATH; off when unset).
+app.steps["consumer"].add("portal.worker_health:HeartbeatStep")

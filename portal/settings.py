@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.metrics.PrometheusMiddleware",  # first: times the whole stack (README "Metrics")
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -89,7 +90,7 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-_database_url_raw = env_str("DATABASE_URL", default="")
+_database_url_raw = env_secret("DATABASE_URL", default="")  # URLs carry passwords: *_FILE works too
 DATABASE_URL = (
     parse_database_url("DATABASE_URL", _database_url_raw)
     if _database_url_raw
@@ -99,7 +100,7 @@ DATABASES = {"default": DATABASE_URL.django()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, cache, Celery ---------------------------------------------------------------------
-_redis_url_raw = env_str("REDIS_URL", default="")
+_redis_url_raw = env_secret("REDIS_URL", default="")
 REDIS_URL = parse_redis_url("REDIS_URL", _redis_url_raw) if _redis_url_raw else None
 PORTAL_PROFILE = "services" if (DATABASE_URL.engine == "postgresql" and REDIS_URL) else "quickstart"
 
@@ -141,6 +142,24 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 CATALOG_SYNC_INTERVAL_SECONDS = env_int("CATALOG_SYNC_INTERVAL_SECONDS", default=300, minimum=10)
+# Jobs (operations): sweeper cadence and the heartbeat age after which a running job counts as dead.
+JOBS_SWEEP_INTERVAL_SECONDS = env_int("JOBS_SWEEP_INTERVAL_SECONDS", default=60, minimum=1)
+JOBS_STALE_AFTER_SECONDS = env_int("JOBS_STALE_AFTER_SECONDS", default=45, minimum=1)
+PORTAL_MATERIALIZE_CRON = env_str("PORTAL_MATERIALIZE_CRON", default="0 2 * * *")
+_CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+if len(PORTAL_MATERIALIZE_CRON.split()) != 5:
+    raise ImproperlyConfigured("PORTAL_MATERIALIZE_CRON must have 5 fields (minute hour day month weekday)")
+PORTAL_FRESHNESS_CHECK_INTERVAL_SECONDS = env_int("PORTAL_FRESHNESS_CHECK_INTERVAL_SECONDS", default=300, minimum=5)
+# Rows per online_write_batch call of the portal's materialization (keeps memory flat).
+FEAST_ONLINE_WRITE_BATCH_SIZE = env_int("FEAST_ONLINE_WRITE_BATCH_SIZE", default=50000, minimum=1)
+# Materialization works in time chunks of this many hours, so progress is real and the view
+# spends little time in Feast's MATERIALIZING state.
+PORTAL_MATERIALIZE_CHUNK_HOURS = env_int("PORTAL_MATERIALIZE_CHUNK_HOURS", default=24 * 30, minimum=1)
+# Slack-compatible webhook for materialization failures and stale views (empty: off).
+PORTAL_WEBHOOK_URL = env_secret("PORTAL_WEBHOOK_URL", default="")
+PORTAL_WEBHOOK_TIMEOUT_SECONDS = env_int("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=3, minimum=1)
+# How long POST .../online-preview/ waits for the worker before answering 202 with the job.
+PORTAL_PREVIEW_WAIT_SECONDS = env_int("PORTAL_PREVIEW_WAIT_SECONDS", default=10, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     # Mirror the Feast registry into the catalog. Changes made outside the portal (someone
     # running `feast apply` by hand) show up within one interval, flagged out-of-band.
@@ -152,7 +171,19 @@ CELERY_BEAT_SCHEDULE = {
     # Turn sync leases and runs whose worker died into failed runs, so nothing stays "running".
     "jobs-sweep-stale-runs": {
         "task": "jobs.sweep_stale_runs",
-        "schedule": crontab(minute="*"),
+        "schedule": float(JOBS_SWEEP_INTERVAL_SECONDS),
+    },
+    # Incremental materialization of every online view: the reference design's nightly CronJob.
+    # PORTAL_MATERIALIZE_CRON is a 5-field cron (minute hour day month weekday), default 02:00 UTC.
+    "jobs-materialize-incremental": {
+        "task": "jobs.materialize",
+        "schedule": crontab(**dict(zip(_CRON_FIELDS, PORTAL_MATERIALIZE_CRON.split(), strict=True))),
+        "kwargs": {"trigger": "schedule"},
+    },
+    # Fresh/stale check of every online view; the webhook fires once per fresh -> stale transition.
+    "jobs-freshness-check": {
+        "task": "jobs.freshness_check",
+        "schedule": float(PORTAL_FRESHNESS_CHECK_INTERVAL_SECONDS),
     },
 }
 
@@ -173,7 +204,7 @@ for _repo in FEAST_REPO_PATHS:
 
 # Values substituted into ${...} placeholders of feature_store*.yaml (Feast does the same with
 # os.environ); derived from DATABASE_URL / REDIS_URL unless set explicitly.
-FEAST_REGISTRY_URL = env_str(
+FEAST_REGISTRY_URL = env_secret(
     "FEAST_REGISTRY_URL",
     default=(
         DATABASE_URL.with_name(f"{DATABASE_URL.name}_feast_registry").sqlalchemy()
@@ -181,7 +212,7 @@ FEAST_REGISTRY_URL = env_str(
         else ""
     ),
 )
-FEAST_REDIS_CONNECTION_STRING = env_str(
+FEAST_REDIS_CONNECTION_STRING = env_secret(
     "FEAST_REDIS_CONNECTION_STRING", default=REDIS_URL.feast_connection_string() if REDIS_URL else ""
 )
 FEAST_CONFIG_VARS = {
@@ -215,16 +246,72 @@ WHITENOISE_USE_FINDERS = True  # serve straight from static/ when collectstatic 
 WHITENOISE_MANIFEST_STRICT = False
 
 # --- REST API ----------------------------------------------------------------------------------
+# Conventions for every /api/v1/ view (catalog/api/permissions.py has the details):
+# - tokens (`Authorization: Bearer fpt_...`, hashed at rest) for programs, sessions for the browser;
+# - anonymous → 401; a token needs `read` for GET and the view's `required_scopes[METHOD]` otherwise
+#   (default `operate`); roles are checked with catalog.permissions predicates → 403;
+# - one error shape {"error": {"status", "code", "message", "details"}} (catalog/api/exceptions.py);
+# - cursor pagination (?cursor=, ?page_size= up to 500), django-filter + ?ordering=;
+# - throttling per token (per user for sessions, per address when anonymous).
+def _throttle_rate(name: str, default: str) -> str:
+    value = env_str(name, default=default).strip()
+    count, _, period = value.partition("/")
+    if not count.isdigit() or not period or period[0] not in "smhd":
+        raise ImproperlyConfigured(f"{name} must look like 600/minute (got {value!r})")
+    return value
+
+
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "catalog.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "catalog.api.permissions.TokenHasScope",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "catalog.api.filters.StrictFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "catalog.api.pagination.PortalCursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": ["catalog.api.throttling.PortalRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": _throttle_rate("API_THROTTLE_TOKEN", "1200/minute"),
+        "user": _throttle_rate("API_THROTTLE_USER", "1200/minute"),
+        "anon": _throttle_rate("API_THROTTLE_ANON", "60/minute"),
+    },
+    "EXCEPTION_HANDLER": "catalog.api.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "catalog.api.schema.PortalAutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Feature Portal API",
     "DESCRIPTION": "Catalog, governance and operations for Feast features.",
     "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI is vendored in static/vendor (catalog/api/docs.py): no CDN.
+    "SWAGGER_UI_DIST": "/static/vendor/swagger-ui-5.35.0",
+    "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui-5.35.0/favicon-32x32.png",
+    "REDOC_DIST": "/static/vendor/redoc-not-vendored",
+    "ENUM_NAME_OVERRIDES": {
+        "ObjectKindEnum": "catalog.api.serializers.OBJECT_KINDS",
+        "LifecycleStatusEnum": "catalog.models.projects.Status.choices",
+        "LineageNodeKindEnum": ["entity", "data_source", "feature_view", "feature_service", "model"],
+        "TokenScopeEnum": "catalog.api.serializers.TOKEN_SCOPES",
+    },
 }
+
+# --- Metrics and worker health (README "Metrics", k8s/README.md) ---------------------------------
+# GET /metrics needs `Authorization: Bearer <PORTAL_METRICS_TOKEN>`; unset, only loopback clients may scrape.
+PORTAL_METRICS_TOKEN = env_secret("PORTAL_METRICS_TOKEN", default="")
+# A file the Celery worker's event loop touches every 10 s; the Kubernetes liveness probe checks its age.
+PORTAL_WORKER_HEARTBEAT_PATH = env_str("PORTAL_WORKER_HEARTBEAT_PATH", default="")
 
 # --- Logging -------------------------------------------------------------------------------------
 LOG_LEVEL = env_str("PORTAL_LOG_LEVEL", default="INFO").upper()

@@ -1,5 +1,62 @@
 """Catalog API endpoints (mounted under /api/v1/)."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
+from drf_spectacular.views import SpectacularAPIView
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from catalog.api import docs, views
+from catalog.models import CatalogObject
+
+app_name = "catalog_api"
+
+Kind = CatalogObject.Kind
+KINDS = [
+    (Kind.ENTITY, "entities", "entities", "entity"),
+    (Kind.DATA_SOURCE, "data-sources", "data sources", "data source"),
+    (Kind.FEATURE_VIEW, "feature-views", "feature views", "feature view"),
+    (Kind.FEATURE_SERVICE, "feature-services", "feature services", "feature service"),
+]
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", docs.api_docs, name="docs"),
+    path("me/", views.MeApi.as_view(), name="me"),
+    path("tokens/", views.ApiTokenListApi.as_view(), name="token_list"),
+    path("tokens/<int:pk>/", views.ApiTokenDetailApi.as_view(), name="token_detail"),
+    path("models/", views.ModelConsumerListApi.as_view(), name="model_list"),
+    path("models/<int:pk>/", views.ModelConsumerDetailApi.as_view(), name="model_detail"),
+    path("objects/", views._object_list_view(None, "catalog objects", in_project=False), name="object_list"),
+    path("projects/", views.ProjectListApi.as_view(), name="project_list"),
+    path("projects/<str:project>/", views.ProjectDetailApi.as_view(), name="project_detail"),
+    path("projects/<str:project>/lineage/", views.LineageApi.as_view(), name="lineage"),
+    path("projects/<str:project>/features/", views.FeatureListApi.as_view(), name="feature_list"),
+    path(
+        "projects/<str:project>/objects/",
+        views._object_list_view(None, "catalog objects", in_project=True),
+        name="project_object_list",
+    ),
+]
+for kind, slug, plural, label in KINDS:
+    urlpatterns += [
+        path(f"{slug}/", views._object_list_view(kind, plural, in_project=False), name=f"{kind}_list"),
+        path(
+            f"projects/<str:project>/{slug}/",
+            views._object_list_view(kind, plural, in_project=True),
+            name=f"project_{kind}_list",
+        ),
+        path(
+            f"projects/<str:project>/{slug}/<str:name>/", views._object_detail_view(kind, label), name=f"{kind}_detail"
+        ),
+    ]
+urlpatterns += [
+    path(
+        "projects/<str:project>/<slug:kind_slug>/<str:name>/history/",
+        views.ObjectHistoryApi.as_view(),
+        name="object_history",
+    ),
+    path(
+        "projects/<str:project>/<slug:kind_slug>/<str:name>/versions/<int:version>/",
+        views.ObjectVersionApi.as_view(),
+        name="object_version",
+    ),
+    path("projects/<str:project>/<slug:kind_slug>/<str:name>/diff/", views.ObjectDiffApi.as_view(), name="object_diff"),
+]

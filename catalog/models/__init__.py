@@ -13,9 +13,12 @@ from catalog.models.objects import (
     LineageEdge,
     ServiceFeature,
 )
+from catalog.models.search import SearchEntry, SearchFacet
 from catalog.models.projects import Project, Status, Team, TeamAlias
+from catalog.models.tokens import ApiToken
 
 __all__ = [
+    "ApiToken",
     "AuditEvent",
     "CatalogObject",
     "DataSource",
@@ -28,6 +31,8 @@ __all__ = [
     "ModelConsumer",
     "ObjectVersion",
     "Project",
+    "SearchEntry",
+    "SearchFacet",
     "ServiceFeature",
     "Status",
     "SyncRun",

@@ -35,6 +35,7 @@ from catalog.models import (
     LineageEdge,
     ObjectVersion,
     Project,
+    SearchEntry,
     ServiceFeature,
     Status,
     SyncRun,
@@ -42,6 +43,7 @@ from catalog.models import (
     Team,
     TeamAlias,
 )
+from catalog.search.indexing import index_objects
 from catalog.services.audit import audit_event_build, audit_record
 
 logger = logging.getLogger(__name__)
@@ -533,6 +535,10 @@ def _apply_snapshot(
             ids_by_key = ids_by_key or _ids_by_key(scope)
             _sync_vectors(touched, ids_by_key)
             _sync_edges(touched, ids_by_key, projects)
+        reindex = set(touched) | set(removed_ids)
+        if not SearchEntry.objects.filter(object__project__in=scope).exists():
+            reindex |= set(CatalogObject.objects.filter(project__in=scope).values_list("id", flat=True))
+        index_objects(reindex)
         bulk_insert(ObjectVersion, versions)
         bulk_insert(AuditEvent, audits)
         if counts.added or counts.changed or counts.removed:

@@ -25,3 +25,9 @@ def seconds_human(value: int | None) -> str:
         if len(parts) == 2:
             break
     return " ".join(parts)
+
+
+@register.filter
+def get_item(mapping: dict[str, object] | None, key: str) -> object:
+    """`{{ mapping|get_item:key }}`: a dict lookup with a variable key (None when absent)."""
+    return (mapping or {}).get(key)

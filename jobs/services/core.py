@@ -1,25 +1,32 @@
-"""Job services: create the JobRun row, enqueue on commit, and move runs through their states."""
+"""Job services (core): create the JobRun row, enqueue on commit, move runs through their states."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Self
 
-from django.db import transaction
-from django.db.models import F
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
+from catalog import feast_gateway as gateway
+from catalog.exceptions import PortalError
 from catalog.models import SyncRun
 from catalog.services.audit import audit_record
 from catalog.services.sync import LEASE
-from jobs.models import JobRun
+from jobs.models import JobRun, MaterializationRecord, ViewLock
 
 logger = logging.getLogger(__name__)
 
-# A running job whose heartbeat is older than this lost its worker (SIGKILL, OOM, node gone).
-STALE_AFTER = timedelta(seconds=45)
+
+def stale_after() -> timedelta:
+    """A running job whose heartbeat is older than this lost its worker (SIGKILL, OOM, node gone)."""
+    return timedelta(seconds=settings.JOBS_STALE_AFTER_SECONDS)
 
 
 def _enqueue(run: JobRun, task: Any, **kwargs: Any) -> None:
@@ -64,6 +71,43 @@ def job_run_progress(*, run: JobRun, done: int, total: int, message: str = "") -
     )
 
 
+def job_run_log(*, run: JobRun, line: str) -> None:
+    """Append one line to a run's log (an UPDATE with concatenation: no read-modify-write race)."""
+    stamp = timezone.now().strftime("%H:%M:%S")
+    JobRun.objects.filter(pk=run.pk).update(log=Concat(F("log"), Value(f"{stamp} {line[:2000]}\n")))
+
+
+class _Heartbeat:
+    """A daemon thread that refreshes a running job's heartbeat while its body works.
+
+    Long steps (one big chunk, a slow registry) then never look like a dead worker; a SIGKILLed
+    worker takes the thread with it, so the sweeper still sees the heartbeat stop.
+    """
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+
+    def _beat(self) -> None:
+        interval = max(1.0, settings.JOBS_STALE_AFTER_SECONDS / 3)
+        try:
+            while not self.stop.wait(interval):
+                JobRun.objects.filter(pk=self.run_id, status=JobRun.Status.RUNNING).update(heartbeat_at=timezone.now())
+        except Exception:  # a database blip must not kill the job; the next beat retries
+            logger.exception("heartbeat of job run %s failed", self.run_id)
+        finally:
+            connection.close()
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
 def job_run_finish(*, run: JobRun, status: str, result: dict[str, Any] | None = None, error: str = "") -> JobRun:
     """RUNNING → a terminal state (conditional: a sweeper may already have failed it)."""
     JobRun.objects.filter(pk=run.pk, status=JobRun.Status.RUNNING).update(
@@ -93,7 +137,8 @@ def job_run_execute(
         logger.info("job run %s already claimed or finished; nothing to do", job_run_id)
         return None
     try:
-        result = body(run)
+        with _Heartbeat(run.pk):
+            result = body(run)
     except Exception as exc:
         job_run_finish(run=run, status=JobRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
@@ -107,16 +152,47 @@ def job_run_execute(
 
 
 def stale_runs_sweep() -> dict[str, int]:
-    """Fail job runs whose worker died (no heartbeat) and sync runs that outlived their lease."""
+    """Fail job runs whose worker died (no heartbeat), their ledger rows and view locks, and sync runs
+    that outlived their lease."""
     now = timezone.now()
-    jobs = JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER).update(
+    dead = list(
+        JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=now - stale_after()).values_list(
+            "pk", flat=True
+        )
+    )
+    jobs = JobRun.objects.filter(pk__in=dead, status=JobRun.Status.RUNNING).update(
         status=JobRun.Status.FAILED,
         finished_at=now,
         error="the worker stopped responding (no heartbeat); marked failed by the sweeper",
     )
+    orphans = MaterializationRecord.objects.filter(
+        status=MaterializationRecord.Status.RUNNING, job_run__status__in=JobRun.TERMINAL
+    )
+    orphaned_views = sorted(set(orphans.values_list("project", "view")))
+    orphans.update(status=MaterializationRecord.Status.FAILED, finished_at=now, error="the run's worker died")
+    ViewLock.objects.filter(job_run__status__in=JobRun.TERMINAL).update(job_run=None, locked_until=None)
     syncs = SyncRun.objects.filter(status=SyncRun.Status.RUNNING, started_at__lt=now - LEASE).update(
         status=SyncRun.Status.FAILED,
         finished_at=now,
         error="the sync did not finish within its lease; marked failed by the sweeper",
     )
+    for pk in dead:
+        audit_record(actor=None, action="job.failed", obj=JobRun.objects.get(pk=pk), job_run_id=pk)
+    for project, view in orphaned_views:
+        _recover_view_state(project=project, view=view)
     return {"job_runs": jobs, "sync_runs": syncs}
+
+
+def _recover_view_state(*, project: str, view: str) -> None:
+    """A dead run left its view in Feast's MATERIALIZING state (not served): put it back."""
+    for repo in gateway.governed_repos():
+        try:
+            if gateway.registry_location(repo).project != project:
+                continue
+            state = gateway.materialization_recover(repo, view=view)
+        except PortalError as exc:  # the registry may be down: the next sweep retries
+            logger.warning("could not recover %s/%s from MATERIALIZING: %s", project, view, exc)
+            return
+        if state:
+            logger.info("%s/%s: MATERIALIZING -> %s after its worker died", project, view, state)
+        return

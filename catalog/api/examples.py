@@ -1,0 +1,231 @@
+"""OpenAPI examples for the catalog endpoints (shown in /api/v1/docs/)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample
+
+_VIEW = {
+    "project": "employee_attrition",
+    "kind": "feature_view",
+    "subkind": "batch",
+    "name": "employee_features",
+    "description": "Core attrition signals per employee, refreshed monthly by HR.",
+    "owner": "people-analytics@example.com",
+    "team": "people-analytics",
+    "tags": {"team": "people-analytics", "domain": "people"},
+    "status": "active",
+    "version": 1,
+    "as_of_version": None,
+    "feature_count": 6,
+    "feast_created_at": "2026-11-20T08:00:00Z",
+    "feast_updated_at": "2026-11-20T08:00:00Z",
+    "updated_at": "2026-11-20T08:01:00Z",
+    "url": "/api/v1/projects/employee_attrition/feature-views/employee_features/",
+    "html_url": "/projects/employee_attrition/feature-views/employee_features/",
+}
+
+PROJECT_LIST = OpenApiExample(
+    "Projects",
+    value={
+        "next": None,
+        "previous": None,
+        "results": [{"name": "employee_attrition", "description": "", "owner": "", "tags": {}, "status": "active"}],
+    },
+    response_only=True,
+)
+
+OBJECT_LIST = OpenApiExample(
+    "A page of feature views",
+    summary="GET /api/v1/feature-views/?owner=people-analytics@example.com&tag=domain:people",
+    value={
+        "next": "http://portal/api/v1/feature-views/?cursor=cD1lbXBsb3llZQ%3D%3D",
+        "previous": None,
+        "results": [_VIEW],
+    },
+    response_only=True,
+)
+
+VIEW_DETAIL = OpenApiExample(
+    "A feature view",
+    value={
+        **_VIEW,
+        "entity_names": ["employee_id"],
+        "ttl_seconds": 604800,
+        "batch_source_name": "employee_attrition",
+        "online": True,
+        "features": [
+            {
+                "project": "employee_attrition",
+                "view": "employee_features",
+                "name": "tenure",
+                "dtype": "Float32",
+                "description": "Years since hire.",
+                "tags": {},
+                "position": 0,
+                "status": "active",
+            }
+        ],
+        "vector": None,
+    },
+    response_only=True,
+)
+
+SERVICE_DETAIL = OpenApiExample(
+    "A feature service and its vector",
+    value={
+        **_VIEW,
+        "kind": "feature_service",
+        "subkind": "",
+        "name": "attrition_model_v2",
+        "url": "/api/v1/projects/employee_attrition/feature-services/attrition_model_v2/",
+        "html_url": "/projects/employee_attrition/feature-services/attrition_model_v2/",
+        "features": None,
+        "vector": [
+            {
+                "index": 0,
+                "feature_view": "employee_features",
+                "feature": "overall_satisfaction",
+                "dtype": "Float32",
+                "view_alias": "",
+                "reference": "employee_features:overall_satisfaction",
+            },
+            {
+                "index": 1,
+                "feature_view": "employee_features",
+                "feature": "tenure",
+                "dtype": "Float32",
+                "view_alias": "",
+                "reference": "employee_features:tenure",
+            },
+        ],
+    },
+    response_only=True,
+)
+
+FEATURE_LIST = OpenApiExample(
+    "Features of one view",
+    summary="GET /api/v1/projects/employee_attrition/features/?view=employee_features",
+    value={
+        "next": None,
+        "previous": None,
+        "results": [VIEW_DETAIL.value["features"][0]],
+    },
+    response_only=True,
+)
+
+HISTORY = OpenApiExample(
+    "Versions of a view",
+    value={
+        "next": None,
+        "previous": None,
+        "results": [
+            {
+                "version": 2,
+                "change": "changed",
+                "content_hash": "9f2c...",
+                "changes": ["ttl 3888000s → 2592000s"],
+                "out_of_band": True,
+                "recorded_at": "2026-11-21T09:00:00Z",
+                "sync_run": 12,
+            }
+        ],
+    },
+    response_only=True,
+)
+
+DIFF = OpenApiExample(
+    "A TTL change",
+    value={
+        "from_version": 1,
+        "to_version": 2,
+        "changes": [{"path": "ttl", "change": "changed", "before": "3888000s", "after": "2592000s"}],
+    },
+    response_only=True,
+)
+
+LINEAGE = OpenApiExample(
+    "A small graph",
+    value={
+        "nodes": [
+            {
+                "id": "data_source:employee_attrition/employee_attrition",
+                "kind": "data_source",
+                "subkind": "file",
+                "name": "employee_attrition",
+                "project": "employee_attrition",
+                "status": "active",
+                "url": "/projects/employee_attrition/data-sources/employee_attrition/",
+                "column": 0,
+            },
+            {
+                "id": "feature_view:employee_attrition/employee_features",
+                "kind": "feature_view",
+                "subkind": "batch",
+                "name": "employee_features",
+                "project": "employee_attrition",
+                "status": "active",
+                "url": "/projects/employee_attrition/feature-views/employee_features/",
+                "column": 1,
+            },
+        ],
+        "edges": [
+            {
+                "source": "data_source:employee_attrition/employee_attrition",
+                "target": "feature_view:employee_attrition/employee_features",
+                "kind": "source_view",
+            }
+        ],
+    },
+    response_only=True,
+)
+
+_MODEL = {
+    "id": 7,
+    "project": "employee_attrition",
+    "service": "attrition_model_v2",
+    "name": "churn-xgb",
+    "version": "3",
+    "owner": "people-analytics",
+    "team": "people-analytics",
+    "link": "https://models.example.com/churn-xgb",
+    "description": "Monthly attrition risk score.",
+    "contract_hash": "",
+    "created_by": "paul",
+    "created_at": "2026-11-21T10:00:00Z",
+    "html_url": "/models/7/",
+}
+
+MODEL_LIST = OpenApiExample(
+    "Registered models", value={"next": None, "previous": None, "results": [_MODEL]}, response_only=True
+)
+
+MODEL_CREATE = OpenApiExample(
+    "Register churn-xgb@3",
+    value={
+        "project": "employee_attrition",
+        "service": "attrition_model_v2",
+        "name": "churn-xgb",
+        "version": "3",
+        "owner": "people-analytics",
+        "link": "https://models.example.com/churn-xgb",
+    },
+    request_only=True,
+)
+
+TOKEN_CREATE = OpenApiExample(
+    "A read-only CI token for 30 days",
+    value={"name": "ci-pipeline", "scopes": ["read"], "expires_in_days": 30},
+    request_only=True,
+)
+
+ME = OpenApiExample(
+    "A token of a proposer",
+    value={
+        "username": "paul",
+        "roles": ["proposer", "viewer"],
+        "teams": ["people-analytics"],
+        "auth": "token",
+        "token_scopes": ["read", "propose"],
+    },
+    response_only=True,
+)

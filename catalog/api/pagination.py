@@ -1,0 +1,47 @@
+"""Cursor pagination for every list: stable under inserts, constant cost per page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.request import Request
+
+from catalog.api.exceptions import InvalidFilter
+
+
+class PortalCursorPagination(CursorPagination):
+    """`?cursor=` pages of `page_size` (default 50, at most 500); ordering comes from the view.
+
+    The view's `ordering` (or `?ordering=` through OrderingFilter) decides; `pk` breaks ties.
+    """
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+    ordering = "pk"
+
+    def get_ordering(self, request: Request, queryset: QuerySet[Any], view: Any) -> tuple[str, ...]:
+        if any(hasattr(backend, "get_ordering") for backend in getattr(view, "filter_backends", [])):
+            ordering = tuple(super().get_ordering(request, queryset, view))
+        else:
+            declared = getattr(view, "ordering", None) or self.ordering
+            ordering = (declared,) if isinstance(declared, str) else tuple(declared)
+        if not any(field.lstrip("-") in ("pk", "id") for field in ordering):
+            first_desc = ordering[0].startswith("-") if ordering else False
+            ordering = (*ordering, "-pk" if first_desc else "pk")
+        return ordering
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise InvalidFilter({"cursor": ["Invalid cursor: use the `next` or `previous` link as given."]}) from None
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and (not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size):
+            raise InvalidFilter({"page_size": [f"Enter a whole number from 1 to {self.max_page_size}."]})
+        return super().get_page_size(request) or self.page_size

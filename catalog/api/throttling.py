@@ -1,0 +1,42 @@
+"""Throttling per API token (per user for sessions, per address for anonymous requests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+from catalog.models import ApiToken
+
+
+class PortalRateThrottle(SimpleRateThrottle):
+    """Rates from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]: `token`, `user` and `anon`."""
+
+    scope = "user"
+
+    def __init__(self) -> None:
+        # Read the rates per request, so settings changes (and tests) take effect.
+        self.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+        super().__init__()
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if isinstance(request.auth, ApiToken):
+            self.scope = "token"
+        elif request.user and request.user.is_authenticated:
+            self.scope = "user"
+        else:
+            self.scope = "anon"
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        if isinstance(request.auth, ApiToken):
+            ident = f"t{request.auth.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"u{request.user.pk}"
+        else:
+            ident = f"a{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -1,0 +1,50 @@
+"""The search index: one denormalised entry per searchable thing, plus its facet values.
+
+Backend-specific columns and indexes (PostgreSQL: a weighted tsvector + GIN and a pg_trgm GIN index;
+SQLite: an FTS5 table kept in step by triggers) are created by migration 0006 and used only by
+catalog/search/.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from catalog.models.objects import CatalogObject, Feature
+
+
+class SearchEntry(models.Model):
+    """A catalog object or a feature, flattened for ranking: name (weight A), related names (B), prose (C)."""
+
+    object = models.ForeignKey(CatalogObject, on_delete=models.CASCADE, related_name="+")
+    feature = models.ForeignKey(Feature, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32)  # entity, data_source, feature_view, feature_service, feature
+    subkind = models.CharField(max_length=32, blank=True)
+    project = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    parent = models.CharField(max_length=255, blank=True, help_text="The view of a feature.")
+    description = models.TextField(blank=True)
+    owner = models.CharField(max_length=255, blank=True)
+    team = models.CharField(max_length=255, blank=True)
+    related = models.TextField(blank=True, help_text="Feature, entity and tag words (weight B).")
+    status = models.CharField(max_length=16)
+    dtype = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["object"]), models.Index(fields=["kind", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.project}/{self.name}"
+
+
+class SearchFacet(models.Model):
+    """One facet value of an entry (tag, entity, owner, team, dtype): multi-valued facets as rows."""
+
+    entry = models.ForeignKey(SearchEntry, on_delete=models.CASCADE, related_name="facets")
+    facet = models.CharField(max_length=16)
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        indexes = [models.Index(fields=["facet", "value", "entry"], name="catalog_facet_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.facet}={self.value}"

@@ -1,0 +1,134 @@
+"""Build the search index (SearchEntry + SearchFacet rows) from catalog rows.
+
+The sync calls `index_objects` inside its transaction for every object it added, changed, removed or
+restored, so the index never disagrees with the catalog it describes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection
+
+from catalog.bulk import bulk_insert
+from catalog.models import CatalogObject, Feature, SearchEntry, SearchFacet, ServiceFeature, Status
+
+BATCH = 2000
+
+
+def _tag_words(tags: dict[str, Any]) -> list[str]:
+    return [f"{k} {v}" for k, v in sorted(tags.items())]
+
+
+def _tag_facets(tags: dict[str, Any]) -> list[str]:
+    return [f"{k}={v}"[:255] for k, v in sorted(tags.items())]
+
+
+def _allocate_ids(n: int) -> list[int]:
+    """Primary keys for n new entries (PostgreSQL: from the sequence, so entries and facets can be COPYed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('catalog_searchentry', 'id')) FROM generate_series(1, %s)", [n]
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _documents(objects: Sequence[CatalogObject]) -> list[tuple[SearchEntry, list[tuple[str, str]]]]:
+    ids = [o.pk for o in objects]
+    features: dict[int, list[Feature]] = {}
+    for f in Feature.objects.filter(view_id__in=ids).order_by("view_id", "position"):
+        features.setdefault(f.view_id, []).append(f)
+    vectors: dict[int, list[str]] = {}
+    for sid, view, feat in ServiceFeature.objects.filter(service_id__in=ids).values_list(
+        "service_id", "view_name", "feature_name"
+    ):
+        vectors.setdefault(sid, []).extend([view, feat])
+
+    docs: list[tuple[SearchEntry, list[tuple[str, str]]]] = []
+    for obj in objects:
+        team = obj.team.name if obj.team else ""
+        owner_facets = [("owner", v[:255]) for v in dict.fromkeys([obj.owner, team]) if v]
+        tag_facets = [("tag", t) for t in _tag_facets(obj.tags)]
+        entity_names = list(obj.entity_names) if obj.kind == CatalogObject.Kind.FEATURE_VIEW else []
+        if obj.kind == CatalogObject.Kind.ENTITY:
+            entity_names = [obj.name]
+        entity_facets = [("entity", e[:255]) for e in entity_names]
+        own_features = features.get(obj.pk, [])
+        related = [
+            *(f.name for f in own_features if f.status == Status.ACTIVE),
+            *entity_names,
+            *obj.join_keys,
+            *vectors.get(obj.pk, []),
+            *_tag_words(obj.tags),
+            obj.batch_source_name,
+            obj.stream_source_name,
+        ]
+        dtypes = sorted({f.dtype for f in own_features if f.status == Status.ACTIVE})
+        entry = SearchEntry(
+            object_id=obj.pk,
+            kind=obj.kind,
+            subkind=obj.subkind,
+            project=obj.project.name,
+            name=obj.name,
+            description=obj.description,
+            owner=obj.owner,
+            team=team,
+            related=" ".join(r for r in related if r),
+            status=obj.status,
+            dtype=obj.value_type,
+        )
+        docs.append((entry, [*owner_facets, *tag_facets, *entity_facets, *(("dtype", d) for d in dtypes)]))
+        if obj.kind != CatalogObject.Kind.FEATURE_VIEW:
+            continue
+        for f in own_features:
+            status = Status.REMOVED if Status.REMOVED in (f.status, obj.status) else obj.status
+            fentry = SearchEntry(
+                object_id=obj.pk,
+                feature_id=f.pk,
+                kind="feature",
+                subkind=obj.subkind,
+                project=obj.project.name,
+                name=f.name,
+                parent=obj.name,
+                description=f.description,
+                owner=obj.owner,
+                team=team,
+                related=" ".join([*entity_names, *_tag_words(f.tags)]),
+                status=status,
+                dtype=f.dtype,
+            )
+            facets = [*owner_facets, *entity_facets, ("dtype", f.dtype)]
+            facets += [("tag", t) for t in dict.fromkeys(_tag_facets(obj.tags) + _tag_facets(f.tags))]
+            docs.append((fentry, facets))
+    return docs
+
+
+def index_objects(object_ids: Iterable[int]) -> int:
+    """(Re)build the entries of these catalog objects and their features; returns entries written."""
+    ids = sorted(set(object_ids))
+    written = 0
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        SearchEntry.objects.filter(object_id__in=chunk).delete()
+        objects = list(CatalogObject.objects.filter(pk__in=chunk).select_related("project", "team"))
+        docs = _documents(objects)
+        if not docs:
+            continue
+        entries = [e for e, _ in docs]
+        if connection.vendor == "postgresql":
+            for entry, pk in zip(entries, _allocate_ids(len(entries)), strict=True):
+                entry.pk = pk
+            bulk_insert(SearchEntry, entries, include_pk=True)
+        else:
+            SearchEntry.objects.bulk_create(entries, batch_size=500)
+        facets = [SearchFacet(entry_id=e.pk, facet=f, value=v) for e, fs in docs for f, v in fs]
+        bulk_insert(SearchFacet, facets)
+        written += len(entries)
+    return written
+
+
+def rebuild_index() -> int:
+    """Rebuild the whole index (after a migration, or with `manage.py rebuild_search_index`)."""
+    SearchEntry.objects.all().delete()
+    return index_objects(CatalogObject.objects.values_list("pk", flat=True))

@@ -1,0 +1,180 @@
+"""Discovery pages: search, type-ahead, feature, owner/team, lineage and model pages (thin views)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from catalog import search as catalog_search
+from catalog import selectors
+from catalog.exceptions import PortalError
+from catalog.forms import ModelConsumerForm
+from catalog.freshness import feature_view_freshness
+from catalog.lineage import lineage_graph
+from catalog.models import CatalogObject, ModelConsumer, Project
+from catalog.permissions import can_register_model, can_view_catalog
+from catalog.services.consumers import model_consumer_delete, model_consumer_register
+
+PER_PAGE = 20
+
+
+def _require_reader(request: HttpRequest) -> None:
+    if not can_view_catalog(request.user):
+        raise PermissionDenied("Your account has no portal role yet; ask an admin for the viewer role.")
+
+
+def _page_number(raw: str | None) -> int:
+    try:
+        return max(1, int(raw or 1))
+    except ValueError:
+        return 1
+
+
+@login_required
+def search(request: HttpRequest) -> HttpResponse:
+    """Ranked search with facets, highlighted matches and pagination."""
+    _require_reader(request)
+    q = request.GET.get("q", "").strip()[:200]
+    filters = {k: request.GET[k] for k in catalog_search.FACETS if request.GET.get(k)}
+    results = catalog_search.search(
+        user=request.user, q=q, filters=filters, page=_page_number(request.GET.get("page")), per_page=PER_PAGE
+    )
+    base = request.GET.copy()
+    base.pop("page", None)
+    facet_links: list[tuple[str, list[dict[str, Any]]]] = []
+    for facet, values in results.facets.items():
+        rows = []
+        for value, n in values[: catalog_search.FACET_VALUES_SHOWN]:
+            link = base.copy()
+            selected = filters.get(facet) == value
+            if selected:
+                link.pop(facet, None)
+            else:
+                link[facet] = value
+            label = catalog_search.KIND_LABELS.get(value, value) if facet == "kind" else value
+            rows.append({"value": value, "label": label, "count": n, "selected": selected, "qs": link.urlencode()})
+        if rows:
+            facet_links.append((facet, rows))
+    context = {"q": q, "results": results, "facets": facet_links, "filters": filters, "base_qs": base.urlencode()}
+    return render(request, "catalog/search.html", context)
+
+
+@login_required
+def suggest(request: HttpRequest) -> HttpResponse:
+    """Type-ahead suggestions for the header box (an htmx partial)."""
+    _require_reader(request)
+    q = request.GET.get("q", "").strip()[:200]
+    hits = catalog_search.suggest(user=request.user, q=q) if len(q) >= 2 else []
+    return render(request, "catalog/partials/_suggestions.html", {"q": q, "hits": hits})
+
+
+@login_required
+def feature_detail(request: HttpRequest, project: str, view: str, name: str) -> HttpResponse:
+    """One feature: its view, dtype, position, and who uses it (services, on-demand views)."""
+    _require_reader(request)
+    try:
+        feature = selectors.feature_get(user=request.user, project=project, view=view, name=name)
+    except CatalogObject.DoesNotExist:
+        raise Http404(f"No feature {view}:{name} in {project!r}.") from None
+    usage = selectors.feature_usage(user=request.user, feature=feature)
+    context = {
+        "feature": feature,
+        "view": feature.view,
+        "usage": usage,
+        "freshness": feature_view_freshness(feature.view),
+    }
+    return render(request, "catalog/feature_detail.html", context)
+
+
+@login_required
+def owner_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """What an owner (a Feast owner string) or a team owns, with the team's members and models."""
+    _require_reader(request)
+    owned = selectors.owner_objects(user=request.user, owner=name)
+    if not owned["objects"] and owned["team"] is None and not owned["models"]:
+        raise Http404(f"Nobody called {name!r} owns anything in the catalog.")
+    return render(request, "catalog/owner_detail.html", {"name": name, **owned})
+
+
+@login_required
+def project_lineage(request: HttpRequest, project: str) -> HttpResponse:
+    """The project's lineage graph (plotly), optionally focused on one object."""
+    _require_reader(request)
+    try:
+        proj = selectors.project_get(user=request.user, name=project)
+    except Project.DoesNotExist:
+        raise Http404(f"No project named {project!r}.") from None
+    focus = None
+    focus_id = request.GET.get("focus", "")
+    if focus_id:
+        kind, _, name = focus_id.partition(":")
+        try:
+            focus = selectors.object_get(user=request.user, project=project, kind=kind, name=name)
+        except CatalogObject.DoesNotExist:
+            raise Http404(f"No {kind} named {name!r} in {project!r}.") from None
+    graph = lineage_graph(user=request.user, project=proj, focus=focus)
+    context = {"project": proj, "focus": focus, "graph_json": json.dumps(graph), "graph": graph}
+    return render(request, "catalog/lineage.html", context)
+
+
+@login_required
+def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A registered model: the service it consumes and that service's vector."""
+    _require_reader(request)
+    try:
+        consumer = selectors.model_consumer_get(user=request.user, pk=pk)
+    except ModelConsumer.DoesNotExist:
+        raise Http404("No such registered model.") from None
+    vector = list(consumer.service.vector.all())
+    return render(request, "catalog/model_detail.html", {"consumer": consumer, "vector": vector})
+
+
+@login_required
+def model_register(request: HttpRequest, project: str, name: str) -> HttpResponse:
+    """Register a model as a consumer of a feature service (proposers and above)."""
+    _require_reader(request)
+    try:
+        service = selectors.object_get(user=request.user, project=project, kind="feature_service", name=name)
+    except CatalogObject.DoesNotExist:
+        raise Http404(f"No feature service named {name!r} in {project!r}.") from None
+    if not can_register_model(request.user):
+        raise PermissionDenied("Registering a model needs the proposer role or above.")
+    form = ModelConsumerForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            consumer = model_consumer_register(actor=request.user, service=service, **form.cleaned_data)
+        except PortalError as exc:
+            form.add_error(None, str(exc))
+            for field, errors in getattr(exc, "details", {}).items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        else:
+            messages.success(request, f"Registered {consumer} as a consumer of {service.name}.")
+            return redirect(service.get_absolute_url() + "#consumers")
+    return render(request, "catalog/model_register.html", {"service": service, "form": form})
+
+
+@login_required
+@require_POST
+def model_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Unregister a model (its creator, its team, or an admin)."""
+    _require_reader(request)
+    try:
+        consumer = selectors.model_consumer_get(user=request.user, pk=pk)
+    except ModelConsumer.DoesNotExist:
+        raise Http404("No such registered model.") from None
+    service = consumer.service
+    try:
+        model_consumer_delete(actor=request.user, consumer=consumer)
+    except PortalError as exc:
+        messages.error(request, str(exc))
+        return redirect(consumer.get_absolute_url())
+    messages.success(request, f"Unregistered {consumer}.")
+    return redirect(service.get_absolute_url() + "#consumers")

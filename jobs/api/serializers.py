@@ -1,0 +1,116 @@
+"""Jobs API serializers: explicit output fields, plain input serializers (no logic in create/update)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from jobs.models import JobRun, MaterializationRecord
+
+
+class JobRunOutputSerializer(serializers.ModelSerializer[JobRun]):
+    started_by = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    progress_percent = serializers.SerializerMethodField()
+
+    class Meta:
+        model = JobRun
+        fields = [
+            "id",
+            "url",
+            "kind",
+            "params",
+            "trigger",
+            "started_by",
+            "status",
+            "progress_done",
+            "progress_total",
+            "progress_percent",
+            "progress_message",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "heartbeat_at",
+            "result",
+            "error",
+            "celery_task_id",
+            "attempts",
+        ]
+
+    def get_started_by(self, run: JobRun) -> str | None:
+        return run.started_by.get_username() if run.started_by else None
+
+    def get_url(self, run: JobRun) -> str:
+        return f"/api/v1/jobs/{run.pk}/"
+
+    def get_progress_percent(self, run: JobRun) -> int:
+        return progress_percent(run)
+
+
+class JobRunDetailOutputSerializer(JobRunOutputSerializer):
+    log = serializers.CharField()
+    materializations = serializers.SerializerMethodField()
+
+    class Meta(JobRunOutputSerializer.Meta):
+        fields = [*JobRunOutputSerializer.Meta.fields, "log", "materializations"]
+
+    def get_materializations(self, run: JobRun) -> list[dict[str, Any]]:
+        return MaterializationRecordOutputSerializer(run.materializations.order_by("id"), many=True).data  # type: ignore[return-value]
+
+
+class MaterializationRecordOutputSerializer(serializers.ModelSerializer[MaterializationRecord]):
+    rows_per_second = serializers.FloatField(allow_null=True)
+
+    class Meta:
+        model = MaterializationRecord
+        fields = [
+            "id",
+            "job_run",
+            "project",
+            "view",
+            "start",
+            "end",
+            "covered_end",
+            "status",
+            "rows_read",
+            "rows_written",
+            "rows_filtered",
+            "chunks",
+            "filter",
+            "duration_seconds",
+            "rows_per_second",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
+
+
+def progress_percent(run: JobRun) -> int:
+    """0..100 for the progress bar (100 once the run succeeded)."""
+    if run.status == JobRun.Status.SUCCEEDED:
+        return 100
+    if not run.progress_total:
+        return 0
+    return min(100, int(100 * run.progress_done / run.progress_total))
+
+
+class JobStartInputSerializer(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=["materialize", "preview", "sync"])
+    project = serializers.CharField(required=False, allow_null=True, allow_blank=False, max_length=255)
+    views = serializers.ListField(child=serializers.CharField(max_length=255), required=False, allow_null=True)
+    mode = serializers.ChoiceField(choices=["incremental", "range"], required=False, default="incremental")
+    start = serializers.DateTimeField(required=False, allow_null=True)
+    end = serializers.DateTimeField(required=False, allow_null=True)
+    chunk_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=24 * 366)
+    feature_service = serializers.CharField(required=False, allow_null=True, max_length=255)
+    features = serializers.ListField(child=serializers.CharField(max_length=511), required=False, allow_null=True)
+    entities = serializers.DictField(required=False, allow_null=True)
+    force = serializers.BooleanField(required=False, default=False)
+
+
+class OnlinePreviewInputSerializer(serializers.Serializer[Any]):
+    feature_service = serializers.CharField(required=False, allow_null=True, max_length=255)
+    features = serializers.ListField(child=serializers.CharField(max_length=511), required=False, allow_null=True)
+    entities = serializers.DictField(child=serializers.ListField())
+    full_feature_names = serializers.BooleanField(required=False, default=True)  # accepted for Feast parity

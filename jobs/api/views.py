@@ -1,0 +1,152 @@
+"""Jobs API: list/detail of job runs, start a job (POST /jobs/), online preview, a view's ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.exceptions import InvalidInput, NotPermitted
+from catalog.permissions import can_operate
+from jobs.api.serializers import (
+    JobRunDetailOutputSerializer,
+    JobRunOutputSerializer,
+    JobStartInputSerializer,
+    MaterializationRecordOutputSerializer,
+    OnlinePreviewInputSerializer,
+)
+from jobs.models import JobRun
+from jobs.selectors import job_run_get, job_run_list, view_ledger
+from jobs.services import registry_sync_start
+from jobs.services.materialization import materialization_start
+from jobs.services.preview import (
+    feature_server_curl,
+    job_run_wait,
+    online_preview_start,
+    preview_wait_seconds,
+)
+
+
+def _is_async(request: Request) -> bool:
+    return str(request.query_params.get("async", "")).lower() in ("1", "true", "yes")
+
+
+class JobListApi(generics.ListAPIView[JobRun]):
+    """GET: job runs (newest first; `?kind=`, `?status=`). POST: start a job.
+
+    POST bodies: `{"kind": "materialize", "project": "p", "views": ["v"], "mode": "incremental"}`,
+    or `"mode": "range"` with `start`/`end`; `{"kind": "preview", "project": ..., "feature_service"
+    | "features": ..., "entities": {...}}`; `{"kind": "sync", "project": ...}`. Answers 202 + the job.
+    """
+
+    serializer_class = JobRunOutputSerializer
+    ordering = ["-created_at"]
+    ordering_fields = ["created_at"]
+    required_scopes = {"POST": "operate"}
+
+    def get_queryset(self) -> QuerySet[JobRun]:
+        kind = self.request.query_params.get("kind") or None
+        status_ = self.request.query_params.get("status") or None
+        if kind and kind not in JobRun.Kind.values:
+            raise InvalidInput(f"unknown kind {kind}", {"kind": [f"one of {', '.join(JobRun.Kind.values)}"]})
+        if status_ and status_ not in JobRun.Status.values:
+            raise InvalidInput(f"unknown status {status_}", {"status": [f"one of {', '.join(JobRun.Status.values)}"]})
+        return job_run_list(user=self.request.user, kind=kind, status=status_)
+
+    def post(self, request: Request) -> Response:
+        data = JobStartInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v: dict[str, Any] = data.validated_data
+        if v["kind"] == "materialize":
+            run = materialization_start(
+                actor=request.user,
+                project=v.get("project"),
+                views=v.get("views"),
+                mode=v.get("mode", "incremental"),
+                start=v.get("start"),
+                end=v.get("end"),
+                chunk_hours=v.get("chunk_hours"),
+                trigger="api",
+            )
+        elif v["kind"] == "preview":
+            if not v.get("project"):
+                raise InvalidInput("a preview needs a project", {"project": ["required"]})
+            run = online_preview_start(
+                actor=request.user,
+                project=v["project"],
+                feature_service=v.get("feature_service"),
+                features=v.get("features"),
+                entities=v.get("entities"),
+            )
+        else:
+            if not can_operate(request.user):
+                raise NotPermitted("only operators may sync the registry")
+            run = registry_sync_start(actor=request.user, project=v.get("project"), trigger="api", force=v["force"])
+        return Response(JobRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobDetailApi(APIView):
+    """GET one job run, with its log and (materializations) ledger rows."""
+
+    def get(self, request: Request, pk: int) -> Response:
+        run = job_run_get(user=request.user, pk=pk)
+        return Response(JobRunDetailOutputSerializer(run).data)
+
+
+class OnlinePreviewApi(APIView):
+    """POST the Feast feature-server body; 200 with values in canonical order, or 202 + job (`?async=true`).
+
+    The worker reads the online store; this view waits on the JobRun row for a few seconds.
+    """
+
+    required_scopes = {"POST": "read"}
+
+    def post(self, request: Request, project: str) -> Response:
+        data = OnlinePreviewInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v: dict[str, Any] = data.validated_data
+        run = online_preview_start(
+            actor=request.user,
+            project=project,
+            feature_service=v.get("feature_service"),
+            features=v.get("features"),
+            entities=v.get("entities"),
+        )
+        curl = feature_server_curl(params=run.params)
+        if not _is_async(request):
+            run = job_run_wait(run=run, timeout=preview_wait_seconds())
+        body = {"job": JobRunOutputSerializer(run).data, "feature_server_curl": curl}
+        if run.status == JobRun.Status.SUCCEEDED:
+            return Response({**run.result, **body}, status=status.HTTP_200_OK)
+        if run.status == JobRun.Status.FAILED:
+            return Response(
+                {"error": {"status": 503, "code": "unavailable", "message": run.error, "details": {"job": run.pk}}},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class ViewLedgerApi(APIView):
+    """GET a feature view's materialization ledger: intervals, gaps, last success, runs, freshness."""
+
+    def get(self, request: Request, project: str, view: str) -> Response:
+        ledger = view_ledger(user=request.user, project=project, view=view)
+        return Response(
+            {
+                "project": project,
+                "view": view,
+                "feast_state": ledger.view.feast_state,
+                "freshness": ledger.freshness.as_dict(),
+                "failing": ledger.failing,
+                "intervals": [{"start": i.start, "end": i.end} for i in ledger.intervals],
+                "gaps": [{"start": g.start, "end": g.end} for g in ledger.gaps],
+                "last_success": MaterializationRecordOutputSerializer(ledger.last_success).data
+                if ledger.last_success
+                else None,
+                "runs": MaterializationRecordOutputSerializer(ledger.records, many=True).data,
+            }
+        )

@@ -1,0 +1,145 @@
+"""Reads for job pages and the jobs API (scoped to the user), and the materialization ledger."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from catalog.exceptions import NotPermitted, ObjectNotFound
+from catalog.freshness import FreshnessResult, feature_view_freshness
+from catalog.models import CatalogObject
+from catalog.models.projects import Status as CatalogStatus
+from catalog.permissions import can_operate, can_view_catalog
+from jobs.models import JobRun, MaterializationRecord
+
+
+def job_run_list(*, user: Any, kind: str | None = None, status: str | None = None) -> QuerySet[JobRun]:
+    """Job runs the user may see: operators see every run; other roles see their own runs and
+    every non-preview run (preview results hold feature values somebody asked for)."""
+    if not can_view_catalog(user):
+        raise NotPermitted("you hold no portal role")
+    qs = JobRun.objects.select_related("started_by")
+    if not can_operate(user):
+        qs = qs.filter(~Q(kind=JobRun.Kind.PREVIEW) | Q(started_by=user))
+    if kind:
+        qs = qs.filter(kind=kind)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def job_run_get(*, user: Any, pk: int) -> JobRun:
+    """One job run the user may see (ObjectNotFound otherwise)."""
+    run = job_run_list(user=user).filter(pk=pk).first()
+    if run is None:
+        raise ObjectNotFound(f"job {pk} does not exist")
+    return run
+
+
+@dataclass(frozen=True)
+class Interval:
+    start: datetime
+    end: datetime
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+@dataclass
+class Ledger:
+    """A view's materialization history: what the registry records, the portal's runs, gaps, freshness."""
+
+    view: CatalogObject
+    intervals: list[Interval]  # merged, from the registry's materialization_intervals
+    gaps: list[Interval]  # holes between the first start and the last end
+    records: list[MaterializationRecord]
+    last_success: MaterializationRecord | None
+    last_record: MaterializationRecord | None
+    freshness: FreshnessResult
+
+    @property
+    def failing(self) -> bool:
+        """True when the latest portal run of this view failed."""
+        return self.last_record is not None and self.last_record.status == MaterializationRecord.Status.FAILED
+
+    def chart(self) -> dict[str, Any]:
+        """Rows written over time (succeeded/failed runs) for plotly."""
+        ordered = sorted(self.records, key=lambda r: r.created_at)
+        return {
+            "x": [r.created_at.isoformat() for r in ordered],
+            "rows": [r.rows_written for r in ordered],
+            "throughput": [round(r.rows_per_second or 0, 1) for r in ordered],
+            "status": [r.status for r in ordered],
+        }
+
+
+def merge_intervals(raw: list[tuple[datetime, datetime]]) -> tuple[list[Interval], list[Interval]]:
+    """Merge overlapping/adjacent intervals; return (covered, gaps between them)."""
+    covered: list[Interval] = []
+    for start, end in sorted(raw):
+        if covered and start <= covered[-1].end:
+            if end > covered[-1].end:
+                covered[-1] = Interval(covered[-1].start, end)
+        else:
+            covered.append(Interval(start, end))
+    gaps = [Interval(a.end, b.start) for a, b in itertools.pairwise(covered)]
+    return covered, gaps
+
+
+def _parse(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def view_ledger(*, user: Any, project: str, view: str, limit: int = 200) -> Ledger:
+    """The ledger of one feature view (visible to every portal role)."""
+    if not can_view_catalog(user):
+        raise NotPermitted("you hold no portal role")
+    row = (
+        CatalogObject.objects.filter(project__name=project, kind=CatalogObject.Kind.FEATURE_VIEW, name=view)
+        .exclude(status=CatalogStatus.REMOVED)
+        .select_related("project")
+        .first()
+    )
+    if row is None:
+        raise ObjectNotFound(f"feature view {project}/{view} does not exist")
+    raw: list[tuple[datetime, datetime]] = []
+    for item in row.materialization_intervals or []:
+        start = _parse(item.get("start") if isinstance(item, dict) else item[0])
+        end = _parse(item.get("end") if isinstance(item, dict) else item[1])
+        if start and end:
+            raw.append((start, end))
+    covered, gaps = merge_intervals(raw)
+    records = list(MaterializationRecord.objects.filter(project=project, view=view)[:limit])
+    last_success = next((r for r in records if r.status == MaterializationRecord.Status.SUCCEEDED), None)
+    return Ledger(
+        view=row,
+        intervals=covered,
+        gaps=gaps,
+        records=records,
+        last_success=last_success,
+        last_record=next((r for r in records if r.status != MaterializationRecord.Status.SKIPPED), None),
+        freshness=feature_view_freshness(row),
+    )
+
+
+def online_views(*, user: Any) -> QuerySet[CatalogObject]:
+    """Materializable views (batch/stream, online) for pickers and the freshness panel."""
+    if not can_view_catalog(user):
+        raise NotPermitted("you hold no portal role")
+    return (
+        CatalogObject.objects.filter(kind=CatalogObject.Kind.FEATURE_VIEW, online=True)
+        .exclude(status=CatalogStatus.REMOVED)
+        .exclude(subkind="on_demand")
+        .select_related("project")
+        .order_by("project__name", "name")
+    )

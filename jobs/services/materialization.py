@@ -1,0 +1,321 @@
+"""Materialization runs: start (validated, row before enqueue), the per-view lock, the ledger, the run body."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from catalog import feast_gateway as gateway
+from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound, PortalError, RegistryUnavailable
+from catalog.models import CatalogObject, Project
+from catalog.models.projects import Status as CatalogStatus
+from catalog.notifications import notify
+from catalog.permissions import can_operate
+from catalog.services.audit import audit_record
+from catalog.services.sync import registry_sync
+from jobs.models import JobRun, MaterializationRecord, ViewLock
+from jobs.services.core import _enqueue, job_run_log, job_run_progress
+
+logger = logging.getLogger(__name__)
+
+MODES = ("incremental", "range")
+
+
+def _parse_time(name: str, value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise InvalidInput(f"{name} is not an ISO date-time", {name: ["not an ISO 8601 date-time"]}) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def materialization_params(
+    *,
+    project: str | None,
+    views: list[str] | None,
+    mode: str,
+    start: Any = None,
+    end: Any = None,
+    chunk_hours: int | None = None,
+) -> dict[str, Any]:
+    """Validate a materialization request against the catalog; the JSON params of its JobRun.
+
+    Bad input raises InvalidInput / ObjectNotFound and changes nothing.
+    """
+    if mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}", {"mode": [f"one of {', '.join(MODES)}"]})
+    start_at, end_at = _parse_time("start", start), _parse_time("end", end)
+    if mode == "range" and (start_at is None or end_at is None):
+        raise InvalidInput("a range materialization needs start and end", {"start": ["required with mode=range"]})
+    if mode == "incremental" and start_at is not None:
+        raise InvalidInput("an incremental materialization takes no start", {"start": ["only with mode=range"]})
+    if start_at and end_at and start_at >= end_at:
+        raise InvalidInput("start must be before end", {"start": ["must be before end"]})
+    if chunk_hours is not None and not 1 <= int(chunk_hours) <= 24 * 366:
+        raise InvalidInput("chunk_hours must be between 1 and 8784", {"chunk_hours": ["1..8784"]})
+    if views and not project:
+        raise InvalidInput("name the project of the views", {"project": ["required when views are given"]})
+    if project:
+        if not Project.objects.filter(name=project).exclude(status=CatalogStatus.REMOVED).exists():
+            raise ObjectNotFound(f"project {project} is not in the catalog")
+        online = CatalogObject.objects.filter(project__name=project, kind=CatalogObject.Kind.FEATURE_VIEW).exclude(
+            status=CatalogStatus.REMOVED
+        )
+        known = {v.name: v for v in online}
+        for name in views or []:
+            if name not in known:
+                raise ObjectNotFound(f"feature view {name} is not in project {project}")
+            if known[name].subkind == "on_demand":
+                raise InvalidInput(f"{name} is an on-demand view: nothing to materialize", {"views": [name]})
+            if not known[name].online:
+                raise InvalidInput(f"{name} is not an online view (online=False)", {"views": [name]})
+    return {
+        "project": project or None,
+        "views": list(views) if views else None,
+        "mode": mode,
+        "start": start_at.isoformat() if start_at else None,
+        "end": end_at.isoformat() if end_at else None,
+        "chunk_hours": int(chunk_hours) if chunk_hours else None,
+    }
+
+
+@transaction.atomic
+def materialization_start(
+    *,
+    actor: Any,
+    project: str | None = None,
+    views: list[str] | None = None,
+    mode: str = "incremental",
+    start: Any = None,
+    end: Any = None,
+    chunk_hours: int | None = None,
+    trigger: str = "button",
+) -> JobRun:
+    """Queue a materialization (browser, API, command): validate, create the JobRun, enqueue on commit."""
+    from jobs.tasks import materialize_task
+
+    if actor is not None and not can_operate(actor):
+        raise NotPermitted("only operators may materialize")
+    params = materialization_params(
+        project=project, views=views, mode=mode, start=start, end=end, chunk_hours=chunk_hours
+    )
+    run = JobRun(kind=JobRun.Kind.MATERIALIZE, params=params, started_by=actor, trigger=trigger)
+    run.full_clean()
+    run.save()
+    audit_record(actor=actor, action="materialization.started", obj=run, after=params)
+    _enqueue(run, materialize_task, trigger=trigger, **params)
+    return run
+
+
+# --- The per-view lock ----------------------------------------------------------------------------
+
+
+def view_lock_acquire(*, project: str, view: str, run: JobRun, lease: timedelta) -> bool:
+    """Take the view's lock for `run` (conditional UPDATE: free, expired, or already ours)."""
+    ViewLock.objects.get_or_create(project=project, view=view)
+    now = timezone.now()
+    taken = (
+        ViewLock.objects.filter(project=project, view=view)
+        .filter(Q(job_run__isnull=True) | Q(locked_until__lt=now) | Q(job_run=run))
+        .update(job_run=run, locked_until=now + lease)
+    )
+    return bool(taken)
+
+
+def view_lock_extend(*, project: str, view: str, run: JobRun, lease: timedelta) -> None:
+    """Extend a held lock (each chunk)."""
+    ViewLock.objects.filter(project=project, view=view, job_run=run).update(locked_until=timezone.now() + lease)
+
+
+def view_lock_release(*, project: str, view: str, run: JobRun) -> None:
+    """Release the lock if `run` holds it."""
+    ViewLock.objects.filter(project=project, view=view, job_run=run).update(job_run=None, locked_until=None)
+
+
+# --- The run body (in the worker) -------------------------------------------------------------------
+
+
+@dataclass
+class _Progress:
+    run: JobRun
+    done: int = 0
+    total: int = 0
+
+
+def _repos_by_project(project: str | None) -> list[tuple[str, gateway.RepoRef]]:
+    out: list[tuple[str, gateway.RepoRef]] = []
+    for repo in gateway.governed_repos():
+        name = gateway.registry_location(repo).project
+        if project is None or name == project:
+            out.append((name, repo))
+    if project is not None and not out:
+        raise ObjectNotFound(f"no governed Feast repo holds project {project}")
+    return out
+
+
+def _chunks_of(target: gateway.MaterializationTarget, chunk: timedelta) -> int:
+    return max(1, math.ceil((target.end - target.start) / chunk))
+
+
+def materialization_run(run: JobRun) -> dict[str, Any]:
+    """Materialize per view in time chunks, under per-view locks, recording the ledger; then sync."""
+    params = run.params
+    start = _parse_time("start", params.get("start"))
+    end = _parse_time("end", params.get("end")) or timezone.now()
+    chunk = timedelta(hours=params.get("chunk_hours") or settings.PORTAL_MATERIALIZE_CHUNK_HOURS)
+    batch_size = settings.FEAST_ONLINE_WRITE_BATCH_SIZE
+    lease = max(timedelta(minutes=10), timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT))
+    plan: list[tuple[gateway.RepoRef, gateway.MaterializationTarget]] = []
+    for _name, repo in _repos_by_project(params.get("project")):
+        for target in gateway.materialization_targets(repo, views=params.get("views"), start=start, end=end):
+            plan.append((repo, target))
+    progress = _Progress(run=run, total=sum(_chunks_of(t, chunk) for _, t in plan))
+    job_run_progress(run=run, done=0, total=progress.total, message=f"{len(plan)} view(s) to materialize")
+    job_run_log(
+        run=run,
+        line=f"plan: {', '.join(f'{t.view} {t.start:%Y-%m-%d %H:%M}→{t.end:%Y-%m-%d %H:%M}' for _, t in plan) or 'nothing to do'}",
+    )
+    views_out: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for repo, target in plan:
+        views_out.append(_materialize_one(run, repo, target, chunk, batch_size, lease, progress, failures))
+    synced: set[str] = set()
+    for _repo, target in plan:
+        if target.project not in synced:
+            synced.add(target.project)
+            sync_runs = registry_sync(project=target.project, trigger="materialize", force=True)
+            job_run_log(run=run, line=f"catalog synced for {target.project}: {', '.join(r.status for r in sync_runs)}")
+    total_rows = sum(v["rows_written"] for v in views_out)
+    job_run_progress(
+        run=run, done=progress.total, total=progress.total, message=f"{total_rows} rows written to the online store"
+    )
+    result: dict[str, Any] = {"views": views_out, "rows_written": total_rows}
+    if failures:
+        result["_failed"] = True
+        result["error"] = "; ".join(failures)
+    return result
+
+
+def _materialize_one(
+    run: JobRun,
+    repo: gateway.RepoRef,
+    target: gateway.MaterializationTarget,
+    chunk: timedelta,
+    batch_size: int,
+    lease: timedelta,
+    progress: _Progress,
+    failures: list[str],
+) -> dict[str, Any]:
+    chunks_planned = _chunks_of(target, chunk)
+    record = MaterializationRecord(
+        job_run=run,
+        project=target.project,
+        view=target.view,
+        start=target.start,
+        end=target.end,
+        filter=target.filter[:500],
+    )
+    if not view_lock_acquire(project=target.project, view=target.view, run=run, lease=lease):
+        record.status = MaterializationRecord.Status.SKIPPED
+        record.error = "another run holds this view's lock"
+        record.finished_at = timezone.now()
+        record.save()
+        progress.done += chunks_planned
+        job_run_log(run=run, line=f"{target.view}: skipped, another run is materializing it")
+        failures.append(f"{target.view}: locked by another run")
+        return _record_dict(record)
+    record.save()
+    started = time.monotonic()
+    job_run_log(run=run, line=f"{target.view}: {chunks_planned} chunk(s), filter {target.filter or '(none)'}")
+
+    def on_chunk(result: gateway.ChunkResult) -> None:
+        progress.done += 1
+        MaterializationRecord.objects.filter(pk=record.pk).update(
+            rows_read=F("rows_read") + result.rows_read,
+            rows_written=F("rows_written") + result.rows_written,
+            rows_filtered=F("rows_filtered") + result.rows_filtered,
+            chunks=F("chunks") + 1,
+            covered_end=result.end,
+            duration_seconds=time.monotonic() - started,
+        )
+        view_lock_extend(project=target.project, view=target.view, run=run, lease=lease)
+        job_run_progress(
+            run=run,
+            done=progress.done,
+            total=progress.total,
+            message=f"{target.view}: MATERIALIZING, chunk up to {result.end:%Y-%m-%d %H:%M} "
+            f"({result.rows_written} rows)",
+        )
+
+    try:
+        gateway.materialize_view(
+            repo,
+            view=target.view,
+            start=target.start,
+            end=target.end,
+            chunk=chunk,
+            batch_size=batch_size,
+            on_chunk=on_chunk,
+        )
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, PortalError) else f"{type(exc).__name__}: {exc}"
+        MaterializationRecord.objects.filter(pk=record.pk).update(
+            status=MaterializationRecord.Status.FAILED,
+            error=message[:5000],
+            finished_at=timezone.now(),
+            duration_seconds=time.monotonic() - started,
+        )
+        failures.append(f"{target.view}: {message}")
+        job_run_log(run=run, line=f"{target.view}: FAILED: {message}")
+        notify(
+            "materialization.failed",
+            f"Materialization of {target.project}/{target.view} failed: {message[:300]}",
+            {"project": target.project, "view": target.view, "job_run": run.pk, "error": message[:500]},
+        )
+        if not isinstance(exc, PortalError):
+            logger.exception("materialization of %s failed", target.view)
+        if isinstance(exc, gateway.OnlineStoreUnavailable | RegistryUnavailable):
+            view_lock_release(project=target.project, view=target.view, run=run)
+            raise
+    else:
+        MaterializationRecord.objects.filter(pk=record.pk).update(
+            status=MaterializationRecord.Status.SUCCEEDED,
+            finished_at=timezone.now(),
+            duration_seconds=time.monotonic() - started,
+        )
+        job_run_log(run=run, line=f"{target.view}: done")
+    finally:
+        view_lock_release(project=target.project, view=target.view, run=run)
+    record.refresh_from_db()
+    return _record_dict(record)
+
+
+def _record_dict(record: MaterializationRecord) -> dict[str, Any]:
+    return {
+        "view": record.view,
+        "project": record.project,
+        "start": record.start.isoformat(),
+        "end": record.end.isoformat(),
+        "status": record.status,
+        "rows_read": record.rows_read,
+        "rows_written": record.rows_written,
+        "rows_filtered": record.rows_filtered,
+        "chunks": record.chunks,
+        "duration_seconds": round(record.duration_seconds, 3),
+        "rows_per_second": round(record.rows_per_second, 1) if record.rows_per_second else None,
+        "error": record.error,
+    }

@@ -1,0 +1,249 @@
+"""Online preview: validate in the web tier (catalog only), read the online store in a worker.
+
+The web tier needs no online-store credentials: it checks the request against the catalog, creates
+the JobRun and waits on that row; the worker calls Feast's get_online_features through the gateway.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from catalog import feast_gateway as gateway
+from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
+from catalog.models import CatalogObject, Feature, LineageEdge, Project, ServiceFeature
+from catalog.models.projects import Status as CatalogStatus
+from catalog.permissions import can_view_catalog
+from catalog.services.audit import audit_record
+from jobs.models import JobRun
+from jobs.services.core import _enqueue
+
+MAX_ENTITIES = 1000
+
+
+def _active(qs: Any) -> Any:
+    return qs.exclude(status=CatalogStatus.REMOVED)
+
+
+def _views_needing(view: CatalogObject, seen: set[int]) -> list[CatalogObject]:
+    """A view plus, for on-demand views, the views they read (recursively)."""
+    if view.pk in seen:
+        return []
+    seen.add(view.pk)
+    out = [view]
+    for edge in LineageEdge.objects.filter(downstream=view, kind=LineageEdge.Kind.VIEW_VIEW).select_related("upstream"):
+        out.extend(_views_needing(edge.upstream, seen))
+    return out
+
+
+def _request_fields(views: list[CatalogObject]) -> set[str]:
+    sources = LineageEdge.objects.filter(downstream__in=views, kind=LineageEdge.Kind.REQUEST_VIEW).values_list(
+        "upstream_id", flat=True
+    )
+    return set(Feature.objects.filter(view_id__in=list(sources)).values_list("name", flat=True))
+
+
+def preview_params(
+    *,
+    project: str,
+    feature_service: str | None,
+    features: list[str] | None,
+    entities: Any,
+) -> dict[str, Any]:
+    """Check a preview request against the catalog; the JobRun params. Bad input raises, changes nothing."""
+    if not Project.objects.filter(name=project).exclude(status=CatalogStatus.REMOVED).exists():
+        raise ObjectNotFound(f"project {project} is not in the catalog")
+    if bool(feature_service) == bool(features):
+        raise InvalidInput(
+            "give either feature_service or features", {"feature_service": ["give feature_service or features"]}
+        )
+    objects = _active(CatalogObject.objects.filter(project__name=project))
+    view_rows: dict[str, CatalogObject] = {v.name: v for v in objects.filter(kind=CatalogObject.Kind.FEATURE_VIEW)}
+    involved: list[CatalogObject] = []
+    if feature_service:
+        service = objects.filter(kind=CatalogObject.Kind.FEATURE_SERVICE, name=feature_service).first()
+        if service is None:
+            raise InvalidInput(
+                f"feature service {feature_service} is not in project {project}",
+                {"feature_service": [f"unknown feature service {feature_service}"]},
+            )
+        names = set(ServiceFeature.objects.filter(service=service).values_list("view_name", flat=True))
+        involved = [view_rows[n] for n in names if n in view_rows]
+    else:
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features) or len(features) > 500:
+            raise InvalidInput("features must be a list of 'view:feature' strings", {"features": ["list of strings"]})
+        for ref in features:
+            view_name, sep, feature = ref.partition(":")
+            if not sep or not feature:
+                raise InvalidInput(f"{ref!r} is not 'view:feature'", {"features": [f"{ref}: not view:feature"]})
+            view = view_rows.get(view_name)
+            if view is None:
+                raise InvalidInput(f"unknown feature view {view_name}", {"features": [f"{ref}: unknown view"]})
+            if not Feature.objects.filter(view=view, name=feature).exclude(status=CatalogStatus.REMOVED).exists():
+                raise InvalidInput(f"{view_name} has no feature {feature}", {"features": [f"{ref}: unknown feature"]})
+            if view not in involved:
+                involved.append(view)
+    seen: set[int] = set()
+    needed = [v for view in involved for v in _views_needing(view, seen)]
+    entity_names = {name for v in needed for name in v.entity_names}
+    join_keys: set[str] = set()
+    for entity in objects.filter(kind=CatalogObject.Kind.ENTITY, name__in=entity_names):
+        join_keys.update(entity.join_keys)
+    allowed = join_keys | _request_fields(needed)
+    if not isinstance(entities, dict) or not entities:
+        raise InvalidInput("entities must map join keys to lists of values", {"entities": ["an object of lists"]})
+    unknown = sorted(set(entities) - allowed)
+    if unknown:
+        raise InvalidInput(
+            f"unknown entity key(s) {', '.join(unknown)}; expected {', '.join(sorted(allowed)) or 'none'}",
+            {"entities": [f"unknown key {k}" for k in unknown]},
+        )
+    missing = sorted(allowed - set(entities))
+    if missing:
+        raise InvalidInput(
+            f"missing entity key(s) {', '.join(missing)}", {"entities": [f"missing {k}" for k in missing]}
+        )
+    lengths = set()
+    for key, values in entities.items():
+        if not isinstance(values, list) or not values:
+            raise InvalidInput(f"entities.{key} must be a non-empty list", {"entities": [f"{key}: non-empty list"]})
+        if not all(isinstance(v, int | float | str) and not isinstance(v, bool) for v in values):
+            raise InvalidInput(f"entities.{key} holds a non-scalar value", {"entities": [f"{key}: scalars only"]})
+        lengths.add(len(values))
+    if len(lengths) != 1:
+        raise InvalidInput("every entity list must have the same length", {"entities": ["lists differ in length"]})
+    if lengths.pop() > MAX_ENTITIES:
+        raise InvalidInput(f"at most {MAX_ENTITIES} entities per preview", {"entities": [f"max {MAX_ENTITIES}"]})
+    return {
+        "project": project,
+        "feature_service": feature_service or None,
+        "features": list(features) if features else None,
+        "entities": entities,
+    }
+
+
+@transaction.atomic
+def online_preview_start(
+    *,
+    actor: Any,
+    project: str,
+    feature_service: str | None = None,
+    features: list[str] | None = None,
+    entities: Any = None,
+) -> JobRun:
+    """Queue an online preview: validate, create the JobRun, enqueue on commit."""
+    from jobs.tasks import online_preview_task
+
+    if not can_view_catalog(actor):
+        raise NotPermitted("you hold no portal role")
+    params = preview_params(project=project, feature_service=feature_service, features=features, entities=entities)
+    run = JobRun(kind=JobRun.Kind.PREVIEW, params=params, started_by=actor, trigger="api")
+    run.full_clean()
+    run.save()
+    audit_record(
+        actor=actor, action="online_preview.started", obj=run, after={k: params[k] for k in params if k != "entities"}
+    )
+    _enqueue(run, online_preview_task)
+    return run
+
+
+def job_run_wait(*, run: JobRun, timeout: float) -> JobRun:
+    """Poll the JobRun row until it is terminal or `timeout` seconds passed (the API's short wait)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        run.refresh_from_db()
+        if run.is_terminal or time.monotonic() >= deadline:
+            return run
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list | tuple | set):
+        return [_json_value(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_value(value.item())
+    return str(value)
+
+
+def online_preview_run(run: JobRun) -> dict[str, Any]:
+    """The worker side: read online values via Feast, in canonical order, with age against TTL."""
+    params = run.params
+    project = params["project"]
+    repo = next((r for r in gateway.governed_repos() if gateway.registry_location(r).project == project), None)
+    if repo is None:
+        raise ObjectNotFound(f"no governed Feast repo holds project {project}")
+    entities: dict[str, list[Any]] = params["entities"]
+    count = len(next(iter(entities.values())))
+    entity_rows = [{k: v[i] for k, v in entities.items()} for i in range(count)]
+    read = gateway.online_preview(
+        repo, entity_rows=entity_rows, feature_service=params.get("feature_service"), features=params.get("features")
+    )
+    ttls = dict(
+        CatalogObject.objects.filter(project__name=project, kind=CatalogObject.Kind.FEATURE_VIEW).values_list(
+            "name", "ttl_seconds"
+        )
+    )
+    now = timezone.now()
+    results = []
+    for entity_row, values in zip(entity_rows, read.rows, strict=True):
+        out = []
+        for v in values:
+            ttl = ttls.get(v.feature_view)
+            age = (now - v.event_timestamp).total_seconds() if v.event_timestamp else None
+            out.append(
+                {
+                    "index": v.index,
+                    "feature": v.reference,
+                    "value": _json_value(v.value),
+                    "status": v.status,
+                    "event_timestamp": v.event_timestamp.isoformat() if v.event_timestamp else None,
+                    "age_seconds": round(age, 3) if age is not None else None,
+                    "ttl_seconds": ttl,
+                    "within_ttl": (age <= ttl) if (age is not None and ttl) else None,
+                }
+            )
+        results.append({"entity": entity_row, "values": out})
+    return {
+        "project": project,
+        "feature_service": params.get("feature_service"),
+        "vector": [{"index": e.index, "feature": e.reference, "dtype": e.dtype} for e in read.vector],
+        "results": results,
+        "feast_response_order": read.response_order,
+    }
+
+
+def feature_server_curl(*, params: dict[str, Any], base_url: str = "http://localhost:6566") -> str:
+    """The equivalent request to Feast's feature server (`feast serve`) `/get-online-features`."""
+    import json
+
+    body: dict[str, Any] = {"entities": params.get("entities") or {}}
+    if params.get("feature_service"):
+        body["feature_service"] = params["feature_service"]
+    else:
+        body["features"] = params.get("features") or []
+    body["full_feature_names"] = True
+    return (
+        f"curl -s -X POST {base_url}/get-online-features \\\n"
+        f"  -H 'Content-Type: application/json' \\\n  -d '{json.dumps(body)}'"
+    )
+
+
+def preview_wait_seconds() -> float:
+    """How long the API waits for a preview's worker before answering 202."""
+    return float(settings.PORTAL_PREVIEW_WAIT_SECONDS)

@@ -1,0 +1,306 @@
+"""Materialization through a real worker: the filter, the ledger, the lock, preview in canonical order."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+import redis
+from django.conf import settings
+from django.test import Client
+
+from catalog import feast_gateway
+from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
+from catalog.feast_gateway import MaterializeFilterInvalid
+from catalog.models import AuditEvent, CatalogObject
+from catalog.services.sync import registry_sync
+from jobs.models import JobRun, MaterializationRecord, ViewLock
+from jobs.services.materialization import materialization_start, view_lock_acquire, view_lock_release
+from tests import environment as env
+
+PROJECT = "employee_attrition"
+DATA_END = datetime.fromisoformat(env.DATA_END).replace(tzinfo=UTC)
+RANGE_START = DATA_END - timedelta(days=400)
+V1_ORDER = ["tenure", "salary_band", "overtime", "promotion_stagnation", "career_velocity", "overall_satisfaction"]
+
+
+def wait_for_terminal(run: JobRun, timeout: float = 120) -> JobRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.is_terminal:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"job {run.pk} still {run.status} after {timeout}s: {run.progress_message}")
+
+
+def clear_online_store(project: str = PROJECT) -> int:
+    """Delete the project's Feast keys from the worker's Redis database (Feast keys end with the project)."""
+    client = redis.Redis.from_url(settings.REDIS_URL.url)
+    keys = [k for k in client.scan_iter(count=1000) if k.endswith(project.encode())]
+    if keys:
+        client.delete(*keys)
+    return len(keys)
+
+
+def latest_rows() -> pd.DataFrame:
+    """Each employee's latest snapshot in [RANGE_START, DATA_END) from the offline parquet."""
+    df = pd.read_parquet(env.DEMO_REPO / "data" / "employee_attrition.parquet")
+    df = df[(df.event_timestamp >= RANGE_START) & (df.event_timestamp < DATA_END)]
+    return df.sort_values(["event_timestamp", "created"]).drop_duplicates("employee_id", keep="last")
+
+
+@pytest.fixture
+def synced(demo_repo: feast_gateway.RepoRef, transactional_db: None) -> feast_gateway.RepoRef:
+    runs = registry_sync(project=PROJECT, trigger="test", force=True)
+    assert runs[0].status == "succeeded", runs[0].error
+    return demo_repo
+
+
+def test_materialize_through_the_api_applies_the_filter_and_preview_reads_canonical_order(
+    client: Client, operator: Any, synced: feast_gateway.RepoRef, celery_worker: Any
+) -> None:
+    assert clear_online_store() > 0  # the CLI materialization of the fixture wrote every employee
+    latest = latest_rows()
+    leavers = latest[latest.is_active == 0]
+    all_rows = pd.read_parquet(env.DEMO_REPO / "data" / "employee_attrition.parquet")
+    # a leaver with earlier, active snapshots in the range: chunks before the leaving one hold them
+    earlier_active = all_rows[(all_rows.is_active == 1) & (all_rows.event_timestamp >= RANGE_START)]
+    leaver = int(leavers[leavers.employee_id.isin(earlier_active.employee_id)].employee_id.iloc[0])
+    active = latest[latest.is_active == 1].iloc[0]
+    client.force_login(operator)
+
+    response = client.post(
+        "/api/v1/jobs/",
+        {
+            "kind": "materialize",
+            "project": PROJECT,
+            "views": ["employee_features"],
+            "mode": "range",
+            "start": RANGE_START.isoformat(),
+            "end": DATA_END.isoformat(),
+            "chunk_hours": 24 * 60,
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    run = wait_for_terminal(JobRun.objects.get(pk=response.json()["id"]))
+    assert run.status == JobRun.Status.SUCCEEDED, run.error
+    assert run.progress_done == run.progress_total == 7  # 400 days in 60-day chunks
+    record = MaterializationRecord.objects.get(job_run=run)
+    assert record.status == MaterializationRecord.Status.SUCCEEDED
+    assert record.chunks == 7 and record.filter == "is_active == 1"
+    assert record.rows_filtered > 0 and record.rows_written > 0
+    assert record.rows_per_second and record.duration_seconds > 0
+    assert not ViewLock.objects.filter(view="employee_features", job_run__isnull=False).exists()
+    # the run synced the catalog: the view's last materialized end is the run's end, intervals recorded
+    view = CatalogObject.objects.get(project__name=PROJECT, kind="feature_view", name="employee_features")
+    assert view.last_materialized_end == DATA_END
+    assert any(i["end"].startswith(DATA_END.strftime("%Y-%m-%d")) for i in view.materialization_intervals)
+    assert view.feast_state == "AVAILABLE_ONLINE"
+    assert AuditEvent.objects.filter(action="materialization.started", actor=operator).exists()
+
+    response = client.post(
+        f"/api/v1/projects/{PROJECT}/online-preview/",
+        {"feature_service": "attrition_model_v1", "entities": {"employee_id": [int(active.employee_id), leaver]}},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["job"]["kind"] == "preview" and body["job"]["status"] == "succeeded"
+    first, second = body["results"]
+    assert first["entity"] == {"employee_id": int(active.employee_id)}
+    assert [v["index"] for v in first["values"]] == list(range(6))
+    assert [v["feature"] for v in first["values"]] == [f"employee_features:{f}" for f in V1_ORDER]
+    for v in first["values"]:
+        assert v["status"] in ("PRESENT", "OUTSIDE_MAX_AGE")
+        assert v["ttl_seconds"] == 7 * 24 * 3600 and v["event_timestamp"]
+        if v["status"] == "PRESENT":
+            assert v["value"] == pytest.approx(float(active[v["feature"].split(":")[1]]), rel=1e-5)
+    # the leaver's latest snapshot says is_active = 0: the filter kept them out of the online store
+    assert {v["status"] for v in second["values"]} == {"NOT_FOUND"}
+    assert "/get-online-features" in body["feature_server_curl"]
+
+    ledger = client.get(f"/api/v1/projects/{PROJECT}/feature-views/employee_features/ledger/").json()
+    assert ledger["last_success"]["rows_written"] == record.rows_written
+    assert ledger["runs"][0]["status"] == "succeeded"
+    page = client.get(f"/jobs/ledger/{PROJECT}/employee_features/")
+    assert page.status_code == 200 and b"ledger-chart" in page.content and b"plotly-4.1.1" in page.content
+    detail = client.get(f"/jobs/{run.pk}/")
+    assert b'data-job-status="succeeded"' in detail.content and b'hx-trigger="every 1s"' not in detail.content
+
+
+def test_preview_keeps_the_requested_order_of_a_features_list(
+    client: Client, viewer: Any, synced: feast_gateway.RepoRef, celery_worker: Any
+) -> None:
+    client.force_login(viewer)
+    features = ["employee_features:overall_satisfaction", "department_features:headcount", "employee_features:tenure"]
+    response = client.post(
+        f"/api/v1/projects/{PROJECT}/online-preview/?async=true",
+        {"features": features, "entities": {"employee_id": [100], "department_id": [1]}},
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    run = wait_for_terminal(JobRun.objects.get(pk=response.json()["job"]["id"]))
+    assert run.status == JobRun.Status.SUCCEEDED, run.error
+    assert [v["feature"] for v in run.result["results"][0]["values"]] == features
+
+
+def test_bad_preview_input_is_a_400_and_queues_nothing(client: Client, viewer: Any, synced: Any) -> None:
+    client.force_login(viewer)
+    url = f"/api/v1/projects/{PROJECT}/online-preview/"
+    cases = [
+        ({"feature_service": "nope", "entities": {"employee_id": [1]}}, "feature service nope is not"),
+        ({"features": ["employee_features:nope"], "entities": {"employee_id": [1]}}, "no feature nope"),
+        ({"feature_service": "attrition_model_v1", "entities": {"customer_id": [1]}}, "unknown entity key"),
+        ({"feature_service": "attrition_model_v1", "entities": {"employee_id": []}}, "non-empty list"),
+        ({"feature_service": "attrition_model_v1", "features": ["employee_features:tenure"], "entities": {}}, "either"),
+    ]
+    for body, message in cases:
+        response = client.post(url, body, content_type="application/json")
+        assert response.status_code == 400, (body, response.content)
+        assert message in response.json()["error"]["message"], response.json()
+    assert (
+        client.post("/api/v1/projects/nope/online-preview/", cases[0][0], content_type="application/json").status_code
+        == 404
+    )
+    assert not JobRun.objects.exists()
+
+
+def test_bad_materialization_requests_change_nothing(operator: Any, viewer: Any, synced: Any) -> None:
+    with pytest.raises(ObjectNotFound):
+        materialization_start(actor=operator, project=PROJECT, views=["nope"])
+    with pytest.raises(InvalidInput, match="on-demand"):
+        materialization_start(actor=operator, project=PROJECT, views=["employee_risk_signals"])
+    with pytest.raises(InvalidInput, match="start must be before end"):
+        materialization_start(actor=operator, project=PROJECT, mode="range", start="2026-02-01", end="2026-01-01")
+    with pytest.raises(InvalidInput, match="needs start and end"):
+        materialization_start(actor=operator, project=PROJECT, mode="range")
+    with pytest.raises(NotPermitted):
+        materialization_start(actor=viewer, project=PROJECT)
+    assert not JobRun.objects.exists()
+
+
+def test_api_materialize_needs_an_operator_and_valid_mode(
+    client: Client, viewer: Any, operator: Any, synced: Any
+) -> None:
+    client.force_login(viewer)
+    body = {"kind": "materialize", "project": PROJECT}
+    assert client.post("/api/v1/jobs/", body, content_type="application/json").status_code == 403
+    client.force_login(operator)
+    bad = client.post("/api/v1/jobs/", {**body, "mode": "sideways"}, content_type="application/json")
+    assert bad.status_code == 400 and "mode" in bad.json()["error"]["details"]
+    assert not JobRun.objects.exists()
+
+
+def test_a_locked_view_is_skipped_not_run_twice(operator: Any, synced: feast_gateway.RepoRef) -> None:
+    holder = JobRun.objects.create(kind="materialize", status=JobRun.Status.RUNNING)
+    other = JobRun.objects.create(kind="materialize", status=JobRun.Status.RUNNING)
+    lease = timedelta(minutes=5)
+    assert view_lock_acquire(project=PROJECT, view="employee_features", run=holder, lease=lease)
+    assert not view_lock_acquire(project=PROJECT, view="employee_features", run=other, lease=lease)
+    assert view_lock_acquire(project=PROJECT, view="employee_features", run=holder, lease=lease)  # re-entrant
+    view_lock_release(project=PROJECT, view="employee_features", run=other)  # not the holder: no effect
+    assert not view_lock_acquire(project=PROJECT, view="employee_features", run=other, lease=lease)
+    view_lock_release(project=PROJECT, view="employee_features", run=holder)
+    assert view_lock_acquire(project=PROJECT, view="employee_features", run=other, lease=lease)
+    # an expired lease (dead worker) can be taken over
+    assert view_lock_acquire(project=PROJECT, view="department_features", run=holder, lease=timedelta(seconds=-1))
+    assert view_lock_acquire(project=PROJECT, view="department_features", run=other, lease=lease)
+
+
+def test_the_job_list_and_detail_pages_show_runs(client: Client, operator: Any, synced: Any) -> None:
+    run = JobRun.objects.create(
+        kind="materialize", status=JobRun.Status.RUNNING, progress_done=2, progress_total=4, started_by=operator
+    )
+    client.force_login(operator)
+    page = client.get("/jobs/")
+    assert page.status_code == 200 and f'data-job-id="{run.pk}"'.encode() in page.content
+    assert b"materialize-form" in page.content
+    status = client.get(f"/jobs/{run.pk}/status/")
+    assert b'data-job-status="running"' in status.content and b'value="50"' in status.content
+    assert b'hx-trigger="every 1s"' in status.content
+    api = client.get("/api/v1/jobs/?kind=materialize").json()
+    assert [r["id"] for r in api["results"]] == [run.pk] and api["results"][0]["progress_percent"] == 50
+    assert client.get("/api/v1/jobs/?kind=nope").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["__import__('os').system('true')", "is_active.real == 1", "is_active == len('x')", "is_active + 1 == 2", "x ="],
+)
+def test_materialize_filters_are_parsed_never_evaluated(text: str) -> None:
+    with pytest.raises(MaterializeFilterInvalid):
+        feast_gateway.parse_materialize_filter(text)
+
+
+def test_materialize_filter_grammar_selects_rows() -> None:
+    import pyarrow as pa
+
+    table = pa.table({"is_active": [1, 0, 1, None], "band": ["a", "b", "c", "a"], "x": [1.5, -2.0, 3.0, 0.0]})
+    cases = {
+        "is_active == 1": 2,
+        "is_active == 1 and band in ['a', 'b']": 1,
+        "not (is_active == 1) or x < -1": 1,
+        "band != 'a'": 2,
+        "is_active == None": 1,
+        "x >= -2": 4,
+    }
+    for text, expected in cases.items():
+        assert table.filter(feast_gateway.parse_materialize_filter(text)).num_rows == expected, text
+    assert feast_gateway.materialize_filter_columns("a == 1 and (b > 2 or a < 0)") == ["a", "b"]
+
+
+def test_materialize_command_runs_in_process_with_the_ledger(synced: feast_gateway.RepoRef) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command(
+        "materialize",
+        "--project",
+        PROJECT,
+        "--view",
+        "department_features",
+        "--start",
+        (DATA_END - timedelta(days=90)).isoformat(),
+        "--end",
+        DATA_END.isoformat(),
+        stdout=out,
+    )
+    assert "department_features: succeeded" in out.getvalue()
+    record = MaterializationRecord.objects.get(view="department_features")
+    assert record.rows_written > 0 and record.rows_filtered == 0 and record.job_run.trigger == "command"
+    assert json.dumps(record.job_run.result)  # JSON-safe
+
+
+def test_an_unreachable_online_store_fails_the_run_with_a_clear_error(
+    operator: Any, synced: feast_gateway.RepoRef, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from jobs.tasks import materialize_task
+
+    settings.FEAST_CONFIG_VARS = {**settings.FEAST_CONFIG_VARS, "FEAST_REDIS_CONNECTION_STRING": "127.0.0.1:1"}
+    feast_gateway.reset_stores()
+    with django_capture_on_commit_callbacks(execute=False):
+        run = materialization_start(
+            actor=operator,
+            project=PROJECT,
+            views=["department_features"],
+            mode="range",
+            start=(DATA_END - timedelta(days=30)).isoformat(),
+            end=DATA_END.isoformat(),
+        )
+    with pytest.raises(feast_gateway.OnlineStoreUnavailable):
+        materialize_task(job_run_id=run.pk, **run.params)
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.FAILED
+    assert "online store (redis) is unreachable" in run.error
+    record = MaterializationRecord.objects.get(job_run=run)
+    assert record.status == MaterializationRecord.Status.FAILED and "unreachable" in record.error
+    assert not ViewLock.objects.filter(job_run__isnull=False).exists()
+    feast_gateway.reset_stores()
