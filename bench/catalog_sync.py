@@ -30,6 +30,14 @@ sys.path.insert(0, str(ROOT))
 PG = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 PROJECT = "bench"
 FIELDS = 20
+VOCABULARY = (
+    "tenure salary overtime promotion satisfaction velocity clicks sessions revenue churn latency orders "
+    "basket refund discount coupon visit dwell scroll search query cart checkout payment fraud chargeback "
+    "device browser region country city store inventory stock price margin cost supplier delivery delay "
+    "rating review complaint ticket support agent call email open bounce unsubscribe login streak balance "
+    "loan credit debit limit utilisation default income age account subscription plan upgrade downgrade "
+    "trial renewal usage quota storage bandwidth error crash"
+).split()
 
 
 def _recreate(dbname: str) -> None:
@@ -86,6 +94,9 @@ def build_registry(url: str, views: int) -> None:
             }
         )
     fvs = []
+    # Names and descriptions drawn from a vocabulary, so that a word matches a realistic share of the
+    # catalog (about 1 field in 60) rather than every field.
+    words = VOCABULARY
     for v in range(views):
         source = FileSource(
             name=f"source_{v:05d}",
@@ -102,9 +113,12 @@ def build_registry(url: str, views: int) -> None:
             source=source,
             schema=[
                 Field(
-                    name=f"feature_{v:05d}_{j:02d}",
+                    name=f"{words[(v * 7 + j) % len(words)]}_{words[(v + j * 13) % len(words)]}_{v:05d}_{j:02d}",
                     dtype=dtypes[j % 4],
-                    description=f"Feature {j} of view {v}, a plausible description of a signal.",
+                    description=(
+                        f"The {words[(v * 3 + j) % len(words)]} of the {words[(v + j) % len(words)]} "
+                        f"over {1 + j % 30} days, per {words[v % len(words)]}."
+                    ),
                 )
                 for j in range(FIELDS)
             ],

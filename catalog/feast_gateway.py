@@ -1274,6 +1274,82 @@ def _materializable_views(repo: RepoRef, views: Sequence[str] | None) -> list[An
     return [fv for fv in found if not isinstance(fv, OnDemandFeatureView)]
 
 
+def _local_parquet_path(store: Any, data_source: Any) -> str | None:
+    """The local parquet file/directory of a FileSource on the file (dask) offline store, else None."""
+    from feast.data_format import ParquetFormat
+    from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
+    from feast.infra.offline_stores.file_source import FileSource
+
+    if not isinstance(store.config.offline_store, DaskOfflineStoreConfig) or not isinstance(data_source, FileSource):
+        return None
+    if data_source.file_format is not None and not isinstance(data_source.file_format, ParquetFormat):
+        return None
+    uri = FileSource.get_uri_for_file_path(repo_path=store.config.repo_path, uri=data_source.file_options.uri)
+    if "://" in uri and not uri.startswith("file://"):
+        return None
+    return uri.removeprefix("file://")
+
+
+def _pull_latest(
+    store: Any,
+    data_source: Any,
+    *,
+    join_keys: list[str],
+    columns: list[str],
+    ts_col: str,
+    created_col: str | None,
+    start: datetime,
+    end: datetime,
+) -> Any:
+    """The latest row per entity with its timestamp in [start, end], as a pyarrow Table.
+
+    Same result as Feast's `pull_latest_from_table_or_query` (latest by event, then created timestamp;
+    both ends inclusive, as the file offline store does). For local parquet sources it reads with
+    pyarrow directly: the time filter and the column list are pushed down, so only the chunk's rows and
+    the needed columns are loaded (Feast's dask store reads the whole file for every call). Other
+    sources go through the offline store.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    path = _local_parquet_path(store, data_source)
+    if path is None:
+        return (
+            store._get_provider()
+            .offline_store.pull_latest_from_table_or_query(
+                config=store.config,
+                data_source=data_source,
+                join_key_columns=join_keys,
+                feature_name_columns=columns,
+                timestamp_field=ts_col,
+                created_timestamp_column=created_col,
+                start_date=start,
+                end_date=end,
+            )
+            .to_arrow()
+        )
+    dataset = pads.dataset(path, format="parquet")
+    ts_type = dataset.schema.field(ts_col).type
+    bounds = [start.astimezone(UTC), end.astimezone(UTC)]
+    if getattr(ts_type, "tz", None) is None:
+        bounds = [b.replace(tzinfo=None) for b in bounds]
+    low, high = (pa.scalar(b, type=ts_type) for b in bounds)
+    wanted = list(dict.fromkeys([*join_keys, *columns, ts_col, *([created_col] if created_col else [])]))
+    table = dataset.to_table(columns=wanted, filter=(pads.field(ts_col) >= low) & (pads.field(ts_col) <= high))
+    if not join_keys or table.num_rows < 2:
+        return table
+    order = [(k, "ascending") for k in join_keys] + [(ts_col, "ascending")]
+    if created_col:
+        order.append((created_col, "ascending"))
+    table = table.sort_by(order)
+    changes = np.zeros(table.num_rows - 1, dtype=bool)
+    for key in join_keys:
+        values = table[key].to_numpy(zero_copy_only=False)
+        changes |= values[1:] != values[:-1]
+    return table.filter(pa.array(np.append(changes, True)))
+
+
 def materialization_targets(
     repo: RepoRef, *, views: Sequence[str] | None = None, start: datetime | None = None, end: datetime | None = None
 ) -> list[MaterializationTarget]:
@@ -1353,6 +1429,7 @@ def materialize_view(
     `feast materialize`, so `feast materialize-incremental` and the catalog continue from it.
     A failed chunk rolls the state back and raises; earlier chunks stay recorded.
     """
+    import pyarrow as pa
     from feast.utils import _convert_arrow_to_proto, _get_column_names, _run_pyarrow_field_mapping
 
     store = _store(repo)
@@ -1378,17 +1455,17 @@ def materialize_view(
         # filter columns finds the entities whose latest row fails the filter; every chunk drops them.
         pre_columns = [c for c in filter_columns if c not in {*join_keys, ts_col, created_col}]
         try:
-            latest = provider.offline_store.pull_latest_from_table_or_query(
-                config=store.config,
-                data_source=fv.batch_source,
-                join_key_columns=join_keys,
-                feature_name_columns=pre_columns,
-                timestamp_field=ts_col,
-                created_timestamp_column=created_col,
-                start_date=start,
-                end_date=end,
-            ).to_arrow()
-        except (KeyError, ValueError) as exc:
+            latest = _pull_latest(
+                store,
+                fv.batch_source,
+                join_keys=join_keys,
+                columns=pre_columns,
+                ts_col=ts_col,
+                created_col=created_col,
+                start=start,
+                end=end,
+            )
+        except (KeyError, ValueError, pa.ArrowInvalid) as exc:
             raise MaterializeFilterInvalid(
                 f"materialize_filter {filter_text!r} of {view} cannot be applied to its source: {exc}"
             ) from exc
@@ -1406,17 +1483,16 @@ def materialize_view(
         started = time.monotonic()
         previous = _registry_call(repo, _set_view_state, store, fv, "MATERIALIZING")
         try:
-            job = provider.offline_store.pull_latest_from_table_or_query(
-                config=store.config,
-                data_source=fv.batch_source,
-                join_key_columns=join_keys,
-                feature_name_columns=[*feature_cols, *extra],
-                timestamp_field=ts_col,
-                created_timestamp_column=created_col,
-                start_date=chunk_start,
-                end_date=chunk_end,
+            table = _pull_latest(
+                store,
+                fv.batch_source,
+                join_keys=join_keys,
+                columns=[*feature_cols, *extra],
+                ts_col=ts_col,
+                created_col=created_col,
+                start=chunk_start,
+                end=chunk_end,
             )
-            table = job.to_arrow()
             rows_read = table.num_rows
             if expression is not None and rows_read:
                 table = table.filter(expression)
@@ -1565,3 +1641,136 @@ def materialization_recover(repo: RepoRef, *, view: str) -> str | None:
     fv.state = FeatureViewState[target]
     _registry_call(repo, store.registry.apply_feature_view, fv, store.project, commit=True)
     return target
+
+
+# --- Offline/online skew ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SkewFeature:
+    """One feature's comparison: how many sampled entities disagree between online and offline."""
+
+    feature: str
+    compared: int
+    mismatches: int
+    missing_online: int
+    examples: list[dict[str, Any]]
+
+    @property
+    def mismatch_rate(self) -> float:
+        return self.mismatches / self.compared if self.compared else 0.0
+
+
+@dataclass(frozen=True)
+class SkewReport:
+    view: str
+    as_of: datetime
+    sampled: list[dict[str, Any]]
+    features: list[SkewFeature]
+
+
+def _same(a: Any, b: Any) -> bool:
+    import math
+
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-9)
+    return bool(a == b)
+
+
+def _plain(value: Any) -> Any:
+    import math
+
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is not None and type(value).__name__ in ("NaTType", "NAType"):
+        return None
+    return value
+
+
+def skew_check(repo: RepoRef, *, view: str, sample: int, as_of: datetime, seed: int = 0) -> SkewReport:
+    """Training-serving skew of one view: for a sample of entities, online values vs the latest offline
+    values as of `as_of` (Feast historical retrieval, which applies the TTL as serving does).
+
+    Entities are sampled among those whose latest offline row in [as_of - ttl, as_of) passes the
+    view's `materialize_filter` (the others are kept out of the online store on purpose).
+    """
+    import pandas as pd
+    import pyarrow.compute as pc
+    from feast.utils import _get_column_names
+
+    store = _store(repo)
+    store.refresh_registry()
+    fvs = _materializable_views(repo, [view])
+    if not fvs:
+        raise InvalidInput(f"{view} is an on-demand view: nothing is materialized to compare")
+    fv = fvs[0]
+    entities = [store.get_entity(name) for name in fv.entities if name != "__dummy"]
+    join_keys, _features, ts_col, created_col = _get_column_names(fv, entities)
+    filter_text = str(fv.tags.get(MATERIALIZE_FILTER_TAG, "")).strip()
+    filter_columns = materialize_filter_columns(filter_text) if filter_text else []
+    window = fv.ttl if fv.ttl and fv.ttl.total_seconds() > 0 else timedelta(days=365)
+    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    latest = _pull_latest(
+        store,
+        fv.batch_source,
+        join_keys=join_keys,
+        columns=[c for c in filter_columns if c not in {*join_keys, ts_col, created_col}],
+        ts_col=ts_col,
+        created_col=created_col,
+        start=as_of - window,
+        end=as_of,
+    )
+    if filter_text and latest.num_rows:
+        latest = latest.filter(parse_materialize_filter(filter_text))
+    keys = latest.select(join_keys).sort_by([(k, "ascending") for k in join_keys])
+    if keys.num_rows > sample:
+        import random
+
+        picked = sorted(random.Random(seed).sample(range(keys.num_rows), sample))
+        keys = keys.take(pc.cast(picked, "int64"))
+    rows = keys.to_pylist()
+    refs = [f"{fv.name}:{f.name}" for f in fv.features]
+    if not rows:
+        return SkewReport(view=view, as_of=as_of, sampled=[], features=[SkewFeature(r, 0, 0, 0, []) for r in refs])
+    entity_df = pd.DataFrame(rows)
+    entity_df["event_timestamp"] = pd.Timestamp(as_of)
+    offline = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
+    offline = offline.set_index(join_keys)
+    online = online_preview(repo, entity_rows=rows, features=refs)
+    out: list[SkewFeature] = []
+    for position, ref in enumerate(refs):
+        feature = ref.split(":", 1)[1]
+        mismatches = missing = 0
+        examples: list[dict[str, Any]] = []
+        for r, row in enumerate(rows):
+            key = tuple(row[k] for k in join_keys) if len(join_keys) > 1 else row[join_keys[0]]
+            offline_value = _plain(offline.loc[key, feature]) if key in offline.index else None
+            if isinstance(offline_value, pd.Series):  # duplicate entity rows: take the first
+                offline_value = _plain(offline_value.iloc[0])
+            cell = online.rows[r][position]
+            online_value = None if cell.status == "NOT_FOUND" else _plain(cell.value)
+            if cell.status == "NOT_FOUND" and offline_value is not None:
+                missing += 1
+            if not _same(online_value, offline_value):
+                mismatches += 1
+                if len(examples) < 5:
+                    examples.append(
+                        {"entity": row, "online": online_value, "offline": offline_value, "status": cell.status}
+                    )
+        out.append(SkewFeature(ref, len(rows), mismatches, missing, examples))
+    return SkewReport(view=view, as_of=as_of, sampled=rows, features=out)
+
+
+def online_write_rows(repo: RepoRef, *, view: str, rows: list[dict[str, Any]]) -> None:
+    """Write rows (join keys, features, event_timestamp) straight to the online store, as a push would.
+
+    Used to repair or, in tests, to plant a known skew.
+    """
+    import pandas as pd
+
+    store = _store(repo)
+    store.write_to_online_store(view, pd.DataFrame(rows))

@@ -11,8 +11,10 @@ class CatalogObjectQuerySet(models.QuerySet[Any]):
     """Queryset for catalog objects."""
 
     def visible_to(self, user: Any) -> CatalogObjectQuerySet:
-        """The catalog is readable by every signed-in, active user; anonymous users see nothing."""
-        if user is None or not user.is_authenticated or not user.is_active:
+        """The catalog is readable by every active user holding a portal role; others see nothing."""
+        from catalog.permissions import can_view_catalog
+
+        if not can_view_catalog(user):
             return self.none()
         return self
 

@@ -175,7 +175,9 @@ def feature_usage(*, user: Any, feature: Any) -> dict[str, list[Any]]:
     on_demand = [
         e.downstream
         for e in LineageEdge.objects.filter(
-            upstream=feature.view, kind=LineageEdge.Kind.VIEW_VIEW, downstream__in=CatalogObject.objects.visible_to(user)
+            upstream=feature.view,
+            kind=LineageEdge.Kind.VIEW_VIEW,
+            downstream__in=CatalogObject.objects.visible_to(user),
         ).select_related("downstream__project")
     ]
     return {"services": positions, "on_demand_views": on_demand}

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from catalog import selectors
+from catalog.decorators import reader_required
 from catalog.exceptions import InvalidInput
 from catalog.freshness import feature_view_freshness
 from catalog.models import ApiToken, CatalogObject, ObjectVersion, Project
@@ -21,7 +22,7 @@ from catalog.services.tokens import api_token_create, api_token_revoke
 from catalog.snippets import fetch_snippets
 
 
-@login_required
+@reader_required
 def home(request: HttpRequest) -> HttpResponse:
     """Dashboard: counts, recent registry changes, recent syncs."""
     context = {
@@ -35,7 +36,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/home.html", context)
 
 
-@login_required
+@reader_required
 def project_detail(request: HttpRequest, project: str) -> HttpResponse:
     """A project's objects by kind."""
     try:
@@ -47,7 +48,7 @@ def project_detail(request: HttpRequest, project: str) -> HttpResponse:
     return render(request, "catalog/project_detail.html", {"project": proj, "sections": sections})
 
 
-@login_required
+@reader_required
 def object_detail(request: HttpRequest, project: str, kind_slug: str, name: str) -> HttpResponse:
     """One object: its definition, features or vector, lineage and history (with a diff of two versions)."""
     kind = selectors.KIND_SLUGS.get(kind_slug)
@@ -90,7 +91,7 @@ def object_detail(request: HttpRequest, project: str, kind_slug: str, name: str)
     return render(request, "catalog/object_detail.html", context)
 
 
-@login_required
+@reader_required
 def catalog_as_of(request: HttpRequest) -> HttpResponse:
     """The catalog as it was at a past date and time (UTC)."""
     raw = request.GET.get("at", "")
@@ -148,7 +149,9 @@ def profile(request: HttpRequest) -> HttpResponse:
         "roles": sorted(user_roles(request.user)),
         "teams": list(request.user.teams.values_list("name", flat=True)),  # type: ignore[union-attr]
     }
-    return render(request, "catalog/profile.html", context, status=400 if request.method == "POST" and not created else 200)
+    return render(
+        request, "catalog/profile.html", context, status=400 if request.method == "POST" and not created else 200
+    )
 
 
 @login_required

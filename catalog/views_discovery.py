@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,20 +13,16 @@ from django.views.decorators.http import require_POST
 
 from catalog import search as catalog_search
 from catalog import selectors
+from catalog.decorators import reader_required
 from catalog.exceptions import PortalError
 from catalog.forms import ModelConsumerForm
 from catalog.freshness import feature_view_freshness
 from catalog.lineage import lineage_graph
 from catalog.models import CatalogObject, ModelConsumer, Project
-from catalog.permissions import can_register_model, can_view_catalog
+from catalog.permissions import can_register_model
 from catalog.services.consumers import model_consumer_delete, model_consumer_register
 
 PER_PAGE = 20
-
-
-def _require_reader(request: HttpRequest) -> None:
-    if not can_view_catalog(request.user):
-        raise PermissionDenied("Your account has no portal role yet; ask an admin for the viewer role.")
 
 
 def _page_number(raw: str | None) -> int:
@@ -37,10 +32,9 @@ def _page_number(raw: str | None) -> int:
         return 1
 
 
-@login_required
+@reader_required
 def search(request: HttpRequest) -> HttpResponse:
     """Ranked search with facets, highlighted matches and pagination."""
-    _require_reader(request)
     q = request.GET.get("q", "").strip()[:200]
     filters = {k: request.GET[k] for k in catalog_search.FACETS if request.GET.get(k)}
     results = catalog_search.search(
@@ -66,19 +60,17 @@ def search(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/search.html", context)
 
 
-@login_required
+@reader_required
 def suggest(request: HttpRequest) -> HttpResponse:
     """Type-ahead suggestions for the header box (an htmx partial)."""
-    _require_reader(request)
     q = request.GET.get("q", "").strip()[:200]
     hits = catalog_search.suggest(user=request.user, q=q) if len(q) >= 2 else []
     return render(request, "catalog/partials/_suggestions.html", {"q": q, "hits": hits})
 
 
-@login_required
+@reader_required
 def feature_detail(request: HttpRequest, project: str, view: str, name: str) -> HttpResponse:
     """One feature: its view, dtype, position, and who uses it (services, on-demand views)."""
-    _require_reader(request)
     try:
         feature = selectors.feature_get(user=request.user, project=project, view=view, name=name)
     except CatalogObject.DoesNotExist:
@@ -93,20 +85,18 @@ def feature_detail(request: HttpRequest, project: str, view: str, name: str) -> 
     return render(request, "catalog/feature_detail.html", context)
 
 
-@login_required
+@reader_required
 def owner_detail(request: HttpRequest, name: str) -> HttpResponse:
     """What an owner (a Feast owner string) or a team owns, with the team's members and models."""
-    _require_reader(request)
     owned = selectors.owner_objects(user=request.user, owner=name)
     if not owned["objects"] and owned["team"] is None and not owned["models"]:
         raise Http404(f"Nobody called {name!r} owns anything in the catalog.")
     return render(request, "catalog/owner_detail.html", {"name": name, **owned})
 
 
-@login_required
+@reader_required
 def project_lineage(request: HttpRequest, project: str) -> HttpResponse:
     """The project's lineage graph (plotly), optionally focused on one object."""
-    _require_reader(request)
     try:
         proj = selectors.project_get(user=request.user, name=project)
     except Project.DoesNotExist:
@@ -124,10 +114,9 @@ def project_lineage(request: HttpRequest, project: str) -> HttpResponse:
     return render(request, "catalog/lineage.html", context)
 
 
-@login_required
+@reader_required
 def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A registered model: the service it consumes and that service's vector."""
-    _require_reader(request)
     try:
         consumer = selectors.model_consumer_get(user=request.user, pk=pk)
     except ModelConsumer.DoesNotExist:
@@ -136,10 +125,9 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "catalog/model_detail.html", {"consumer": consumer, "vector": vector})
 
 
-@login_required
+@reader_required
 def model_register(request: HttpRequest, project: str, name: str) -> HttpResponse:
     """Register a model as a consumer of a feature service (proposers and above)."""
-    _require_reader(request)
     try:
         service = selectors.object_get(user=request.user, project=project, kind="feature_service", name=name)
     except CatalogObject.DoesNotExist:
@@ -161,11 +149,10 @@ def model_register(request: HttpRequest, project: str, name: str) -> HttpRespons
     return render(request, "catalog/model_register.html", {"service": service, "form": form})
 
 
-@login_required
+@reader_required
 @require_POST
 def model_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Unregister a model (its creator, its team, or an admin)."""
-    _require_reader(request)
     try:
         consumer = selectors.model_consumer_get(user=request.user, pk=pk)
     except ModelConsumer.DoesNotExist:

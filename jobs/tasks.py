@@ -13,6 +13,7 @@ from jobs.models import JobRun
 from jobs.services.freshness import freshness_check
 from jobs.services.materialization import materialization_params, materialization_run
 from jobs.services.preview import online_preview_run
+from jobs.services.skew import skew_check_run
 
 
 @shared_task(name="jobs.registry_sync", bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -106,3 +107,15 @@ def online_preview_task(self: Task[Any, Any], job_run_id: int) -> None:
 def freshness_check_task() -> dict[str, Any]:
     """Fresh/stale per online view; the webhook fires once per view that turned stale."""
     return freshness_check()
+
+
+@shared_task(name="jobs.skew_check", bind=True, acks_late=True, reject_on_worker_lost=True)
+def skew_check_task(self: Task[Any, Any], job_run_id: int) -> None:
+    """Compare online values with the latest offline values for a sample of entities."""
+    services.job_run_execute(
+        job_run_id=job_run_id,
+        kind=JobRun.Kind.SKEW,
+        params={},
+        celery_task_id=self.request.id or "",
+        body=skew_check_run,
+    )

@@ -13,4 +13,5 @@ urlpatterns = [
     path("preview/", views.preview, name="preview"),
     path("freshness/", views.freshness_panel, name="freshness"),
     path("ledger/<str:project>/<str:view>/", views.view_ledger_page, name="view_ledger"),
+    path("ledger/<str:project>/<str:view>/skew/", views.skew_check, name="skew_check"),
 ]

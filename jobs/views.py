@@ -24,6 +24,7 @@ from jobs.selectors import job_run_get, job_run_list, online_views, view_ledger
 from jobs.services import registry_sync_start
 from jobs.services.materialization import materialization_start
 from jobs.services.preview import feature_server_curl, online_preview_start
+from jobs.services.skew import skew_check_start
 
 
 @login_required
@@ -230,3 +231,18 @@ def freshness_panel(request: HttpRequest) -> HttpResponse:
         "state": [str(f.state) for _, f in rows],
     }
     return render(request, "jobs/freshness.html", {"rows": rows, "chart": chart})
+
+
+@login_required
+@require_POST
+def skew_check(request: HttpRequest, project: str, view: str) -> HttpResponse:
+    """Start an offline/online skew check of one view (operators)."""
+    if not can_operate(request.user):
+        raise PermissionDenied
+    try:
+        sample = int(request.POST.get("sample") or 100)
+        run = skew_check_start(actor=request.user, project=project, view=view, sample=sample)
+    except (PortalError, ValueError) as exc:
+        messages.error(request, f"Not started: {exc}")
+        return redirect("jobs:view_ledger", project=project, view=view)
+    return redirect("jobs:job_detail", pk=run.pk)

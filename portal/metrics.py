@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Sum
@@ -41,6 +42,8 @@ from jobs.models import JobRun
 logger = logging.getLogger(__name__)
 
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+CHANGE_REQUEST_MODEL: str = "catalog.ChangeRequest"  # governance; may not exist yet
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 # Decided once, as prometheus_client decided when it was imported: importing Feast later sets
 # PROMETHEUS_MULTIPROC_DIR for its own server, which must not switch this process's mode.
@@ -71,7 +74,8 @@ class PrometheusMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
-        REQUEST_LATENCY.labels(request.method or "", _route(request), str(response.status_code)).observe(
+        method = request.method if request.method in METHODS else "other"  # bounded label values
+        REQUEST_LATENCY.labels(method, _route(request), str(response.status_code)).observe(
             time.perf_counter() - started
         )
         return response
@@ -205,12 +209,13 @@ def _materialization_families() -> Iterator[Metric]:
 def _change_request_families() -> Iterator[Metric]:
     family = GaugeMetricFamily("portal_change_requests", "Change requests by state.", labels=["status"])
     try:
-        # Governance adds the model later; until then the family is exposed empty.
-        from catalog.models import ChangeRequest  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        ChangeRequest = None
-    if ChangeRequest is not None:
-        for row in ChangeRequest.objects.order_by().values("status").annotate(n=Count("pk")):
+        # Governance adds catalog.ChangeRequest (with a `status` field) later; until then the family
+        # is exposed empty, and it fills in as soon as the model exists.
+        model: Any = apps.get_model(CHANGE_REQUEST_MODEL)
+    except LookupError:
+        model = None
+    if model is not None:
+        for row in model.objects.order_by().values("status").annotate(n=Count("pk")):
             family.add_metric([str(row["status"])], row["n"])
     yield family
 

@@ -59,7 +59,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "portal.metrics.PrometheusMiddleware",  # first: times the whole stack (README "Metrics")
+    "portal.metrics.PrometheusMiddleware",  # first: times the whole stack (k8s/README.md "Metrics")
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -17,3 +17,6 @@ urlpatterns = [
     path("jobs/", include("jobs.urls")),
     path("", include("catalog.urls")),
 ]
+
+# Unmatched /api/ URLs answer in the API's JSON error shape; every other 404 is the HTML page.
+handler404 = "catalog.api.exceptions.not_found_view"

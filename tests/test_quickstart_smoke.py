@@ -141,6 +141,15 @@ def test_quickstart_profile_boots_serves_and_runs_jobs_on_a_worker(quickstart: d
             .decode()
         )
         assert "Dashboard" in home and "employee_attrition" in home
+        # Search on SQLite's FTS5 backend: a prefix, a typo, and a facet filter.
+        found = opener.open(f"{base}/search/?q=tenur").read().decode()
+        assert "<mark>tenur</mark>e" in found and 'data-facet="kind"' in found
+        typo = opener.open(f"{base}/search/?q=satisfacton").read().decode()
+        assert "overall_<mark>satisfaction</mark>" in typo or "overall_satisfaction" in typo
+        services = opener.open(f"{base}/search/?q=attrition&kind=feature_service").read().decode()
+        assert "attrition_model_v1" in services and 'data-kind="feature_view"' not in services
+        suggest = opener.open(f"{base}/search/suggest/?q=tenu").read().decode()
+        assert "<mark>tenu</mark>re" in suggest
         csrf = next(c.value for c in jar if c.name == "csrftoken")
         opener.open(
             urllib.request.Request(

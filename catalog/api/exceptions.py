@@ -15,7 +15,8 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -65,11 +66,11 @@ def _message_of(exc: exceptions.APIException) -> str:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """REST_FRAMEWORK["EXCEPTION_HANDLER"]: every error as `{"error": {...}}`."""
     if isinstance(exc, PortalError):
-        details = exc.details if isinstance(exc, InvalidInput) else {}
-        return Response(error_body(exc.status_code, exc.code, str(exc), details), status=exc.status_code)
+        domain_details = exc.details if isinstance(exc, InvalidInput) else {}
+        return Response(error_body(exc.status_code, exc.code, str(exc), domain_details), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
-        details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        exc = exceptions.ValidationError(details)
+        messages = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(messages)
     elif isinstance(exc, ObjectDoesNotExist) and not isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied) and not exc.args:
@@ -87,10 +88,17 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         if isinstance(details, list):
             details = {"non_field_errors": details}
         if isinstance(exc, exceptions.Throttled):
-            details = {"retry_after": exc.wait}
+            details = {"retry_after": getattr(exc, "wait", None)}
     else:  # Http404 / PermissionDenied converted by DRF
         code = STATUS_CODES.get(status_code, "error")
         message = "Not found." if status_code == status.HTTP_404_NOT_FOUND else str(exc)
         details = {}
     response.data = error_body(status_code, code, message, details)
     return response
+
+
+def not_found_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: URLs under /api/ that match no route get the JSON error shape; others the HTML page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(404, "not_found", "No such API endpoint."), status=404)
+    return page_not_found(request, exception)

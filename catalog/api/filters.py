@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django_filters import rest_framework as df
+from django_filters.fields import IsoDateTimeField
 from rest_framework.request import Request
 
 from catalog.api.exceptions import InvalidFilter
 from catalog.models import CatalogObject, LineageEdge, ModelConsumer, Status
 
 
-class StrictFilterBackend(df.DjangoFilterBackend):
+class StrictFilterBackend(df.DjangoFilterBackend):  # type: ignore[misc]  # django-filter is untyped
     """DjangoFilterBackend whose validation errors become InvalidFilter (400 naming the parameter)."""
 
     def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: Any) -> QuerySet[Any]:
@@ -26,7 +29,29 @@ class StrictFilterBackend(df.DjangoFilterBackend):
         return qs
 
 
-class CatalogObjectFilter(df.FilterSet):
+def to_utc(value: datetime) -> datetime:
+    """An aware datetime in UTC (PostgreSQL rejects offsets beyond ±15:59); ValidationError if out of range."""
+    try:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except (OverflowError, ValueError):
+        raise ValidationError("Enter a date-time between years 1 and 9999.", code="invalid") from None
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):  # type: ignore[misc]
+    """An ISO 8601 date-time, normalised to UTC."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        return to_utc(parsed) if parsed is not None else None
+
+
+class UtcIsoDateTimeFilter(df.IsoDateTimeFilter):  # type: ignore[misc]
+    """IsoDateTimeFilter that normalises to UTC (and rejects out-of-range offsets with a 400)."""
+
+    field_class = UtcIsoDateTimeField
+
+
+class CatalogObjectFilter(df.FilterSet):  # type: ignore[misc]
     """Filters shared by every catalog list: owner, team, tag, entity, kind, status, updated_since."""
 
     project = df.CharFilter(field_name="project__name", help_text="Project name.")
@@ -38,7 +63,7 @@ class CatalogObjectFilter(df.FilterSet):
     tag = df.CharFilter(method="filter_tag", help_text="`key` or `key:value`.")
     entity = df.CharFilter(method="filter_entity", help_text="Views keyed by this entity.")
     name = df.CharFilter(field_name="name", lookup_expr="icontains", help_text="Name contains (case-insensitive).")
-    updated_since = df.IsoDateTimeFilter(
+    updated_since = UtcIsoDateTimeFilter(
         field_name="updated_at", lookup_expr="gte", help_text="ISO 8601 date-time: changed in the portal since."
     )
 
@@ -50,7 +75,8 @@ class CatalogObjectFilter(df.FilterSet):
         """`key` (has the tag) or `key:value` (tag equals value)."""
         key, sep, tag_value = value.partition(":")
         if sep:  # a key transform, not JSON containment: SQLite (the quickstart) has no `contains`
-            return queryset.alias(_tag=KeyTextTransform(key, "tags")).filter(_tag=tag_value)
+            tagged: QuerySet[Any] = queryset.alias(_tag=KeyTextTransform(key, "tags")).filter(_tag=tag_value)
+            return tagged
         return queryset.filter(tags__has_key=key)
 
     def filter_entity(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
@@ -59,7 +85,7 @@ class CatalogObjectFilter(df.FilterSet):
         return queryset.filter(Q(pk__in=keyed.values("downstream_id")) | Q(kind=CatalogObject.Kind.ENTITY, name=value))
 
 
-class ModelConsumerFilter(df.FilterSet):
+class ModelConsumerFilter(df.FilterSet):  # type: ignore[misc]
     """Filters for registered models."""
 
     project = df.CharFilter(field_name="service__project__name", help_text="Project of the feature service.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -77,7 +76,7 @@ class ObjectSummarySerializer(serializers.ModelSerializer[CatalogObject]):
     def get_html_url(self, obj: CatalogObject) -> str:
         return obj.get_absolute_url()
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_as_of_version(self, obj: CatalogObject) -> int | None:
         """With ?as_of=: the version current at that time (else null)."""
         return getattr(obj, "as_of_version", None)
@@ -206,7 +205,7 @@ class LineageNodeSerializer(serializers.Serializer[dict[str, Any]]):
 class LineageEdgeSerializer(serializers.Serializer[dict[str, Any]]):
     """A directed edge upstream → downstream."""
 
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.source
     target = serializers.CharField()
     kind = serializers.CharField()
 

@@ -18,7 +18,7 @@ class PortalRateThrottle(SimpleRateThrottle):
 
     def __init__(self) -> None:
         # Read the rates per request, so settings changes (and tests) take effect.
-        self.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+        self.THROTTLE_RATES = dict(api_settings.DEFAULT_THROTTLE_RATES)  # type: ignore[arg-type]
         super().__init__()
 
     def allow_request(self, request: Request, view: Any) -> bool:

@@ -49,14 +49,14 @@ for kind, slug, plural, label in KINDS:
     ]
 urlpatterns += [
     path(
-        "projects/<str:project>/<slug:kind_slug>/<str:name>/history/",
+        "projects/<str:project>/<str:kind_slug>/<str:name>/history/",
         views.ObjectHistoryApi.as_view(),
         name="object_history",
     ),
     path(
-        "projects/<str:project>/<slug:kind_slug>/<str:name>/versions/<int:version>/",
+        "projects/<str:project>/<str:kind_slug>/<str:name>/versions/<int:version>/",
         views.ObjectVersionApi.as_view(),
         name="object_version",
     ),
-    path("projects/<str:project>/<slug:kind_slug>/<str:name>/diff/", views.ObjectDiffApi.as_view(), name="object_diff"),
+    path("projects/<str:project>/<str:kind_slug>/<str:name>/diff/", views.ObjectDiffApi.as_view(), name="object_diff"),
 ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, cast
 
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.filters import OrderingFilter
@@ -21,7 +22,7 @@ from rest_framework.views import APIView
 from catalog import selectors
 from catalog.api import examples
 from catalog.api.exceptions import InvalidFilter
-from catalog.api.filters import CatalogObjectFilter, ModelConsumerFilter, StrictFilterBackend
+from catalog.api.filters import CatalogObjectFilter, ModelConsumerFilter, StrictFilterBackend, to_utc
 from catalog.api.permissions import CatalogReader, TokenHasScope
 from catalog.api.serializers import (
     ApiTokenCreatedSerializer,
@@ -66,7 +67,10 @@ def parse_as_of(raw: str) -> datetime:
         when = datetime.combine(day, time.max, tzinfo=UTC)
     if when is None:
         raise InvalidFilter({"as_of": ["Enter an ISO 8601 date or date-time, e.g. 2026-11-01T12:00:00Z."]})
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        return to_utc(when)
+    except ValidationError:
+        raise InvalidFilter({"as_of": ["Enter a date-time between years 1 and 9999."]}) from None
 
 
 def int_param(request: Request, name: str, *, required: bool = True) -> int | None:
@@ -100,7 +104,7 @@ def object_or_404(request: Request, project: str, kind: str, name: str) -> Catal
 # --- Projects -------------------------------------------------------------------------------------
 
 
-@extend_schema(tags=["projects"], summary="List projects", examples=[examples.PROJECT_LIST])
+@extend_schema(tags=["catalog"], summary="List projects", examples=[examples.PROJECT_LIST])
 class ProjectListApi(generics.ListAPIView[Project]):
     """Every Feast project the portal mirrors."""
 
@@ -114,7 +118,7 @@ class ProjectListApi(generics.ListAPIView[Project]):
         return selectors.project_queryset(user=self.request.user)
 
 
-@extend_schema(tags=["projects"], summary="Get a project")
+@extend_schema(tags=["catalog"], summary="Get a project")
 class ProjectDetailApi(generics.RetrieveAPIView[Project]):
     """One project by name."""
 
@@ -166,7 +170,7 @@ def _object_list_view(kind: str | None, label: str, *, in_project: bool) -> Any:
             operation_id=f"{'project_' if in_project else ''}{(kind or 'object')}s_list",
         )
     )(type(f"{(kind or 'object').title().replace('_', '')}ListApi", (ObjectListApi,), {"kind": kind}))
-    return view.as_view()
+    return cast(type[ObjectListApi], view).as_view()
 
 
 class ObjectDetailApi(APIView):
@@ -198,7 +202,7 @@ def _object_detail_view(kind: str, label: str) -> Any:
             operation_id=f"{kind}s_retrieve",
         )
     )(type(f"{kind.title().replace('_', '')}DetailApi", (ObjectDetailApi,), {"kind": kind}))
-    return view.as_view()
+    return cast(type[ObjectDetailApi], view).as_view()
 
 
 @extend_schema(
@@ -226,19 +230,16 @@ class FeatureListApi(generics.ListAPIView[Feature]):
 # --- History, versions, diff ----------------------------------------------------------------------
 
 
-class _ObjectScoped:
-    request: Request
-    kwargs: dict[str, Any]
-
-    def target(self) -> CatalogObject:
-        kind = selectors.KIND_SLUGS.get(self.kwargs["kind_slug"])
-        if kind is None:
-            raise NotFound(f"No such kind {self.kwargs['kind_slug']}.")
-        return object_or_404(self.request, self.kwargs["project"], kind, self.kwargs["name"])
+def target_object(request: Request, kwargs: dict[str, Any]) -> CatalogObject:
+    """The object named by a `<project>/<kind_slug>/<name>` route, else 404."""
+    kind = selectors.KIND_SLUGS.get(kwargs["kind_slug"])
+    if kind is None:
+        raise NotFound(f"No such kind {kwargs['kind_slug']}.")
+    return object_or_404(request, kwargs["project"], kind, kwargs["name"])
 
 
 @extend_schema(tags=["history"], summary="List an object's versions", examples=[examples.HISTORY])
-class ObjectHistoryApi(_ObjectScoped, generics.ListAPIView[ObjectVersion]):
+class ObjectHistoryApi(generics.ListAPIView[ObjectVersion]):
     """Every recorded version of an object, newest first, with its field-level change summary."""
 
     permission_classes = READERS
@@ -247,18 +248,20 @@ class ObjectHistoryApi(_ObjectScoped, generics.ListAPIView[ObjectVersion]):
     ordering = ["-version"]
 
     def get_queryset(self) -> QuerySet[ObjectVersion]:
-        return selectors.object_history(user=self.request.user, obj=self.target())
+        return selectors.object_history(user=self.request.user, obj=target_object(self.request, self.kwargs))
 
 
 @extend_schema(tags=["history"], summary="Get one version with its spec")
-class ObjectVersionApi(_ObjectScoped, APIView):
+class ObjectVersionApi(APIView):
     """One recorded version of an object, with the spec it recorded."""
 
     permission_classes = READERS
 
     @extend_schema(responses=ObjectVersionDetailSerializer)
     def get(self, request: Request, project: str, kind_slug: str, name: str, version: int) -> Response:
-        version_row = get_object_or_404(selectors.object_history(user=request.user, obj=self.target()), version=version)
+        version_row = get_object_or_404(
+            selectors.object_history(user=request.user, obj=target_object(request, self.kwargs)), version=version
+        )
         return Response(ObjectVersionDetailSerializer(version_row).data)
 
 
@@ -272,13 +275,13 @@ class ObjectVersionApi(_ObjectScoped, APIView):
     responses=DiffSerializer,
     examples=[examples.DIFF],
 )
-class ObjectDiffApi(_ObjectScoped, APIView):
+class ObjectDiffApi(APIView):
     """Field-level differences between two versions of an object (`?from=1&to=2`)."""
 
     permission_classes = READERS
 
     def get(self, request: Request, project: str, kind_slug: str, name: str) -> Response:
-        obj = self.target()
+        obj = target_object(request, self.kwargs)
         from_version, to_version = int_param(request, "from"), int_param(request, "to")
         assert from_version is not None and to_version is not None
         try:

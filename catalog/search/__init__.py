@@ -38,6 +38,7 @@ KIND_LABELS = {
     "feature": "Feature",
 }
 MAX_PAGE_SIZE = 100
+FUZZY_BELOW = 10  # fewer full-text matches than this: also look for similar names (typos)
 FACET_VALUES_SHOWN = 12
 
 
@@ -101,19 +102,20 @@ def entry_url(kind: str, project: str, name: str, parent: str = "") -> str:
 def highlight(text: str, terms: list[str], *, limit: int | None = None) -> SafeString:
     """HTML-escape `text` and wrap each term (a prefix of a word, case-insensitive) in <mark>."""
     if limit is not None and len(text) > limit:
-        first = min((m.start() for t in terms if (m := re.search(re.escape(t), text, re.I))), default=0)
+        first = min((m.start() for t in terms if (m := re.search(re.escape(t), text, re.IGNORECASE))), default=0)
         start = max(0, first - limit // 3)
         text = ("…" if start else "") + text[start : start + limit] + ("…" if start + limit < len(text) else "")
     if not terms:
-        return mark_safe(escape(text))  # noqa: S308 (escaped just here)
-    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.I)
-    out, pos = [], 0
+        return mark_safe(escape(text))
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
+    out: list[str] = []
+    pos = 0
     for m in pattern.finditer(text):
         out.append(escape(text[pos : m.start()]))
         out.append(f"<mark>{escape(m.group(0))}</mark>")
         pos = m.end()
     out.append(escape(text[pos:]))
-    return mark_safe("".join(out))  # noqa: S308 (every piece is escaped)
+    return mark_safe("".join(out))  # every piece is escaped above
 
 
 def _clean_filters(filters: Mapping[str, str] | None) -> dict[str, str]:
@@ -124,34 +126,40 @@ def _filtered_sql(match_sql: str, match_params: list[Any], filters: dict[str, st
     clauses, params = [], list(match_params)
     for name in COLUMN_FACETS:
         if name in filters:
-            clauses.append(f"e.{name} = %s")
+            clauses.append(f"s.{name} = %s")
             params.append(filters[name])
     for name in ROW_FACETS:
         if name in filters:
-            clauses.append("e.id IN (SELECT entry_id FROM catalog_searchfacet WHERE facet = %s AND value = %s)")
+            clauses.append("s.id IN (SELECT entry_id FROM catalog_searchfacet WHERE facet = %s AND value = %s)")
             params += [name, filters[name]]
     where = " AND ".join(clauses) or "1 = 1"
-    sql = f"SELECT s.id, s.score FROM ({match_sql}) s JOIN catalog_searchentry e ON e.id = s.id WHERE {where}"
-    return sql, params
+    return f"SELECT s.id, s.project, s.kind, s.status, s.name, s.score FROM ({match_sql}) s WHERE {where}", params
 
 
-def _facets(filtered: str, params: list[Any]) -> dict[str, list[tuple[str, int]]]:
-    column_parts = [
-        f"SELECT '{c}', e.{c}, count(*) FROM filtered JOIN catalog_searchentry e ON e.id = filtered.id GROUP BY e.{c}"
-        for c in COLUMN_FACETS
-    ]
+def _run(
+    filtered: str, params: list[Any], *, facet_join: str, limit: int, offset: int
+) -> tuple[dict[str, list[tuple[str, int]]], list[tuple[int, float]]]:
+    """One round trip: the matches are computed once (a materialised CTE), then counted per facet and paged."""
+    column_parts = [f"SELECT 'f', '{c}', m.{c}, count(*) FROM m GROUP BY m.{c}" for c in COLUMN_FACETS]
     sql = (
-        f"WITH filtered AS ({filtered}) "
+        f"WITH m AS MATERIALIZED ({filtered}) "
         + " UNION ALL ".join(column_parts)
-        + " UNION ALL SELECT f.facet, f.value, count(*) FROM catalog_searchfacet f"
-        " JOIN filtered ON f.entry_id = filtered.id GROUP BY f.facet, f.value"
+        + f" UNION ALL SELECT 'f', f.facet, f.value, count(*) FROM m {facet_join} GROUP BY f.facet, f.value"
+        " UNION ALL SELECT * FROM (SELECT 'h', CAST(m.id AS TEXT), m.name, m.score FROM m"
+        " ORDER BY m.score DESC, m.name, m.id LIMIT %s OFFSET %s) page"
     )
     counts: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
+    hits: list[tuple[float, str, int]] = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for facet, value, n in cursor.fetchall():
-            counts[facet].append((value, n))
-    return {k: sorted(v, key=lambda item: (-item[1], item[0])) for k, v in counts.items()}
+        cursor.execute(sql, [*params, limit, offset])
+        for row_type, a, b, n in cursor.fetchall():
+            if row_type == "f":
+                counts[a].append((b, int(n)))
+            else:
+                hits.append((float(n), b, int(a)))
+    facets = {k: sorted(v, key=lambda item: (-item[1], item[0])) for k, v in counts.items()}
+    hits.sort(key=lambda h: (-h[0], h[1], h[2]))
+    return facets, [(pk, score) for score, _, pk in hits]
 
 
 def _hits(rows: list[tuple[int, float]], terms: list[str]) -> list[SearchHit]:
@@ -189,6 +197,12 @@ def _correct(q: str) -> str:
     return " ".join(fixed)
 
 
+def _set_typo_threshold() -> None:
+    """How similar a name must be to count as a typo of the query (pg_trgm's default 0.6 is too strict)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET pg_trgm.word_similarity_threshold = 0.3")
+
+
 def search(
     *, user: Any, q: str, filters: Mapping[str, str] | None = None, page: int = 1, per_page: int = 20
 ) -> SearchResults:
@@ -204,28 +218,31 @@ def search(
     if not can_view_catalog(user):
         return results
     engine = backend()
-    match = engine.match(q)
-    if match is None:
+    if engine.match(q) is None:
         return results
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:  # typo tolerance of the trigram match (default 0.6 is too strict)
-            cursor.execute("SET pg_trgm.word_similarity_threshold = 0.3")
-    filtered, params = _filtered_sql(match.sql, match.params, clean)
-    results.facets = _facets(filtered, params)
-    results.total = sum(n for _, n in results.facets["kind"])
-    if results.total == 0 and connection.vendor != "postgresql":
+    rows: list[tuple[int, float]] = []
+    # Full text first; only when it finds little, widen to similar names (typos): the common case stays
+    # on the full-text index alone.
+    for fuzzy in (False, True) if engine.supports_fuzzy else (False,):
+        match = engine.match(q, fuzzy=fuzzy)
+        assert match is not None
+        if fuzzy:
+            _set_typo_threshold()
+        filtered, params = _filtered_sql(match.sql, match.params, clean)
+        results.facets, rows = _run(
+            filtered, params, facet_join=engine.facet_join, limit=per_page, offset=(page - 1) * per_page
+        )
+        results.total = sum(n for _, n in results.facets["kind"])
+        if results.total >= FUZZY_BELOW:
+            break
+    if results.total == 0 and not engine.supports_fuzzy:
         corrected = _correct(q)
         if corrected and corrected != " ".join(words(q)):
             retry = search(user=user, q=corrected, filters=clean, page=page, per_page=per_page)
             retry.corrected, retry.q = corrected, q
             return retry
-    results.page = min(page, results.pages)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"{filtered} ORDER BY s.score DESC, e.name, e.id LIMIT %s OFFSET %s",
-            [*params, per_page, (results.page - 1) * per_page],
-        )
-        rows = [(r[0], r[1]) for r in cursor.fetchall()]
+    if page > results.pages and results.total:
+        return search(user=user, q=q, filters=clean, page=results.pages, per_page=per_page)
     results.hits = _hits(rows, words(q))
     return results
 
@@ -234,14 +251,21 @@ def suggest(*, user: Any, q: str, limit: int = 8) -> list[SearchHit]:
     """Type-ahead: active names starting with (or close to) what was typed, best first."""
     if not can_view_catalog(user):
         return []
-    match = backend().suggest(q, limit)
-    if match is None:
-        return []
-    sql = (
-        f"SELECT s.id, s.score FROM ({match.sql}) s JOIN catalog_searchentry e ON e.id = s.id "
-        "WHERE e.status <> 'removed' ORDER BY s.score DESC, length(e.name), e.name LIMIT %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*match.params, limit])
-        rows = [(r[0], r[1]) for r in cursor.fetchall()]
+    engine = backend()
+    rows: list[tuple[int, float]] = []
+    for fuzzy in (False, True) if engine.supports_fuzzy else (False,):
+        match = engine.suggest(q, fuzzy=fuzzy)
+        if match is None:
+            return []
+        sql = (
+            f"SELECT s.id, s.score FROM ({match.sql}) s JOIN catalog_searchentry e ON e.id = s.id "
+            "WHERE e.status <> 'removed' ORDER BY s.score DESC, length(e.name), e.name LIMIT %s"
+        )
+        if fuzzy:
+            _set_typo_threshold()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*match.params, limit])
+            rows = [(r[0], r[1]) for r in cursor.fetchall()]
+        if len(rows) >= limit:
+            break
     return _hits(rows, words(q))

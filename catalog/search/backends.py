@@ -29,42 +29,69 @@ class Match:
 
 
 class PostgresBackend:
-    """Weighted tsvector (name A, related names B, prose C) with prefix matching, plus pg_trgm for typos."""
+    """Weighted tsvector (name A, related names B, prose C) with prefix matching, plus pg_trgm for typos.
 
-    def match(self, q: str) -> Match | None:
+    Matching is done by the GIN indexes alone (full text, or full text UNION trigram when `fuzzy`); the
+    score is computed only for the candidates they return.
+    """
+
+    supports_fuzzy = True
+    # One index probe per match (a LATERAL join) rather than a scan of every facet row.
+    # (OFFSET 0 keeps the planner from flattening it into a scan of the whole facet table.)
+    facet_join = (
+        "JOIN LATERAL (SELECT facet, value FROM catalog_searchfacet WHERE entry_id = m.id OFFSET 0) f ON TRUE"
+    )
+
+    def match(self, q: str, *, fuzzy: bool = False) -> Match | None:
         terms = words(q)
         if not terms:
             return None
         tsquery = " & ".join(f"{t}:*" for t in terms)
         needle = " ".join(terms)
         raw = q.strip().lower()
-        # Full-text hits rank by ts_rank_cd; trigram hits (typos: "tenrue") by word similarity to the name.
-        # An exact name match always comes first, then names that start with the query.
-        sql = """
-            SELECT e.id,
+        prefix = raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where = "e.vector @@ to_tsquery('simple', %s)"
+        params: list[Any] = [tsquery]
+        if fuzzy:
+            # Typos ("satisfacton"): also names holding a word similar to the query (trigram index).
+            where = (
+                "e.id IN (SELECT id FROM catalog_searchentry WHERE vector @@ to_tsquery('simple', %s)"
+                " UNION SELECT id FROM catalog_searchentry WHERE %s <%% lower(name))"
+            )
+            params.append(needle)
+        # An exact name match comes first, then names starting with the query, then full-text rank
+        # (name > related names > prose) plus name similarity; removed objects sink.
+        # Name similarity ranks typo matches; it is only worth its cost on the (rare) fuzzy pass.
+        similarity = "word_similarity(%s, lower(e.name)) * 2" if fuzzy else "0 * length(%s)"
+        sql = f"""
+            SELECT e.id, e.project, e.kind, e.status, e.name,
                    ts_rank_cd(e.vector, to_tsquery('simple', %s)) * 4
-                   + word_similarity(%s, lower(e.name)) * 2
+                   + {similarity}
                    + CASE WHEN lower(e.name) = %s THEN 10 WHEN lower(e.name) LIKE %s THEN 3 ELSE 0 END
                    - CASE WHEN e.status = 'removed' THEN 1 ELSE 0 END AS score
             FROM catalog_searchentry e
-            WHERE e.vector @@ to_tsquery('simple', %s) OR %s <%% lower(e.name)
+            WHERE {where}
         """
-        prefix = raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        return Match(sql, [tsquery, needle, raw, prefix, tsquery, needle])
+        return Match(sql, [tsquery, needle, raw, prefix, *params])
 
-    def suggest(self, q: str, limit: int) -> Match | None:
+    def suggest(self, q: str, *, fuzzy: bool = False) -> Match | None:
         terms = words(q)
         if not terms:
             return None
         raw = q.strip().lower()
         prefix = raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        sql = """
+        where = "lower(e.name) LIKE %s"  # served by the trigram index
+        params: list[Any] = [prefix]
+        if fuzzy:
+            where += " OR %s <%% lower(e.name)"
+            params.append(raw)
+        sql = f"""
             SELECT e.id,
                    CASE WHEN lower(e.name) LIKE %s THEN 2 ELSE 0 END + word_similarity(%s, lower(e.name)) AS score
             FROM catalog_searchentry e
-            WHERE lower(e.name) LIKE %s OR %s <%% lower(e.name)
+            WHERE {where}
         """
-        return Match(sql, [prefix, raw, prefix, raw])
+        return Match(sql, [prefix, raw, *params])
 
 
 class SqliteBackend:
@@ -74,17 +101,23 @@ class SqliteBackend:
     def _fts_query(terms: list[str]) -> str:
         return " AND ".join(f'"{t}"' for t in terms if len(t) >= 3)
 
-    def match(self, q: str) -> Match | None:
+    supports_fuzzy = False
+    facet_join = "JOIN catalog_searchfacet f ON f.entry_id = m.id"
+
+    def match(self, q: str, *, fuzzy: bool = False) -> Match | None:
         terms = words(q)
         fts = self._fts_query(terms)
         raw = q.strip().lower()
         if not fts:
             if not raw:
                 return None
-            sql = "SELECT e.id, 1.0 AS score FROM catalog_searchentry e WHERE lower(e.name) LIKE %s"
+            sql = (
+                "SELECT e.id, e.project, e.kind, e.status, e.name, 1.0 AS score"
+                " FROM catalog_searchentry e WHERE lower(e.name) LIKE %s"
+            )
             return Match(sql, [raw + "%"])
         sql = """
-            SELECT e.id,
+            SELECT e.id, e.project, e.kind, e.status, e.name,
                    -bm25(catalog_searchentry_fts, 10.0, 3.0, 1.0)
                    + CASE WHEN lower(e.name) = %s THEN 10 WHEN lower(e.name) LIKE %s THEN 3 ELSE 0 END
                    - CASE WHEN e.status = 'removed' THEN 1 ELSE 0 END AS score
@@ -93,7 +126,7 @@ class SqliteBackend:
         """
         return Match(sql, [raw, raw + "%", fts])
 
-    def suggest(self, q: str, limit: int) -> Match | None:
+    def suggest(self, q: str, *, fuzzy: bool = False) -> Match | None:
         raw = q.strip().lower()
         if not raw:
             return None

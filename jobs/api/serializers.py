@@ -96,7 +96,7 @@ def progress_percent(run: JobRun) -> int:
 
 
 class JobStartInputSerializer(serializers.Serializer[Any]):
-    kind = serializers.ChoiceField(choices=["materialize", "preview", "sync"])
+    kind = serializers.ChoiceField(choices=["materialize", "preview", "sync", "skew"])
     project = serializers.CharField(required=False, allow_null=True, allow_blank=False, max_length=255)
     views = serializers.ListField(child=serializers.CharField(max_length=255), required=False, allow_null=True)
     mode = serializers.ChoiceField(choices=["incremental", "range"], required=False, default="incremental")
@@ -107,6 +107,9 @@ class JobStartInputSerializer(serializers.Serializer[Any]):
     features = serializers.ListField(child=serializers.CharField(max_length=511), required=False, allow_null=True)
     entities = serializers.DictField(required=False, allow_null=True)
     force = serializers.BooleanField(required=False, default=False)
+    view = serializers.CharField(required=False, max_length=255)  # skew
+    sample = serializers.IntegerField(required=False, default=100, min_value=1, max_value=10_000)  # skew
+    as_of = serializers.DateTimeField(required=False, allow_null=True)  # skew
 
 
 class OnlinePreviewInputSerializer(serializers.Serializer[Any]):

@@ -29,6 +29,7 @@ from jobs.services.preview import (
     online_preview_start,
     preview_wait_seconds,
 )
+from jobs.services.skew import skew_check_start
 
 
 def _is_async(request: Request) -> bool:
@@ -40,7 +41,8 @@ class JobListApi(generics.ListAPIView[JobRun]):
 
     POST bodies: `{"kind": "materialize", "project": "p", "views": ["v"], "mode": "incremental"}`,
     or `"mode": "range"` with `start`/`end`; `{"kind": "preview", "project": ..., "feature_service"
-    | "features": ..., "entities": {...}}`; `{"kind": "sync", "project": ...}`. Answers 202 + the job.
+    | "features": ..., "entities": {...}}`; `{"kind": "skew", "project": ..., "view": ..., "sample": 100}`;
+    `{"kind": "sync", "project": ...}`. Answers 202 + the job.
     """
 
     serializer_class = JobRunOutputSerializer
@@ -81,6 +83,12 @@ class JobListApi(generics.ListAPIView[JobRun]):
                 feature_service=v.get("feature_service"),
                 features=v.get("features"),
                 entities=v.get("entities"),
+            )
+        elif v["kind"] == "skew":
+            if not v.get("project") or not v.get("view"):
+                raise InvalidInput("a skew check needs a project and a view", {"view": ["required"]})
+            run = skew_check_start(
+                actor=request.user, project=v["project"], view=v["view"], sample=v["sample"], as_of=v.get("as_of")
             )
         else:
             if not can_operate(request.user):

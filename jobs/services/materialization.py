@@ -193,12 +193,11 @@ def materialization_run(run: JobRun) -> dict[str, Any]:
     failures: list[str] = []
     for repo, target in plan:
         views_out.append(_materialize_one(run, repo, target, chunk, batch_size, lease, progress, failures))
-    synced: set[str] = set()
-    for _repo, target in plan:
-        if target.project not in synced:
-            synced.add(target.project)
-            sync_runs = registry_sync(project=target.project, trigger="materialize", force=True)
-            job_run_log(run=run, line=f"catalog synced for {target.project}: {', '.join(r.status for r in sync_runs)}")
+    if plan:
+        # Mirror the new intervals into the catalog. A run over every project syncs whole registries
+        # (recording their fingerprint); a project run syncs that project.
+        sync_runs = registry_sync(project=params.get("project"), trigger="materialize", force=True)
+        job_run_log(run=run, line=f"catalog sync: {', '.join(r.status for r in sync_runs)}")
     total_rows = sum(v["rows_written"] for v in views_out)
     job_run_progress(
         run=run, done=progress.total, total=progress.total, message=f"{total_rows} rows written to the online store"

@@ -170,3 +170,15 @@ def test_history_versions_diff_and_as_of(
     assert [(r["name"], r["as_of_version"]) for r in then] == [("department_features", 1)]
     before_anything = client.get("/api/v1/objects/", {"as_of": "2000-01-01"}).json()["results"]
     assert before_anything == []
+
+
+@pytest.mark.parametrize("param", ["updated_since", "as_of"])
+def test_dates_outside_utc_range_are_a_400_not_a_500(synced: None, client: APIClient, param: str) -> None:
+    error = assert_error(client.get("/api/v1/objects/", {param: "0001-01-01T00:00:00+05:00"}), 400)
+    assert param in error["details"]
+
+
+def test_extreme_offsets_are_normalised_to_utc(synced: None, client: APIClient) -> None:
+    assert client.get("/api/v1/objects/", {"updated_since": "0746-02-27T06:12:32-23:57"}).status_code == 200
+    assert client.get("/api/v1/objects/", {"updated_since": "2000-01-01T00:00:00-23:57"}).status_code == 200
+    assert client.get("/api/v1/objects/", {"as_of": "2099-01-01T00:00:00+23:59"}).status_code == 200

@@ -68,9 +68,11 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     pg.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} {req.failure}"))
     pg.on(
         "response",
-        lambda resp: problems.append(f"HTTP {resp.status}: {resp.url}")
-        if resp.status >= 400 and not getattr(pg, "_expect_error_status", False)
-        else None,
+        lambda resp: (
+            problems.append(f"HTTP {resp.status}: {resp.url}")
+            if resp.status >= 400 and not getattr(pg, "_expect_error_status", False)
+            else None
+        ),
     )
     pg.problems = problems
     yield pg

@@ -304,3 +304,49 @@ def test_an_unreachable_online_store_fails_the_run_with_a_clear_error(
     assert record.status == MaterializationRecord.Status.FAILED and "unreachable" in record.error
     assert not ViewLock.objects.filter(job_run__isnull=False).exists()
     feast_gateway.reset_stores()
+
+
+def test_the_browser_preview_form_runs_on_a_worker_and_shows_the_vector(
+    client: Client, viewer: Any, synced: feast_gateway.RepoRef, celery_worker: Any
+) -> None:
+    client.force_login(viewer)
+    form = client.get("/jobs/preview/")
+    assert form.status_code == 200 and b"service:employee_attrition/attrition_model_v1" in form.content
+    bad = client.post("/jobs/preview/", {"target": f"service:{PROJECT}/attrition_model_v1", "entities": "dept: 1"})
+    assert bad.status_code == 400 and b"unknown entity key" in bad.content
+    response = client.post(
+        "/jobs/preview/",
+        {
+            "target": f"service:{PROJECT}/attrition_model_v2",
+            "entities": "employee_id: 100\ndepartment_id: 3\nmonths_since_last_review: 14",
+        },
+    )
+    assert response.status_code == 302
+    run = wait_for_terminal(JobRun.objects.get(kind="preview"))
+    assert run.status == JobRun.Status.SUCCEEDED, run.error
+    page = client.get(response["Location"]).content.decode()
+    v2 = [
+        "employee_features:overall_satisfaction",
+        "employee_features:tenure",
+        "employee_features:overtime",
+        "department_features:attrition_rate_90d",
+        "department_features:avg_satisfaction",
+        "employee_risk_signals:satisfaction_x_overtime",
+        "employee_risk_signals:review_overdue",
+    ]
+    positions = [page.index(f'data-feature="{ref}"') for ref in v2]
+    assert positions == sorted(positions)  # rendered in the service's declared order
+    assert "/get-online-features" in page
+
+
+def test_the_materialize_button_queues_a_run_for_operators_only(
+    client: Client, viewer: Any, operator: Any, synced: Any
+) -> None:
+    client.force_login(viewer)
+    assert client.post("/jobs/materialize/", {"views": [f"{PROJECT}/employee_features"]}).status_code == 403
+    client.force_login(operator)
+    response = client.post("/jobs/materialize/", {"views": [f"{PROJECT}/employee_features"], "mode": "incremental"})
+    run = JobRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{run.pk}/"
+    assert run.params["views"] == ["employee_features"] and run.params["project"] == PROJECT
+    assert run.status == JobRun.Status.QUEUED and run.celery_task_id  # enqueued once the row was committed

@@ -167,6 +167,20 @@ def test_kubernetes_validate_catches_a_bad_manifest(tmp_path: Path) -> None:
     assert "WARN" in result.stdout
 
 
+def test_secret_templates_validate_too() -> None:
+    """The templates are applied by hand, so they must be valid Secrets as written."""
+    templates = sorted(str(p) for p in (K8S / "secrets").glob("*.yaml"))
+    assert templates
+    result = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", "--quiet", "-k", VALIDATE_VERSIONS[0], *templates],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout
+
+
 def test_yamllint_sources_and_rendered_output(text: str, tmp_path: Path) -> None:
     rendered = tmp_path / "rendered.yaml"
     rendered.write_text(text)
@@ -265,9 +279,9 @@ def settings_env_vars() -> dict[str, str]:
     for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
         params = {a.arg for a in fn.args.args}
         for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call)):
-            if helper(call) in ENV_HELPERS and call.args and isinstance(call.args[0], ast.Name):
-                if call.args[0].id in params:
-                    wrappers[fn.name] = str(helper(call))
+            first = call.args[0] if call.args else None
+            if helper(call) in ENV_HELPERS and isinstance(first, ast.Name) and first.id in params:
+                wrappers[fn.name] = str(helper(call))
     found: dict[str, str] = {}
     for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
         name = helper(call)

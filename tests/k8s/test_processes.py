@@ -4,7 +4,9 @@ The command lines, the portal-env ConfigMap and the container env come from the 
 secrets are files, as the Secret volume provides them (`*_FILE`), holding this test's PostgreSQL,
 Redis and Feast registry. Container paths (/var/lib/portal, /run/secrets/portal, ...) map to
 temporary directories. Then /readyz must answer 200, /metrics must aggregate the gunicorn workers,
-the worker's liveness probe command must pass and the worker must execute a task.
+the worker's liveness probe command must pass and the worker must execute a task; `feast serve` as
+the feature server Deployment runs it must serve online features; and the migrations Job's command
+must be what the init containers' `migrate --check` waits for.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 from django.conf import settings
@@ -49,9 +53,10 @@ class Pod:
             "/run/secrets/portal": tmp / "secrets",
             "/var/lib/portal": tmp / "var",
             "/var/run/portal-metrics": tmp / "metrics",
+            "/var/run/feast-metrics": tmp / "feast-metrics",
             "/app/feature_repo": env.DEMO_REPO,
             "/app/staticfiles": Path(settings.STATIC_ROOT),
-            "/tmp": tmp / "tmp",  # noqa: S108 - the container path being mapped
+            "/tmp": tmp / "tmp",
         }
         for local in self.paths.values():
             local.mkdir(parents=True, exist_ok=True)
@@ -211,3 +216,102 @@ def test_manifest_commands_serve_readyz_and_run_tasks(started: dict[str, Any], p
     outcome = app.send_task("jobs.sweep_stale_runs", queue=queue).get(timeout=90)
     assert isinstance(outcome, dict), outcome
     assert all(p.poll() is None for p in started["procs"].values()), _tail(logs)
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_feature_server_command_serves_online_features_and_metrics(pod: Pod, tmp_path: Path) -> None:
+    """`feast serve` exactly as the Deployment runs it (flags valid for Feast 0.67), on the test registry.
+
+    The registry template was materialized into this worker's Redis by the real `feast` CLI, so the
+    server answers /get-online-features with values. Feast's metrics port is fixed at 8000: checked
+    when that port is free (another process may hold it on a shared machine).
+    """
+    server = container(by_kind(pod.docs, "Deployment")["feast-feature-server"], "feature-server")
+    port = _free_port()
+    cmd = [f"--port={port}" if a.startswith("--port=") else a for a in pod.command(server)]
+    cmd = ["--host=127.0.0.1" if a.startswith("--host=") else a for a in cmd]
+    assert "--max-requests=0" in cmd and "--metrics" in cmd
+    metrics_free = not _port_in_use(8000)
+    log = tmp_path / "feature-server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=pod.environ(server), stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ready = False
+        deadline = time.monotonic() + 180
+        while not ready and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ready = _get(base + server["readinessProbe"]["httpGet"]["path"])[0] == 200
+            except OSError:  # not listening yet
+                ready = False
+            if not ready:
+                time.sleep(0.5)
+        if not ready:
+            pytest.fail(f"the feature server did not become ready:\n{log.read_text(errors='replace')[-4000:]}")
+        request = urllib.request.Request(
+            f"{base}/get-online-features",
+            data=json.dumps(
+                {"feature_service": "attrition_model_v1", "entities": {"employee_id": [101, 102, 103]}}
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.load(response)
+        names = body["metadata"]["feature_names"]
+        assert "employee_id" in names and "tenure" in names, names
+        statuses = [status for result in body["results"] for status in result["statuses"]]
+        assert "PRESENT" in statuses, body
+        if metrics_free:
+            status, text = _get("http://127.0.0.1:8000/metrics")
+            assert status == 200 and b"feast_feature_server_request_latency_seconds" in text
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_migrations_job_and_the_init_containers_that_wait_for_it(pod: Pod, tmp_path: Path) -> None:
+    """On an empty database the init container's `migrate --check` fails (the pod waits); after the
+    migrations Job's command it passes."""
+    web = by_kind(pod.docs, "Deployment")["portal-web"]
+    init = web["spec"]["template"]["spec"]["initContainers"][0]
+    job = container(by_kind(pod.docs, "Job")["portal-migrate"], "migrate")
+    empty = f"{connection.settings_dict['NAME']}_k8s_empty"
+    with psycopg.connect(f"{env.PG}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{empty}"')
+    try:
+        secrets_dir = tmp_path / "empty-secrets"
+        other = Pod(
+            pod.docs,
+            secrets_dir,
+            {**pod.secrets, "DATABASE_URL": pod.secrets["DATABASE_URL"].rsplit("/", 1)[0] + f"/{empty}"},
+        )
+
+        def run(c: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                other.command(c),
+                cwd=ROOT,
+                env=other.environ(c),
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+
+        waiting = run(init)
+        assert waiting.returncode != 0, "migrate --check passed on an empty database"
+        migrated = run(job)
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        assert "Applying" in migrated.stdout
+        ready = run(init)
+        assert ready.returncode == 0, ready.stderr[-3000:]
+    finally:
+        with psycopg.connect(f"{env.PG}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')

@@ -4,7 +4,8 @@
 2. `feast apply` each governed repo whose registry does not exist yet (later changes go through the portal).
 3. Create one demo user per role.
 4. Sync the catalog.
-5. Materialize views that were never materialized.
+5. Materialize views that were never materialized, with the portal's own materialization (so each
+   view's `materialize_filter` tag is applied), recorded in the jobs ledger.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import os
 import secrets
 import subprocess
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +25,9 @@ from catalog.exceptions import RegistryUnavailable
 from catalog.models import FeatureView
 from catalog.permissions import ROLES
 from catalog.services.sync import registry_sync
+from jobs.models import JobRun
+from jobs.services import job_run_execute
+from jobs.services.materialization import materialization_params, materialization_run
 
 DEMO_USERS = [
     ("viewer", ["viewer"]),
@@ -69,10 +72,22 @@ class Command(BaseCommand):
                 online=True, last_materialized_end__isnull=True, subkind__in=["batch", "stream"]
             ).exists()
         ):
-            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            for repo in feast_gateway.governed_repos():
-                self._feast(repo, ["materialize-incremental", now], "first materialization")
-            registry_sync(trigger="bootstrap")
+            # The portal's own materialization, not `feast materialize-incremental`: it applies each
+            # view's `materialize_filter` tag (only active employees reach the online store), records the
+            # ledger and syncs the catalog afterwards.
+            self.stdout.write("first materialization ...")
+            finished = job_run_execute(
+                job_run_id=None,
+                kind=JobRun.Kind.MATERIALIZE,
+                params=materialization_params(project=None, views=None, mode="incremental"),
+                celery_task_id="",
+                body=materialization_run,
+                trigger="bootstrap",
+            )
+            if finished is None or finished.status != JobRun.Status.SUCCEEDED:
+                raise CommandError(f"first materialization failed: {finished.error if finished else 'not run'}")
+            for view in finished.result.get("views", []):
+                self.stdout.write(f"  {view['view']}: {view['rows_written']} rows ({view['rows_filtered']} filtered)")
 
     def _run(self, command: list[str], what: str) -> None:
         self.stdout.write(f"{what} ...")

@@ -1,0 +1,101 @@
+"""The offline/online skew check reports a deliberately skewed online value (real worker, real Redis)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+from django.test import Client
+
+from catalog import feast_gateway
+from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
+from catalog.services.sync import registry_sync
+from jobs.models import JobRun
+from jobs.services.skew import skew_check_start
+from tests import environment as env
+
+PROJECT = "employee_attrition"
+DATA_END = datetime.fromisoformat(env.DATA_END).replace(tzinfo=UTC)
+FEATURES = ["tenure", "salary_band", "overtime", "promotion_stagnation", "career_velocity", "overall_satisfaction"]
+
+
+def wait_for_terminal(run: JobRun, timeout: float = 120) -> JobRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.is_terminal:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"job {run.pk} still {run.status}")
+
+
+@pytest.fixture
+def synced(demo_repo: feast_gateway.RepoRef, transactional_db: None) -> feast_gateway.RepoRef:
+    assert registry_sync(project=PROJECT, trigger="test", force=True)[0].status == "succeeded"
+    return demo_repo
+
+
+def test_a_planted_online_value_is_reported_as_skew(
+    client: Client, operator: Any, synced: feast_gateway.RepoRef, celery_worker: Any
+) -> None:
+    df = pd.read_parquet(env.DEMO_REPO / "data" / "employee_attrition.parquet")
+    df = df[df.event_timestamp < DATA_END].sort_values("event_timestamp")
+    latest = df.drop_duplicates("employee_id", keep="last")
+    victim = latest[latest.is_active == 1].iloc[3]
+    planted = {f: victim[f] for f in FEATURES}
+    planted["tenure"] = 999.0
+    feast_gateway.online_write_rows(
+        synced,
+        view="employee_features",
+        rows=[
+            {
+                "employee_id": int(victim.employee_id),
+                **planted,
+                "event_timestamp": victim.event_timestamp + timedelta(seconds=1),  # newer: the write wins
+                "created": victim.created + timedelta(seconds=1),
+            }
+        ],
+    )
+    client.force_login(operator)
+    response = client.post(
+        "/api/v1/jobs/",
+        {
+            "kind": "skew",
+            "project": PROJECT,
+            "view": "employee_features",
+            "sample": 10000,
+            "as_of": DATA_END.isoformat(),
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    run = wait_for_terminal(JobRun.objects.get(pk=response.json()["id"]))
+    assert run.status == JobRun.Status.SUCCEEDED, run.error
+    by_feature = {f["feature"]: f for f in run.result["features"]}
+    assert run.result["sampled"] == int(
+        (latest[latest.event_timestamp >= DATA_END - timedelta(days=7)].is_active == 1).sum()
+    )
+    tenure = by_feature["employee_features:tenure"]
+    assert tenure["mismatches"] == 1 and tenure["compared"] == run.result["sampled"]
+    assert tenure["examples"][0]["entity"] == {"employee_id": int(victim.employee_id)}
+    assert tenure["examples"][0]["online"] == pytest.approx(999.0)
+    assert tenure["examples"][0]["offline"] == pytest.approx(float(victim.tenure), rel=1e-6)
+    for name in FEATURES[1:]:
+        assert by_feature[f"employee_features:{name}"]["mismatches"] == 0, by_feature[f"employee_features:{name}"]
+    page = client.get(f"/jobs/{run.pk}/").content.decode()
+    assert 'id="skew-chart"' in page and 'data-feature="employee_features:tenure"' in page
+
+
+def test_bad_skew_requests_change_nothing(operator: Any, viewer: Any, synced: Any) -> None:
+    with pytest.raises(ObjectNotFound):
+        skew_check_start(actor=operator, project=PROJECT, view="nope")
+    with pytest.raises(InvalidInput, match="not materialized online"):
+        skew_check_start(actor=operator, project=PROJECT, view="employee_risk_signals")
+    with pytest.raises(InvalidInput, match="sample"):
+        skew_check_start(actor=operator, project=PROJECT, view="employee_features", sample=0)
+    with pytest.raises(NotPermitted):
+        skew_check_start(actor=viewer, project=PROJECT, view="employee_features")
+    assert not JobRun.objects.exists()
