@@ -40,7 +40,9 @@ PROJECT = "employee_attrition"
 
 def _env(repo: Path, var: Path) -> dict[str, str]:
     env = {
-        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "FEAST_REPO_PATH", "FEAST_FS_YAML"}
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "FEAST_REPO_PATH", "FEAST_FS_YAML"}
     }
     env.update(
         {

@@ -12,16 +12,14 @@ from typing import Any
 from django.db import connection, models
 
 
-def bulk_insert(
-    model: type[models.Model], objs: Sequence[models.Model], *, batch_size: int = 5000, include_pk: bool = False
-) -> None:
-    """Insert unsaved instances of `model` (ids are not set on them, unless `include_pk` and the caller set them)."""
+def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batch_size: int = 5000) -> None:
+    """Insert unsaved instances of `model` (ids are not set on them)."""
     if not objs:
         return
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objs, batch_size=batch_size)
         return
-    fields = [f for f in model._meta.concrete_fields if include_pk or not f.primary_key]
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     for obj in objs:
         for f in fields:
             if getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False):

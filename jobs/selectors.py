@@ -104,6 +104,8 @@ def view_ledger(*, user: Any, project: str, view: str, limit: int = 200) -> Ledg
     """The ledger of one feature view (visible to every portal role)."""
     if not can_view_catalog(user):
         raise NotPermitted("you hold no portal role")
+    if "\x00" in project or "\x00" in view:
+        raise ObjectNotFound("no such feature view")
     row = (
         CatalogObject.objects.filter(project__name=project, kind=CatalogObject.Kind.FEATURE_VIEW, name=view)
         .exclude(status=CatalogStatus.REMOVED)
@@ -142,4 +144,21 @@ def online_views(*, user: Any) -> QuerySet[CatalogObject]:
         .exclude(subkind="on_demand")
         .select_related("project")
         .order_by("project__name", "name")
+    )
+
+
+def latest_feature_statistics(*, user: Any, project: str, view: str) -> JobRun | None:
+    """The newest successful statistics job of a view (its `result` holds per-feature stats), or None.
+
+    For feature pages: `result["features"]` lists {feature, count, null_rate, min, max, mean, distinct,
+    histogram}; `templates/jobs/partials/_feature_stats.html` renders one of them with plotly.
+    """
+    if not can_view_catalog(user):
+        raise NotPermitted("you hold no portal role")
+    return (
+        JobRun.objects.filter(
+            kind=JobRun.Kind.STATS, status=JobRun.Status.SUCCEEDED, params__project=project, params__view=view
+        )
+        .order_by("-finished_at", "-id")
+        .first()
     )

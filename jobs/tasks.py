@@ -6,7 +6,6 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from catalog.exceptions import RegistryUnavailable
 from catalog.services.sync import registry_sync
 from jobs import services
 from jobs.models import JobRun
@@ -14,6 +13,7 @@ from jobs.services.freshness import freshness_check
 from jobs.services.materialization import materialization_params, materialization_run
 from jobs.services.preview import online_preview_run
 from jobs.services.skew import skew_check_run
+from jobs.services.stats import feature_statistics_run
 
 
 @shared_task(name="jobs.registry_sync", bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -103,7 +103,7 @@ def online_preview_task(self: Task[Any, Any], job_run_id: int) -> None:
     )
 
 
-@shared_task(name="jobs.freshness_check", autoretry_for=(RegistryUnavailable,), max_retries=0)
+@shared_task(name="jobs.freshness_check")
 def freshness_check_task() -> dict[str, Any]:
     """Fresh/stale per online view; the webhook fires once per view that turned stale."""
     return freshness_check()
@@ -118,4 +118,16 @@ def skew_check_task(self: Task[Any, Any], job_run_id: int) -> None:
         params={},
         celery_task_id=self.request.id or "",
         body=skew_check_run,
+    )
+
+
+@shared_task(name="jobs.feature_statistics", bind=True, acks_late=True, reject_on_worker_lost=True)
+def feature_statistics_task(self: Task[Any, Any], job_run_id: int) -> None:
+    """Describe a view's features from the offline store (count, nulls, min/max/mean, distinct, histogram)."""
+    services.job_run_execute(
+        job_run_id=job_run_id,
+        kind=JobRun.Kind.STATS,
+        params={},
+        celery_task_id=self.request.id or "",
+        body=feature_statistics_run,
     )

@@ -14,4 +14,5 @@ urlpatterns = [
     path("freshness/", views.freshness_panel, name="freshness"),
     path("ledger/<str:project>/<str:view>/", views.view_ledger_page, name="view_ledger"),
     path("ledger/<str:project>/<str:view>/skew/", views.skew_check, name="skew_check"),
+    path("ledger/<str:project>/<str:view>/statistics/", views.feature_statistics, name="feature_statistics"),
 ]

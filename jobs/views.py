@@ -20,11 +20,12 @@ from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_operate
 from jobs.api.serializers import progress_percent
 from jobs.models import JobRun
-from jobs.selectors import job_run_get, job_run_list, online_views, view_ledger
+from jobs.selectors import job_run_get, job_run_list, latest_feature_statistics, online_views, view_ledger
 from jobs.services import registry_sync_start
 from jobs.services.materialization import materialization_start
 from jobs.services.preview import feature_server_curl, online_preview_start
 from jobs.services.skew import skew_check_start
+from jobs.services.stats import feature_statistics_start
 
 
 @login_required
@@ -167,7 +168,7 @@ def preview(request: HttpRequest) -> HttpResponse:
                     view = next((v for v in views if v.project.name == project and v.name == name), None)
                     if view is None:
                         raise ObjectNotFound(f"feature view {project}/{name} does not exist")
-                    features = [f"{name}:{f.name}" for f in view.features.all()]
+                    features = [f"{name}:{f.name}" for f in view.features.all() if f.status != CatalogStatus.REMOVED]
                     run = online_preview_start(
                         actor=request.user, project=project, features=features, entities=entities
                     )
@@ -216,7 +217,12 @@ def view_ledger_page(request: HttpRequest, project: str, view: str) -> HttpRespo
     return render(
         request,
         "jobs/view_ledger.html",
-        {"ledger": ledger, "chart": ledger.chart(), "can_operate": can_operate(request.user)},
+        {
+            "ledger": ledger,
+            "chart": ledger.chart(),
+            "can_operate": can_operate(request.user),
+            "stats": latest_feature_statistics(user=request.user, project=project, view=view),
+        },
     )
 
 
@@ -243,6 +249,20 @@ def skew_check(request: HttpRequest, project: str, view: str) -> HttpResponse:
         sample = int(request.POST.get("sample") or 100)
         run = skew_check_start(actor=request.user, project=project, view=view, sample=sample)
     except (PortalError, ValueError) as exc:
+        messages.error(request, f"Not started: {exc}")
+        return redirect("jobs:view_ledger", project=project, view=view)
+    return redirect("jobs:job_detail", pk=run.pk)
+
+
+@login_required
+@require_POST
+def feature_statistics(request: HttpRequest, project: str, view: str) -> HttpResponse:
+    """Start a feature-statistics job for one view (operators)."""
+    if not can_operate(request.user):
+        raise PermissionDenied
+    try:
+        run = feature_statistics_start(actor=request.user, project=project, view=view)
+    except PortalError as exc:
         messages.error(request, f"Not started: {exc}")
         return redirect("jobs:view_ledger", project=project, view=view)
     return redirect("jobs:job_detail", pk=run.pk)

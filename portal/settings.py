@@ -313,6 +313,59 @@ PORTAL_METRICS_TOKEN = env_secret("PORTAL_METRICS_TOKEN", default="")
 # A file the Celery worker's event loop touches every 10 s; the Kubernetes liveness probe checks its age.
 PORTAL_WORKER_HEARTBEAT_PATH = env_str("PORTAL_WORKER_HEARTBEAT_PATH", default="")
 
+# --- Single sign-on (optional; portal/oidc.py) -------------------------------------------------
+# OpenID Connect via mozilla-django-oidc, off by default: local accounts always keep working.
+OIDC_ENABLED = env_bool("OIDC_ENABLED", default=False)
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env_secret("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_USERNAME_CLAIM = env_str("OIDC_USERNAME_CLAIM", default="preferred_username")
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_TEAM_PREFIX = env_str("OIDC_TEAM_PREFIX", default="")
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", default=10, minimum=1)
+
+
+def _group_map(name: str, *, roles_only: bool = False) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in (part.strip() for part in env_str(name, default="").split(",")):
+        if not item:
+            continue
+        key, sep, value = (x.strip() for x in item.partition("="))
+        if not sep or not key or not value:
+            raise ImproperlyConfigured(f"{name}: expected idp-group=value pairs separated by commas (got {item!r})")
+        roles = ("viewer", "proposer", "approver", "operator", "admin")
+        if roles_only and value not in roles:
+            raise ImproperlyConfigured(f"{name}: {value!r} is not a portal role ({', '.join(roles)})")
+        mapping[key] = value
+    return mapping
+
+
+OIDC_ROLE_MAP = _group_map("OIDC_ROLE_MAP", roles_only=True)  # e.g. ml-platform-admins=admin,ml-approvers=approver
+OIDC_TEAM_MAP = _group_map("OIDC_TEAM_MAP")  # e.g. grp-people-analytics=people-analytics
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_ENABLED:
+    _missing = [
+        n
+        for n in (
+            "OIDC_RP_CLIENT_ID",
+            "OIDC_RP_CLIENT_SECRET",
+            "OIDC_OP_AUTHORIZATION_ENDPOINT",
+            "OIDC_OP_TOKEN_ENDPOINT",
+            "OIDC_OP_USER_ENDPOINT",
+        )
+        if not globals()[n]
+    ]
+    if OIDC_RP_SIGN_ALGO.startswith(("RS", "ES")) and not OIDC_OP_JWKS_ENDPOINT:
+        _missing.append("OIDC_OP_JWKS_ENDPOINT")
+    if _missing:
+        raise ImproperlyConfigured(f"OIDC_ENABLED needs {', '.join(_missing)}")
+    AUTHENTICATION_BACKENDS.append("portal.oidc.PortalOIDCBackend")
+
 # --- Logging -------------------------------------------------------------------------------------
 LOG_LEVEL = env_str("PORTAL_LOG_LEVEL", default="INFO").upper()
 LOGGING = {

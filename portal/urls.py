@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import health, metrics
+from portal import health, metrics, oidc
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("portal.api_urls")),
+    path("oidc/", include(oidc.urlpatterns)),  # single sign-on: 404 unless OIDC_ENABLED
     path("jobs/", include("jobs.urls")),
     path("", include("catalog.urls")),
 ]

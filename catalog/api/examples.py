@@ -123,7 +123,7 @@ HISTORY = OpenApiExample(
                 "version": 2,
                 "change": "changed",
                 "content_hash": "9f2c...",
-                "changes": ["ttl 3888000s → 2592000s"],
+                "changes": [{"path": "ttl", "change": "changed", "before": "3888000s", "after": "2592000s"}],
                 "out_of_band": True,
                 "recorded_at": "2026-11-21T09:00:00Z",
                 "sync_run": 12,
@@ -226,6 +226,63 @@ ME = OpenApiExample(
         "teams": ["people-analytics"],
         "auth": "token",
         "token_scopes": ["read", "propose"],
+    },
+    response_only=True,
+)
+
+SEARCH = OpenApiExample(
+    "Search for tenure",
+    summary="GET /api/v1/search/?q=tenure&kind=feature",
+    value={
+        "q": "tenure",
+        "corrected": "",
+        "total": 1,
+        "page": 1,
+        "pages": 1,
+        "page_size": 20,
+        "results": [
+            {
+                "kind": "feature",
+                "subkind": "",
+                "project": "employee_attrition",
+                "name": "tenure",
+                "parent": "employee_features",
+                "reference": "employee_features:tenure",
+                "description": "Years since hire.",
+                "owner": "people-analytics@example.com",
+                "team": "people-analytics",
+                "status": "active",
+                "dtype": "Float32",
+                "score": 1.0,
+                "url": "/projects/employee_attrition/feature-views/employee_features/features/tenure/",
+            }
+        ],
+        "facets": {"kind": [{"value": "feature", "count": 1}]},
+    },
+    response_only=True,
+)
+
+AUDIT = OpenApiExample(
+    "A model registration",
+    summary="GET /api/v1/audit/?action_prefix=model_consumer.",
+    value={
+        "next": None,
+        "previous": None,
+        "results": [
+            {
+                "id": 41,
+                "created_at": "2026-11-21T10:00:00Z",
+                "actor": "paul",
+                "action": "model_consumer.registered",
+                "object_type": "modelconsumer",
+                "object_id": "7",
+                "object_repr": "churn-xgb@3",
+                "before": None,
+                "after": {"service": "employee_attrition/attrition_model_v2", "name": "churn-xgb", "version": "3"},
+                "request_id": "",
+                "job_run_id": None,
+            }
+        ],
     },
     response_only=True,
 )

@@ -10,10 +10,12 @@ from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django_filters import rest_framework as df
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.request import Request
 
 from catalog.api.exceptions import InvalidFilter
-from catalog.models import CatalogObject, LineageEdge, ModelConsumer, Status
+from catalog.models import AuditEvent, CatalogObject, LineageEdge, ModelConsumer, Status
 
 
 class StrictFilterBackend(df.DjangoFilterBackend):  # type: ignore[misc]  # django-filter is untyped
@@ -45,6 +47,7 @@ class UtcIsoDateTimeField(IsoDateTimeField):  # type: ignore[misc]
         return to_utc(parsed) if parsed is not None else None
 
 
+@extend_schema_field(OpenApiTypes.STR)  # an ISO 8601 date-time or date: wider than OpenAPI's date-time
 class UtcIsoDateTimeFilter(df.IsoDateTimeFilter):  # type: ignore[misc]
     """IsoDateTimeFilter that normalises to UTC (and rejects out-of-range offsets with a 400)."""
 
@@ -96,4 +99,20 @@ class ModelConsumerFilter(df.FilterSet):  # type: ignore[misc]
 
     class Meta:
         model = ModelConsumer
+        fields: list[str] = []
+
+
+class AuditEventFilter(df.FilterSet):  # type: ignore[misc]
+    """Filters for the audit log."""
+
+    action = df.CharFilter(help_text="Exact action, e.g. model_consumer.registered.")
+    action_prefix = df.CharFilter(field_name="action", lookup_expr="startswith", help_text="e.g. model_consumer.")
+    object_type = df.CharFilter()
+    object_id = df.CharFilter()
+    actor = df.CharFilter(field_name="actor_name", help_text="Username ('system' for jobs).")
+    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time.")
+    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time.")
+
+    class Meta:
+        model = AuditEvent
         fields: list[str] = []

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from catalog.models import (
     ApiToken,
+    AuditEvent,
     CatalogObject,
     Feature,
     ModelConsumer,
@@ -152,10 +153,22 @@ class ObjectDetailSerializer(ObjectSummarySerializer):
         return list(VectorEntrySerializer(obj.vector.all(), many=True).data)
 
 
+class DiffEntrySerializer(serializers.Serializer[dict[str, Any]]):
+    """One field-level difference."""
+
+    path = serializers.CharField(required=False)
+    change = serializers.CharField(required=False)
+    before = serializers.JSONField(required=False, allow_null=True)
+    after = serializers.JSONField(required=False, allow_null=True)
+
+
 class ObjectVersionSerializer(serializers.ModelSerializer[ObjectVersion]):
     """One recorded version of an object (history lists leave out the snapshot)."""
 
     sync_run = serializers.IntegerField(source="sync_run_id", allow_null=True)
+    changes = DiffEntrySerializer(
+        many=True, read_only=True, help_text="Field-level changes versus the previous version."
+    )
 
     class Meta:
         model = ObjectVersion
@@ -167,15 +180,6 @@ class ObjectVersionDetailSerializer(ObjectVersionSerializer):
 
     class Meta(ObjectVersionSerializer.Meta):
         fields = [*ObjectVersionSerializer.Meta.fields, "snapshot"]
-
-
-class DiffEntrySerializer(serializers.Serializer[dict[str, Any]]):
-    """One field-level difference."""
-
-    path = serializers.CharField(required=False)
-    change = serializers.CharField(required=False)
-    before = serializers.JSONField(required=False, allow_null=True)
-    after = serializers.JSONField(required=False, allow_null=True)
 
 
 class DiffSerializer(serializers.Serializer[dict[str, Any]]):
@@ -329,3 +333,67 @@ class ErrorSerializer(serializers.Serializer[dict[str, Any]]):
     """`{"error": {...}}`: the one error shape of the API."""
 
     error = ErrorBodySerializer()
+
+
+class SearchHitSerializer(serializers.Serializer[Any]):
+    """One ranked search result (features carry their view in `parent`)."""
+
+    kind = serializers.ChoiceField(choices=["entity", "data_source", "feature_view", "feature_service", "feature"])
+    subkind = serializers.CharField(allow_blank=True)
+    project = serializers.CharField()
+    name = serializers.CharField()
+    parent = serializers.CharField(  # type: ignore[assignment]  # a field, not Field.parent
+        allow_blank=True, help_text="For features: their feature view."
+    )
+    reference = serializers.CharField(help_text="`view:feature` for features, the name otherwise.")
+    description = serializers.CharField(allow_blank=True)
+    owner = serializers.CharField(allow_blank=True)
+    team = serializers.CharField(allow_blank=True)
+    status = serializers.CharField()
+    dtype = serializers.CharField(allow_blank=True)
+    score = serializers.FloatField()
+    url = serializers.CharField(help_text="The HTML page.")
+
+
+class FacetValueSerializer(serializers.Serializer[Any]):
+    """A facet value and how many matches carry it."""
+
+    value = serializers.CharField(allow_blank=True)
+    count = serializers.IntegerField()
+
+
+class SearchResultsSerializer(serializers.Serializer[Any]):
+    """A page of ranked hits (the browser's ranking), the total and facet counts over all matches."""
+
+    q = serializers.CharField()
+    corrected = serializers.CharField(
+        allow_blank=True, help_text="The query run instead, when the typed one matched nothing."
+    )
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    results = SearchHitSerializer(many=True)
+    facets = serializers.DictField(child=FacetValueSerializer(many=True))
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    """One audit event (append-only)."""
+
+    actor = serializers.CharField(source="actor_name")
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "before",
+            "after",
+            "request_id",
+            "job_run_id",
+        ]

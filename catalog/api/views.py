@@ -22,12 +22,13 @@ from rest_framework.views import APIView
 from catalog import selectors
 from catalog.api import examples
 from catalog.api.exceptions import InvalidFilter
-from catalog.api.filters import CatalogObjectFilter, ModelConsumerFilter, StrictFilterBackend, to_utc
+from catalog.api.filters import AuditEventFilter, CatalogObjectFilter, ModelConsumerFilter, StrictFilterBackend, to_utc
 from catalog.api.permissions import CatalogReader, TokenHasScope
 from catalog.api.serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenInputSerializer,
     ApiTokenSerializer,
+    AuditEventSerializer,
     DiffSerializer,
     FeatureSerializer,
     LineageGraphSerializer,
@@ -39,9 +40,10 @@ from catalog.api.serializers import (
     ObjectVersionDetailSerializer,
     ObjectVersionSerializer,
     ProjectSerializer,
+    SearchResultsSerializer,
 )
 from catalog.lineage import lineage_graph
-from catalog.models import ApiToken, CatalogObject, Feature, ObjectVersion, Project, ServiceFeature
+from catalog.models import ApiToken, AuditEvent, CatalogObject, Feature, ObjectVersion, Project, ServiceFeature, Status
 from catalog.permissions import user_roles
 from catalog.services.consumers import model_consumer_delete, model_consumer_register
 from catalog.services.tokens import api_token_create, api_token_revoke
@@ -51,7 +53,7 @@ OBJECT_ORDERING = ["name", "kind", "status", "updated_at", "created_at", "feast_
 
 AS_OF = OpenApiParameter(
     "as_of",
-    OpenApiTypes.DATETIME,
+    OpenApiTypes.STR,
     description="The catalog as it was at this ISO 8601 date or date-time (a date means its end, UTC).",
 )
 
@@ -303,7 +305,10 @@ class ObjectDiffApi(APIView):
         OpenApiParameter(
             "focus",
             OpenApiTypes.STR,
-            description="`<kind-slug>/<name>` (e.g. `feature-views/employee_features`): flag its upstream and downstream.",
+            description=(
+                "`<kind-slug>/<name>` (e.g. `feature-views/employee_features`) or `<kind>:<name>` "
+                "(`feature_view:employee_features`): flag its upstream and downstream."
+            ),
         )
     ],
     responses=LineageGraphSerializer,
@@ -319,10 +324,14 @@ class LineageApi(APIView):
         focus = None
         raw = request.query_params.get("focus")
         if raw:
-            slug, _, name = raw.partition("/")
-            kind = selectors.KIND_SLUGS.get(slug)
-            if kind is None or not name:
-                raise InvalidFilter({"focus": ["Expected <kind-slug>/<name>, e.g. feature-views/employee_features."]})
+            # `feature-views/<name>` (URL style) or `feature_view:<name>` (the browser's ?focus=)
+            prefix, sep, name = raw.partition("/") if "/" in raw else raw.partition(":")
+            kind = selectors.KIND_SLUGS.get(prefix) if sep == "/" else prefix
+            if kind not in CatalogObject.Kind.values or not name:
+                raise InvalidFilter(
+                    {"focus": ["Expected <kind-slug>/<name> or <kind>:<name>, e.g. feature-views/employee_features."]}
+                )
+            assert kind is not None
             focus = object_or_404(request, project, kind, name)
         return Response(lineage_graph(user=request.user, project=proj, focus=focus))
 
@@ -381,6 +390,116 @@ class ModelConsumerDetailApi(generics.RetrieveDestroyAPIView[Any]):
 
     def perform_destroy(self, instance: Any) -> None:
         model_consumer_delete(actor=self.request.user, consumer=instance)
+
+
+# --- Audit ----------------------------------------------------------------------------------------
+
+
+@extend_schema(tags=["audit"], summary="The audit log", examples=[examples.AUDIT])
+class AuditEventListApi(generics.ListAPIView[AuditEvent]):
+    """Who did what and when, newest first: filter by action, object, actor and time."""
+
+    permission_classes = READERS
+    serializer_class = AuditEventSerializer
+    filter_backends = [StrictFilterBackend, OrderingFilter]
+    filterset_class = AuditEventFilter
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        return selectors.audit_event_list(user=self.request.user)
+
+
+# --- Search ---------------------------------------------------------------------------------------
+
+SEARCH_KINDS = ["entity", "data_source", "feature_view", "feature_service", "feature"]
+
+
+@extend_schema(
+    tags=["search"],
+    summary="Search the catalog (the browser's ranking)",
+    parameters=[
+        OpenApiParameter(
+            "q", OpenApiTypes.STR, required=True, description="Words to find (names, descriptions, tags, owners)."
+        ),
+        OpenApiParameter("kind", OpenApiTypes.STR, enum=SEARCH_KINDS),
+        OpenApiParameter("project", OpenApiTypes.STR),
+        OpenApiParameter("owner", OpenApiTypes.STR, description="An owner string or a team name."),
+        OpenApiParameter("tag", OpenApiTypes.STR, description="`key=value` (or `key:value`)."),
+        OpenApiParameter("entity", OpenApiTypes.STR),
+        OpenApiParameter("status", OpenApiTypes.STR, enum=["active", "deprecated", "removed"]),
+        OpenApiParameter("dtype", OpenApiTypes.STR),
+        OpenApiParameter("page", OpenApiTypes.INT, description="1-based page number."),
+        OpenApiParameter("page_size", OpenApiTypes.INT, description="Hits per page, 1 to 100 (default 20)."),
+    ],
+    responses=SearchResultsSerializer,
+    examples=[examples.SEARCH],
+)
+class SearchApi(APIView):
+    """Ranked full-text search with typo tolerance and facet counts: the same ranking as /search/."""
+
+    permission_classes = READERS
+
+    def get(self, request: Request) -> Response:
+        from catalog.search import MAX_PAGE_SIZE, search
+
+        params = request.query_params
+        errors: dict[str, list[str]] = {}
+        q = params.get("q", "").strip()
+        if not q or len(q) > 200:
+            errors["q"] = ["Give 1 to 200 characters to search for."]
+        if "kind" in params and params["kind"] not in SEARCH_KINDS:
+            errors["kind"] = [f"One of {', '.join(SEARCH_KINDS)}."]
+        if "status" in params and params["status"] not in Status.values:
+            errors["status"] = [f"One of {', '.join(Status.values)}."]
+        page, page_size = 1, 20
+        for name in ("page", "page_size"):
+            raw = params.get(name)
+            if raw is None:
+                continue
+            limit = MAX_PAGE_SIZE if name == "page_size" else 100_000
+            if not raw.isdigit() or not 1 <= int(raw) <= limit:
+                errors[name] = [f"A whole number from 1 to {limit}."]
+            elif name == "page":
+                page = int(raw)
+            else:
+                page_size = int(raw)
+        if errors:
+            raise InvalidFilter(errors)
+        filters = {
+            k: params[k] for k in ("kind", "project", "owner", "tag", "entity", "status", "dtype") if params.get(k)
+        }
+        if "tag" in filters and "=" not in filters["tag"]:
+            filters["tag"] = filters["tag"].replace(":", "=", 1)
+        results = search(user=request.user, q=q, filters=filters, page=page, per_page=page_size)
+        body = {
+            "q": results.q,
+            "corrected": results.corrected,
+            "total": results.total,
+            "page": results.page,
+            "pages": results.pages,
+            "page_size": results.per_page,
+            "results": [
+                {
+                    "kind": h.kind,
+                    "subkind": h.subkind,
+                    "project": h.project,
+                    "name": h.name,
+                    "parent": h.parent,
+                    "reference": h.reference,
+                    "description": h.description,
+                    "owner": h.owner,
+                    "team": h.team,
+                    "status": h.status,
+                    "dtype": h.dtype,
+                    "score": h.score,
+                    "url": h.url,
+                }
+                for h in results.hits
+            ],
+            "facets": {k: [{"value": v, "count": n} for v, n in values] for k, values in results.facets.items()},
+        }
+        return Response(body)
 
 
 # --- Tokens and the current user ------------------------------------------------------------------

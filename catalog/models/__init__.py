@@ -13,7 +13,7 @@ from catalog.models.objects import (
     LineageEdge,
     ServiceFeature,
 )
-from catalog.models.search import SearchEntry, SearchFacet
+from catalog.models.search import SearchEntry
 from catalog.models.projects import Project, Status, Team, TeamAlias
 from catalog.models.tokens import ApiToken
 
@@ -32,7 +32,6 @@ __all__ = [
     "ObjectVersion",
     "Project",
     "SearchEntry",
-    "SearchFacet",
     "ServiceFeature",
     "Status",
     "SyncRun",

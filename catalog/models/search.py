@@ -1,4 +1,4 @@
-"""The search index: one denormalised entry per searchable thing, plus its facet values.
+"""The search index: one denormalised entry per searchable thing, with its facet values.
 
 Backend-specific columns and indexes (PostgreSQL: a weighted tsvector + GIN and a pg_trgm GIN index;
 SQLite: an FTS5 table kept in step by triggers) are created by migration 0006 and used only by
@@ -28,23 +28,12 @@ class SearchEntry(models.Model):
     related = models.TextField(blank=True, help_text="Feature, entity and tag words (weight B).")
     status = models.CharField(max_length=16)
     dtype = models.CharField(max_length=64, blank=True)
+    # Multi-valued facets as ["entity:employee_id", "owner:…", "tag:team=…", "dtype:Float32", …]. Filters and
+    # facet counts read them from the matched rows themselves: a text match narrows the rows first.
+    facet_values = models.JSONField(default=list)
 
     class Meta:
         indexes = [models.Index(fields=["object"]), models.Index(fields=["kind", "status"])]
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.project}/{self.name}"
-
-
-class SearchFacet(models.Model):
-    """One facet value of an entry (tag, entity, owner, team, dtype): multi-valued facets as rows."""
-
-    entry = models.ForeignKey(SearchEntry, on_delete=models.CASCADE, related_name="facets")
-    facet = models.CharField(max_length=16)
-    value = models.CharField(max_length=255)
-
-    class Meta:
-        indexes = [models.Index(fields=["facet", "value", "entry"], name="catalog_facet_lookup")]
-
-    def __str__(self) -> str:
-        return f"{self.facet}={self.value}"

@@ -26,7 +26,7 @@ from catalog.models.objects import KIND_SLUG
 from catalog.permissions import can_view_catalog
 from catalog.search.backends import backend, words
 
-# Facets a caller may filter on. Column facets hold one value per entry; the others are SearchFacet rows.
+# Facets a caller may filter on. Column facets hold one value per entry; the others live in facet_values.
 COLUMN_FACETS = ("project", "kind", "status")
 ROW_FACETS = ("entity", "owner", "tag", "dtype")
 FACETS = COLUMN_FACETS + ROW_FACETS
@@ -122,7 +122,9 @@ def _clean_filters(filters: Mapping[str, str] | None) -> dict[str, str]:
     return {k: str(v)[:255] for k, v in (filters or {}).items() if k in FACETS and v not in (None, "")}
 
 
-def _filtered_sql(match_sql: str, match_params: list[Any], filters: dict[str, str]) -> tuple[str, list[Any]]:
+def _filtered_sql(
+    match_sql: str, match_params: list[Any], filters: dict[str, str], *, facet_filter: str
+) -> tuple[str, list[Any]]:
     clauses, params = [], list(match_params)
     for name in COLUMN_FACETS:
         if name in filters:
@@ -130,21 +132,24 @@ def _filtered_sql(match_sql: str, match_params: list[Any], filters: dict[str, st
             params.append(filters[name])
     for name in ROW_FACETS:
         if name in filters:
-            clauses.append("s.id IN (SELECT entry_id FROM catalog_searchfacet WHERE facet = %s AND value = %s)")
-            params += [name, filters[name]]
+            clauses.append(facet_filter)
+            params.append(f"{name}:{filters[name]}")
     where = " AND ".join(clauses) or "1 = 1"
-    return f"SELECT s.id, s.project, s.kind, s.status, s.name, s.score FROM ({match_sql}) s WHERE {where}", params
+    return (
+        f"SELECT s.id, s.project, s.kind, s.status, s.name, s.facet_values, s.score FROM ({match_sql}) s WHERE {where}",
+        params,
+    )
 
 
 def _run(
-    filtered: str, params: list[Any], *, facet_join: str, limit: int, offset: int
+    filtered: str, params: list[Any], *, facet_values: str, limit: int, offset: int
 ) -> tuple[dict[str, list[tuple[str, int]]], list[tuple[int, float]]]:
     """One round trip: the matches are computed once (a materialised CTE), then counted per facet and paged."""
     column_parts = [f"SELECT 'f', '{c}', m.{c}, count(*) FROM m GROUP BY m.{c}" for c in COLUMN_FACETS]
     sql = (
         f"WITH m AS MATERIALIZED ({filtered}) "
         + " UNION ALL ".join(column_parts)
-        + f" UNION ALL SELECT 'f', f.facet, f.value, count(*) FROM m {facet_join} GROUP BY f.facet, f.value"
+        + f" UNION ALL SELECT 'v', f.value, '', count(*) FROM m {facet_values} GROUP BY f.value"
         " UNION ALL SELECT * FROM (SELECT 'h', CAST(m.id AS TEXT), m.name, m.score FROM m"
         " ORDER BY m.score DESC, m.name, m.id LIMIT %s OFFSET %s) page"
     )
@@ -155,6 +160,9 @@ def _run(
         for row_type, a, b, n in cursor.fetchall():
             if row_type == "f":
                 counts[a].append((b, int(n)))
+            elif row_type == "v":
+                facet, _, value = a.partition(":")
+                counts.setdefault(facet, []).append((value, int(n)))
             else:
                 hits.append((float(n), b, int(a)))
     facets = {k: sorted(v, key=lambda item: (-item[1], item[0])) for k, v in counts.items()}
@@ -228,9 +236,9 @@ def search(
         assert match is not None
         if fuzzy:
             _set_typo_threshold()
-        filtered, params = _filtered_sql(match.sql, match.params, clean)
+        filtered, params = _filtered_sql(match.sql, match.params, clean, facet_filter=engine.facet_filter)
         results.facets, rows = _run(
-            filtered, params, facet_join=engine.facet_join, limit=per_page, offset=(page - 1) * per_page
+            filtered, params, facet_values=engine.facet_values, limit=per_page, offset=(page - 1) * per_page
         )
         results.total = sum(n for _, n in results.facets["kind"])
         if results.total >= FUZZY_BELOW:

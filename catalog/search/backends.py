@@ -36,11 +36,9 @@ class PostgresBackend:
     """
 
     supports_fuzzy = True
-    # One index probe per match (a LATERAL join) rather than a scan of every facet row.
-    # (OFFSET 0 keeps the planner from flattening it into a scan of the whole facet table.)
-    facet_join = (
-        "JOIN LATERAL (SELECT facet, value FROM catalog_searchfacet WHERE entry_id = m.id OFFSET 0) f ON TRUE"
-    )
+    # Facet counts unnest each match's own facet_values (no join back to the facet table).
+    facet_values = "CROSS JOIN LATERAL jsonb_array_elements_text(m.facet_values) AS f(value)"
+    facet_filter = "s.facet_values @> jsonb_build_array(%s::text)"
 
     def match(self, q: str, *, fuzzy: bool = False) -> Match | None:
         terms = words(q)
@@ -61,18 +59,21 @@ class PostgresBackend:
             params.append(needle)
         # An exact name match comes first, then names starting with the query, then full-text rank
         # (name > related names > prose) plus name similarity; removed objects sink.
-        # Name similarity ranks typo matches; it is only worth its cost on the (rare) fuzzy pass.
+        # Tiers, cheapest first: the exact name, a name starting with the query, a name containing its
+        # first word, then any other hit (related names, tags, owners, prose). Ties go by name. Name
+        # similarity (the trigram pass) lifts typo matches; it is only worth its cost on that pass.
         similarity = "word_similarity(%s, lower(e.name)) * 2" if fuzzy else "0 * length(%s)"
+        contains = "%" + terms[0] + "%"
         sql = f"""
-            SELECT e.id, e.project, e.kind, e.status, e.name,
-                   ts_rank_cd(e.vector, to_tsquery('simple', %s)) * 4
+            SELECT e.id, e.project, e.kind, e.status, e.name, e.facet_values,
+                   CASE WHEN lower(e.name) = %s THEN 10 WHEN lower(e.name) LIKE %s THEN 4
+                        WHEN lower(e.name) LIKE %s THEN 2 ELSE 1 END
                    + {similarity}
-                   + CASE WHEN lower(e.name) = %s THEN 10 WHEN lower(e.name) LIKE %s THEN 3 ELSE 0 END
-                   - CASE WHEN e.status = 'removed' THEN 1 ELSE 0 END AS score
+                   - CASE WHEN e.status = 'removed' THEN 5 ELSE 0 END AS score
             FROM catalog_searchentry e
             WHERE {where}
         """
-        return Match(sql, [tsquery, needle, raw, prefix, *params])
+        return Match(sql, [raw, prefix, contains, needle, *params])
 
     def suggest(self, q: str, *, fuzzy: bool = False) -> Match | None:
         terms = words(q)
@@ -102,7 +103,8 @@ class SqliteBackend:
         return " AND ".join(f'"{t}"' for t in terms if len(t) >= 3)
 
     supports_fuzzy = False
-    facet_join = "JOIN catalog_searchfacet f ON f.entry_id = m.id"
+    facet_values = "JOIN json_each(m.facet_values) AS f"
+    facet_filter = "EXISTS (SELECT 1 FROM json_each(s.facet_values) WHERE value = %s)"
 
     def match(self, q: str, *, fuzzy: bool = False) -> Match | None:
         terms = words(q)
@@ -112,12 +114,12 @@ class SqliteBackend:
             if not raw:
                 return None
             sql = (
-                "SELECT e.id, e.project, e.kind, e.status, e.name, 1.0 AS score"
+                "SELECT e.id, e.project, e.kind, e.status, e.name, e.facet_values, 1.0 AS score"
                 " FROM catalog_searchentry e WHERE lower(e.name) LIKE %s"
             )
             return Match(sql, [raw + "%"])
         sql = """
-            SELECT e.id, e.project, e.kind, e.status, e.name,
+            SELECT e.id, e.project, e.kind, e.status, e.name, e.facet_values,
                    -bm25(catalog_searchentry_fts, 10.0, 3.0, 1.0)
                    + CASE WHEN lower(e.name) = %s THEN 10 WHEN lower(e.name) LIKE %s THEN 3 ELSE 0 END
                    - CASE WHEN e.status = 'removed' THEN 1 ELSE 0 END AS score

@@ -1,4 +1,4 @@
-"""Build the search index (SearchEntry + SearchFacet rows) from catalog rows.
+"""Build the search index (SearchEntry rows with their facet values) from catalog rows.
 
 The sync calls `index_objects` inside its transaction for every object it added, changed, removed or
 restored, so the index never disagrees with the catalog it describes.
@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import connection
-
 from catalog.bulk import bulk_insert
-from catalog.models import CatalogObject, Feature, SearchEntry, SearchFacet, ServiceFeature, Status
+from catalog.models import CatalogObject, Feature, SearchEntry, ServiceFeature, Status
 
 BATCH = 2000
 
@@ -23,15 +21,6 @@ def _tag_words(tags: dict[str, Any]) -> list[str]:
 
 def _tag_facets(tags: dict[str, Any]) -> list[str]:
     return [f"{k}={v}"[:255] for k, v in sorted(tags.items())]
-
-
-def _allocate_ids(n: int) -> list[int]:
-    """Primary keys for n new entries (PostgreSQL: from the sequence, so entries and facets can be COPYed)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('catalog_searchentry', 'id')) FROM generate_series(1, %s)", [n]
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 def _documents(objects: Sequence[CatalogObject]) -> list[tuple[SearchEntry, list[tuple[str, str]]]]:
@@ -115,15 +104,10 @@ def index_objects(object_ids: Iterable[int]) -> int:
         docs = _documents(objects)
         if not docs:
             continue
+        for e, fs in docs:
+            e.facet_values = [f"{f}:{v}" for f, v in fs]
         entries = [e for e, _ in docs]
-        if connection.vendor == "postgresql":
-            for entry, pk in zip(entries, _allocate_ids(len(entries)), strict=True):
-                entry.pk = pk
-            bulk_insert(SearchEntry, entries, include_pk=True)
-        else:
-            SearchEntry.objects.bulk_create(entries, batch_size=500)
-        facets = [SearchFacet(entry_id=e.pk, facet=f, value=v) for e, fs in docs for f, v in fs]
-        bulk_insert(SearchFacet, facets)
+        bulk_insert(SearchEntry, entries)
         written += len(entries)
     return written
 

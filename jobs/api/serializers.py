@@ -96,7 +96,7 @@ def progress_percent(run: JobRun) -> int:
 
 
 class JobStartInputSerializer(serializers.Serializer[Any]):
-    kind = serializers.ChoiceField(choices=["materialize", "preview", "sync", "skew"])
+    kind = serializers.ChoiceField(choices=["materialize", "preview", "sync", "skew", "stats"])
     project = serializers.CharField(required=False, allow_null=True, allow_blank=False, max_length=255)
     views = serializers.ListField(child=serializers.CharField(max_length=255), required=False, allow_null=True)
     mode = serializers.ChoiceField(choices=["incremental", "range"], required=False, default="incremental")

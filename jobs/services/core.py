@@ -31,7 +31,19 @@ def stale_after() -> timedelta:
 
 def _enqueue(run: JobRun, task: Any, **kwargs: Any) -> None:
     def send() -> None:
-        result = task.apply_async(kwargs={"job_run_id": run.pk, **kwargs})
+        from kombu.exceptions import OperationalError
+
+        try:
+            result = task.apply_async(kwargs={"job_run_id": run.pk, **kwargs})
+        except (OperationalError, OSError) as exc:
+            # The row is committed: say why it will never run instead of leaving it queued forever.
+            logger.warning("could not enqueue job run %s: %s", run.pk, exc)
+            JobRun.objects.filter(pk=run.pk, status=JobRun.Status.QUEUED).update(
+                status=JobRun.Status.FAILED,
+                finished_at=timezone.now(),
+                error=f"could not enqueue the job: the Celery broker is unreachable ({exc})"[:10000],
+            )
+            return
         JobRun.objects.filter(pk=run.pk, celery_task_id="").update(celery_task_id=result.id)
 
     transaction.on_commit(send)

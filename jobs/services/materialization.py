@@ -30,6 +30,23 @@ logger = logging.getLogger(__name__)
 MODES = ("incremental", "range")
 
 
+def reject_nul(**fields: Any) -> None:
+    """PostgreSQL text and JSON cannot hold NUL characters: refuse them as bad input, naming the field."""
+
+    def has_nul(value: Any) -> bool:
+        if isinstance(value, str):
+            return "\x00" in value
+        if isinstance(value, dict):
+            return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return any(has_nul(v) for v in value)
+        return False
+
+    for name, value in fields.items():
+        if has_nul(value):
+            raise InvalidInput(f"{name} contains a NUL character", {name: ["NUL characters are not allowed"]})
+
+
 def _parse_time(name: str, value: Any) -> datetime | None:
     if value in (None, ""):
         return None
@@ -56,6 +73,7 @@ def materialization_params(
 
     Bad input raises InvalidInput / ObjectNotFound and changes nothing.
     """
+    reject_nul(project=project, views=views, mode=mode, start=start, end=end)
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}", {"mode": [f"one of {', '.join(MODES)}"]})
     start_at, end_at = _parse_time("start", start), _parse_time("end", end)

@@ -23,6 +23,7 @@ from catalog.permissions import can_view_catalog
 from catalog.services.audit import audit_record
 from jobs.models import JobRun
 from jobs.services.core import _enqueue
+from jobs.services.materialization import reject_nul
 
 MAX_ENTITIES = 1000
 
@@ -57,6 +58,7 @@ def preview_params(
     entities: Any,
 ) -> dict[str, Any]:
     """Check a preview request against the catalog; the JobRun params. Bad input raises, changes nothing."""
+    reject_nul(project=project, feature_service=feature_service, features=features, entities=entities)
     if not Project.objects.filter(name=project).exclude(status=CatalogStatus.REMOVED).exists():
         raise ObjectNotFound(f"project {project} is not in the catalog")
     if bool(feature_service) == bool(features):
@@ -156,13 +158,14 @@ def online_preview_start(
 def job_run_wait(*, run: JobRun, timeout: float) -> JobRun:
     """Poll the JobRun row until it is terminal or `timeout` seconds passed (the API's short wait)."""
     deadline = time.monotonic() + timeout
-    delay = 0.02
+    delay = 0.004  # a one-entity preview takes a few milliseconds in the worker: poll finely at first
     while True:
-        run.refresh_from_db()
-        if run.is_terminal or time.monotonic() >= deadline:
+        status = JobRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+        if status in JobRun.TERMINAL or time.monotonic() >= deadline:
+            run.refresh_from_db()
             return run
         time.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
+        delay = min(delay * 1.3, 0.1)
 
 
 def _json_value(value: Any) -> Any:

@@ -16,13 +16,14 @@ from catalog.permissions import can_operate
 from catalog.services.audit import audit_record
 from jobs.models import JobRun
 from jobs.services.core import _enqueue, job_run_progress
-from jobs.services.materialization import _parse_time, _repos_by_project
+from jobs.services.materialization import _parse_time, _repos_by_project, reject_nul
 
 MAX_SAMPLE = 10_000
 
 
 def skew_params(*, project: str, view: str, sample: int = 100, as_of: Any = None) -> dict[str, Any]:
     """Validate a skew check against the catalog (bad input raises and changes nothing)."""
+    reject_nul(project=project, view=view, as_of=as_of)
     row = (
         CatalogObject.objects.filter(project__name=project, kind=CatalogObject.Kind.FEATURE_VIEW, name=view)
         .exclude(status=CatalogStatus.REMOVED)
@@ -61,7 +62,7 @@ def skew_check_run(run: JobRun) -> dict[str, Any]:
     (_name, repo), *_ = _repos_by_project(params["project"])
     job_run_progress(run=run, done=0, total=1, message=f"sampling {params['sample']} entities of {params['view']}")
     report = gateway.skew_check(repo, view=params["view"], sample=params["sample"], as_of=as_of)
-    features = [
+    features: list[dict[str, Any]] = [
         {
             "feature": f.feature,
             "compared": f.compared,

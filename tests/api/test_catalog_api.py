@@ -39,6 +39,8 @@ CATALOG_GETS = [
     f"{P}/feature-views/employee_features/diff/?from=1&to=1",
     "/api/v1/models/",
     "/api/v1/models/{model}/",
+    "/api/v1/search/?q=tenure",
+    "/api/v1/audit/?action_prefix=model_consumer.",
 ]
 PERSONAL_GETS = ["/api/v1/me/", "/api/v1/tokens/"]
 INVISIBLE = [

@@ -144,6 +144,8 @@ def test_lineage_endpoint_returns_the_graph_with_focus(synced: None, client: API
     downs = {n["name"] for n in body["nodes"] if n["downstream_of_focus"]}
     assert downs == {"attrition_model_v2"}
     assert any(e["kind"] == "view_service" for e in body["edges"])
+    same = client.get(f"{P}/lineage/", {"focus": "feature_view:department_features"}).json()
+    assert same == body
 
 
 def test_history_versions_diff_and_as_of(

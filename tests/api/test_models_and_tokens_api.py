@@ -217,3 +217,19 @@ def test_query_counts_do_not_grow_with_the_catalog(
         assert response.status_code == 200
     assert len(client.get("/api/v1/feature-views/?page_size=500&tag=domain:bulk").json()["results"]) == 300
     assert len(client.get(f"/api/v1/projects/{PROJECT}/lineage/").json()["nodes"]) > 300
+
+
+def test_the_audit_log_lists_what_happened_with_filters(
+    synced: None, proposer: User, viewer: User, token_client: Callable[..., APIClient]
+) -> None:
+    token_client(proposer, ["read", "propose"]).post("/api/v1/models/", NEW_MODEL, format="json")
+    client = token_client(viewer, ["read"])
+    events = client.get("/api/v1/audit/", {"action_prefix": "model_consumer."}).json()["results"]
+    assert [(e["action"], e["actor"], e["object_repr"]) for e in events] == [
+        ("model_consumer.registered", proposer.username, "churn-xgb@3")
+    ]
+    assert events[0]["after"]["service"] == f"{PROJECT}/attrition_model_v2"
+    assert client.get("/api/v1/audit/", {"actor": "nobody"}).json()["results"] == []
+    newest_first = client.get("/api/v1/audit/").json()["results"]
+    assert [e["id"] for e in newest_first] == sorted((e["id"] for e in newest_first), reverse=True)
+    assert "since" in assert_error(client.get("/api/v1/audit/", {"since": "soon"}), 400)["details"]

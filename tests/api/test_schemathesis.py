@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.api.conftest import PROJECT
 
 pytestmark = pytest.mark.django_db
-TAGS = {"catalog", "history", "lineage", "models", "tokens", "search"}
+TAGS = {"catalog", "history", "lineage", "models", "tokens", "search", "audit"}
 SKIP = {("DELETE", "/api/v1/tokens/{id}/")}
 MAX_EXAMPLES = 8
 

@@ -158,6 +158,7 @@ def test_bad_preview_input_is_a_400_and_queues_nothing(client: Client, viewer: A
         ({"features": ["employee_features:nope"], "entities": {"employee_id": [1]}}, "no feature nope"),
         ({"feature_service": "attrition_model_v1", "entities": {"customer_id": [1]}}, "unknown entity key"),
         ({"feature_service": "attrition_model_v1", "entities": {"employee_id": []}}, "non-empty list"),
+        ({"feature_service": "attrition_model_v1", "entities": {"employee_id": ["1\x00"]}}, "NUL character"),
         ({"feature_service": "attrition_model_v1", "features": ["employee_features:tenure"], "entities": {}}, "either"),
     ]
     for body, message in cases:
@@ -350,3 +351,26 @@ def test_the_materialize_button_queues_a_run_for_operators_only(
     assert response.status_code == 302 and response["Location"] == f"/jobs/{run.pk}/"
     assert run.params["views"] == ["employee_features"] and run.params["project"] == PROJECT
     assert run.status == JobRun.Status.QUEUED and run.celery_task_id  # enqueued once the row was committed
+
+
+def test_an_unreachable_registry_fails_the_run_with_a_clear_error(
+    operator: Any, synced: feast_gateway.RepoRef, settings: Any
+) -> None:
+    from catalog.exceptions import RegistryUnavailable
+    from jobs.tasks import materialize_task
+
+    run = JobRun.objects.create(
+        kind="materialize",
+        params={"project": PROJECT, "views": None, "mode": "incremental", "start": None, "end": None},
+    )
+    settings.FEAST_CONFIG_VARS = {
+        **settings.FEAST_CONFIG_VARS,
+        "FEAST_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
+    }
+    feast_gateway.reset_stores()
+    with pytest.raises(RegistryUnavailable):
+        materialize_task(job_run_id=run.pk, project=PROJECT)
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.FAILED
+    assert "registry" in run.error and "unreachable" in run.error
+    feast_gateway.reset_stores()

@@ -119,6 +119,7 @@ def pod(prod_docs: list[dict[str, Any]], transactional_db: None, registry: str, 
         "FEAST_REDIS_CONNECTION_STRING": settings.FEAST_REDIS_CONNECTION_STRING,
         "PORTAL_METRICS_TOKEN": "k8s-process-test-metrics-token",
         "PORTAL_WEBHOOK_URL": "",
+        "OIDC_RP_CLIENT_SECRET": "",
     }
     assert set(secrets) == set(yaml.safe_load(SECRET_TEMPLATE.read_text())["stringData"])
     return Pod(prod_docs, tmp_path, secrets)

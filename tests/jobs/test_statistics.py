@@ -1,0 +1,88 @@
+"""Feature statistics: a job on a real worker describing a view's offline rows."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+from django.test import Client
+
+from catalog import feast_gateway
+from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
+from catalog.services.sync import registry_sync
+from jobs.models import JobRun
+from jobs.services.stats import feature_statistics_start
+from tests import environment as env
+
+PROJECT = "employee_attrition"
+DATA_END = datetime.fromisoformat(env.DATA_END).replace(tzinfo=UTC)
+START = DATA_END - timedelta(days=180)
+
+
+@pytest.fixture
+def synced(demo_repo: feast_gateway.RepoRef, transactional_db: None) -> feast_gateway.RepoRef:
+    assert registry_sync(project=PROJECT, trigger="test", force=True)[0].status == "succeeded"
+    return demo_repo
+
+
+def test_statistics_match_the_offline_data(
+    client: Client, operator: Any, synced: feast_gateway.RepoRef, celery_worker: Any
+) -> None:
+    client.force_login(operator)
+    response = client.post(
+        "/api/v1/jobs/",
+        {
+            "kind": "stats",
+            "project": PROJECT,
+            "view": "employee_features",
+            "start": START.isoformat(),
+            "end": DATA_END.isoformat(),
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    run = JobRun.objects.get(pk=response.json()["id"])
+    deadline = time.monotonic() + 120
+    while not run.is_terminal and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run.refresh_from_db()
+    assert run.status == JobRun.Status.SUCCEEDED, run.error
+    df = pd.read_parquet(env.DEMO_REPO / "data" / "employee_attrition.parquet")
+    df = df[(df.event_timestamp >= START) & (df.event_timestamp <= DATA_END)]
+    assert run.result["rows"] == len(df)
+    stats = {f["feature"]: f for f in run.result["features"]}
+    assert list(stats) == [
+        "tenure",
+        "salary_band",
+        "overtime",
+        "promotion_stagnation",
+        "career_velocity",
+        "overall_satisfaction",
+    ]
+    tenure = stats["tenure"]
+    assert tenure["count"] == len(df) and tenure["nulls"] == 0 and tenure["null_rate"] == 0
+    assert tenure["min"] == pytest.approx(float(df.tenure.min()), rel=1e-6)
+    assert tenure["max"] == pytest.approx(float(df.tenure.max()), rel=1e-6)
+    assert tenure["mean"] == pytest.approx(float(df.tenure.astype("float64").mean()), rel=1e-6)
+    assert sum(tenure["histogram"]["counts"]) == len(df)
+    assert stats["salary_band"]["distinct"] == df.salary_band.nunique()
+    assert stats["overtime"]["distinct"] == 2 and len(stats["overtime"]["histogram"]["counts"]) == 2
+    page = client.get(f"/jobs/ledger/{PROJECT}/employee_features/").content.decode()
+    assert 'id="feature-stats"' in page and 'id="stats-chart-tenure"' in page
+
+
+def test_bad_statistics_requests_change_nothing(operator: Any, viewer: Any, synced: Any) -> None:
+    with pytest.raises(ObjectNotFound):
+        feature_statistics_start(actor=operator, project=PROJECT, view="nope")
+    with pytest.raises(InvalidInput, match="on-demand"):
+        feature_statistics_start(actor=operator, project=PROJECT, view="employee_risk_signals")
+    with pytest.raises(InvalidInput, match="before end"):
+        feature_statistics_start(
+            actor=operator, project=PROJECT, view="employee_features", start="2026-05-01", end="2026-01-01"
+        )
+    with pytest.raises(NotPermitted):
+        feature_statistics_start(actor=viewer, project=PROJECT, view="employee_features")
+    assert not JobRun.objects.exists()
