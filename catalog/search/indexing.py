@@ -7,12 +7,22 @@ restored, so the index never disagrees with the catalog it describes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from catalog.bulk import bulk_insert
 from catalog.models import CatalogObject, Feature, SearchEntry, ServiceFeature, Status
 
 BATCH = 2000
+
+
+class _Field(NamedTuple):
+    pk: int
+    view_id: int
+    name: str
+    dtype: str
+    description: str
+    tags: dict[str, Any]
+    status: str
 
 
 def _tag_words(tags: dict[str, Any]) -> list[str]:
@@ -25,9 +35,13 @@ def _tag_facets(tags: dict[str, Any]) -> list[str]:
 
 def _documents(objects: Sequence[CatalogObject]) -> list[tuple[SearchEntry, list[tuple[str, str]]]]:
     ids = [o.pk for o in objects]
-    features: dict[int, list[Feature]] = {}
-    for f in Feature.objects.filter(view_id__in=ids).order_by("view_id", "position"):
-        features.setdefault(f.view_id, []).append(f)
+    features: dict[int, list[_Field]] = {}
+    for row in (
+        Feature.objects.filter(view_id__in=ids)
+        .order_by("view_id", "position")
+        .values_list("id", "view_id", "name", "dtype", "description", "tags", "status")
+    ):
+        features.setdefault(row[1], []).append(_Field(*row))
     vectors: dict[int, list[str]] = {}
     for sid, view, feat in ServiceFeature.objects.filter(service_id__in=ids).values_list(
         "service_id", "view_name", "feature_name"

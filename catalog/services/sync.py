@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)
 BATCH = 2000
+# Up to this many changed objects, search entries are rebuilt inside the sync's transaction.
+INLINE_INDEX_LIMIT = 2000
 Kind = CatalogObject.Kind
 
 # Columns derived from the registry that change without a content change (materialization).
@@ -213,6 +215,8 @@ class _Counts:
     removed: int = 0
     unchanged: int = 0
     out_of_band: int = 0
+    # Objects whose search entries are rebuilt after the catalog transaction commits (large imports).
+    index_later: set[int] = field(default_factory=set)
 
 
 # --- Public service ------------------------------------------------------------------------------
@@ -283,7 +287,7 @@ def _sync_registry(
                 fingerprint=snapshot.fingerprint, last_success_at=timezone.now()
             )
         status = SyncRun.Status.SUCCEEDED
-        return _finish(
+        finished = _finish(
             run,
             status,
             started,
@@ -295,6 +299,19 @@ def _sync_registry(
             out_of_band=counts.out_of_band,
             skipped_objects=snapshot.skipped,
         )
+        if counts.index_later:
+            # A large import (the first sync of a big registry): the catalog is committed and the run
+            # is finished; the search index follows, in its own transaction, while the lease is held.
+            index_started = time.perf_counter()
+            with transaction.atomic():
+                index_objects(counts.index_later)
+            logger.info(
+                "search index: %d objects re-indexed in %.1fs after sync #%s",
+                len(counts.index_later),
+                time.perf_counter() - index_started,
+                run.pk,
+            )
+        return finished
     except PortalError as exc:
         logger.warning("registry sync of %s failed: %s", source.key, exc)
         return _finish(run, SyncRun.Status.FAILED, started, error=str(exc))
@@ -538,7 +555,10 @@ def _apply_snapshot(
         reindex = set(touched) | set(removed_ids)
         if not SearchEntry.objects.filter(object__project__in=scope).exists():
             reindex |= set(CatalogObject.objects.filter(project__in=scope).values_list("id", flat=True))
-        index_objects(reindex)
+        if len(reindex) <= INLINE_INDEX_LIMIT:
+            index_objects(reindex)  # the usual case: the index changes with the catalog, atomically
+        else:
+            counts.index_later = reindex
         bulk_insert(ObjectVersion, versions)
         bulk_insert(AuditEvent, audits)
         if counts.added or counts.changed or counts.removed:

@@ -145,3 +145,15 @@ def test_the_typeahead_partial(client: Client, viewer: Any, synced: None) -> Non
     body = client.get("/search/suggest/", {"q": "tenu"}, HTTP_HX_REQUEST="true").content.decode()
     assert "<mark>tenu</mark>re" in body and "All results" in body
     assert client.get("/search/suggest/", {"q": "t"}).content.decode().strip() == ""
+
+
+def test_a_large_import_is_indexed_right_after_its_transaction(
+    viewer: Any, demo_repo: feast_gateway.RepoRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog.services import sync
+
+    monkeypatch.setattr(sync, "INLINE_INDEX_LIMIT", 3)  # the demo's 13 objects count as a large import
+    run = sync_one()
+    assert run.status == "succeeded" and run.added == 13
+    assert SearchEntry.objects.filter(feature__isnull=True).count() == 13
+    assert catalog_search.search(user=viewer, q="tenur").hits[0].reference == "employee_features:tenure"
