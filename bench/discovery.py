@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from catalog_sync import PG, PROJECT, _recreate, build_registry  # noqa: E402
+from catalog_sync import PG, PROJECT, _recreate, build_registry
 
 QUERIES = {
     "typical_word": ["revenue", "churn", "latency", "payment", "delivery", "balance"],
@@ -49,7 +49,7 @@ FACETED = [
 
 def _pct(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {"p50": round(statistics.median(ordered), 2), "p95": round(p95, 2), "n": len(ordered)}
 
 

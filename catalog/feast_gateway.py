@@ -1427,7 +1427,7 @@ def _value_protos(array: Any, attr: str) -> list[Any]:
 
     empty = Value()
     floats = attr in ("float_val", "double_val")
-    make = {
+    make: Callable[[Any], Any] = {
         "int64_val": lambda v: Value(int64_val=v),
         "int32_val": lambda v: Value(int32_val=v),
         "float_val": lambda v: Value(float_val=v),
@@ -1444,7 +1444,7 @@ def _naive_utc_datetimes(array: Any) -> list[Any]:
     """Timestamps as naive UTC datetimes (what Feast's conversion produces), via numpy in C."""
     import pyarrow as pa
 
-    return list(array.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False).tolist())
+    return list(array.cast(pa.timestamp("us"), safe=False).to_numpy(zero_copy_only=False).tolist())
 
 
 def convert_rows_for_online_write(batch: Any, fv: Any, join_key_types: dict[str, Any]) -> list[Any]:

@@ -299,26 +299,6 @@ def api_token_list(*, user: Any) -> QuerySet[Any]:
     return ApiToken.objects.filter(user=user).select_related("user")
 
 
-def stale_views(*, user: Any, limit: int = 10) -> list[tuple[CatalogObject, Any]]:
-    """Online feature views that are stale or never materialized, stalest first, with their freshness."""
-    from catalog.freshness import Freshness, feature_view_freshness
-
-    views = (
-        CatalogObject.objects.visible_to(user)
-        .active()
-        .filter(kind=CatalogObject.Kind.FEATURE_VIEW, online=True)
-        .exclude(subkind="on_demand")
-        .select_related("project")
-        .order_by("last_materialized_end", "name")
-    )
-    out = []
-    for view in views[:2000]:
-        f = feature_view_freshness(view)
-        if f.state in (Freshness.STALE, Freshness.NEVER):
-            out.append((view, f))
-    return sorted(out, key=lambda item: -(item[1].age_ratio or float("inf")))[:limit]
-
-
 def project_list(*, user: Any) -> list[Project]:
     """Projects the user may see (removed ones left out)."""
     if not can_view(user):

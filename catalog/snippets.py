@@ -40,7 +40,7 @@ def fetch_snippets(obj: CatalogObject, *, base_url: str) -> dict[str, str]:
     else:
         features = [f for f in obj.features.all() if f.status == "active"]
         order = [f"{obj.name}__{f.name}" for f in features]
-        select = json.dumps([f"{obj.name}:{f.name}" for f in features], indent=4).replace("\n]", ",\n]")
+        select = "[\n" + "".join(f'        "{obj.name}:{f.name}",\n' for f in features) + "    ]"
         body = {"features": [f"{obj.name}:{f.name}" for f in features], "entities": entities}
         api = f"{base_url}api/v1/projects/{obj.project.name}/feature-views/{obj.name}/"
     order_lines = "".join(f'    "{name}",\n' for name in order)

@@ -29,7 +29,6 @@ def home(request: HttpRequest) -> HttpResponse:
         "counts": selectors.dashboard_counts(user=request.user),
         "changes": selectors.recent_changes(user=request.user),
         "syncs": selectors.sync_run_list(user=request.user, limit=5),
-        "stale": selectors.stale_views(user=request.user),
         "projects": selectors.project_list(user=request.user),
         "can_operate": can_operate(request.user),
     }

@@ -149,6 +149,10 @@ PORTAL_MATERIALIZE_CRON = env_str("PORTAL_MATERIALIZE_CRON", default="0 2 * * *"
 _CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 if len(PORTAL_MATERIALIZE_CRON.split()) != 5:
     raise ImproperlyConfigured("PORTAL_MATERIALIZE_CRON must have 5 fields (minute hour day month weekday)")
+try:
+    _MATERIALIZE_SCHEDULE = crontab(**dict(zip(_CRON_FIELDS, PORTAL_MATERIALIZE_CRON.split(), strict=True)))
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"PORTAL_MATERIALIZE_CRON is not a valid cron expression ({_exc})") from None
 PORTAL_FRESHNESS_CHECK_INTERVAL_SECONDS = env_int("PORTAL_FRESHNESS_CHECK_INTERVAL_SECONDS", default=300, minimum=5)
 # Rows per online_write_batch call of the portal's materialization (keeps memory flat).
 FEAST_ONLINE_WRITE_BATCH_SIZE = env_int("FEAST_ONLINE_WRITE_BATCH_SIZE", default=50000, minimum=1)
@@ -177,7 +181,7 @@ CELERY_BEAT_SCHEDULE = {
     # PORTAL_MATERIALIZE_CRON is a 5-field cron (minute hour day month weekday), default 02:00 UTC.
     "jobs-materialize-incremental": {
         "task": "jobs.materialize",
-        "schedule": crontab(**dict(zip(_CRON_FIELDS, PORTAL_MATERIALIZE_CRON.split(), strict=True))),
+        "schedule": _MATERIALIZE_SCHEDULE,
         "kwargs": {"trigger": "schedule"},
     },
     # Fresh/stale check of every online view; the webhook fires once per fresh -> stale transition.
@@ -245,6 +249,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True  # serve straight from static/ when collectstatic has not run (quickstart)
 WHITENOISE_MANIFEST_STRICT = False
 
+
 # --- REST API ----------------------------------------------------------------------------------
 # Conventions for every /api/v1/ view (catalog/api/permissions.py has the details):
 # - tokens (`Authorization: Bearer fpt_...`, hashed at rest) for programs, sessions for the browser;
@@ -256,7 +261,7 @@ WHITENOISE_MANIFEST_STRICT = False
 def _throttle_rate(name: str, default: str) -> str:
     value = env_str(name, default=default).strip()
     count, _, period = value.partition("/")
-    if not count.isdigit() or not period or period[0] not in "smhd":
+    if not (count.isascii() and count.isdigit()) or not period or period[0] not in "smhd":
         raise ImproperlyConfigured(f"{name} must look like 600/minute (got {value!r})")
     return value
 
@@ -299,6 +304,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "/static/vendor/swagger-ui-5.35.0",
     "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui-5.35.0/favicon-32x32.png",
     "REDOC_DIST": "/static/vendor/redoc-not-vendored",
+    "TAGS": [
+        {"name": "catalog", "description": "Projects and objects by natural key; lists with filters and cursors."},
+        {"name": "history", "description": "Versions of an object, one version's spec, diffs."},
+        {"name": "lineage", "description": "A project's lineage graph."},
+        {"name": "search", "description": "The browser's ranked search."},
+        {"name": "models", "description": "Models (consumers) registered against feature services."},
+        {"name": "jobs", "description": "Background jobs: sync, materialization, online preview."},
+        {"name": "audit", "description": "The append-only audit log."},
+        {"name": "tokens", "description": "Your API tokens and who you are."},
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ObjectKindEnum": "catalog.api.serializers.OBJECT_KINDS",
         "LifecycleStatusEnum": "catalog.models.projects.Status.choices",

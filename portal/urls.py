@@ -19,5 +19,7 @@ urlpatterns = [
     path("", include("catalog.urls")),
 ]
 
-# Unmatched /api/ URLs answer in the API's JSON error shape; every other 404 is the HTML page.
+# Under /api/, 400/404/500 answer in the API's JSON error shape; elsewhere they are the HTML pages.
+handler400 = "catalog.api.exceptions.bad_request_view"
 handler404 = "catalog.api.exceptions.not_found_view"
+handler500 = "catalog.api.exceptions.server_error_view"

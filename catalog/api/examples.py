@@ -286,3 +286,88 @@ AUDIT = OpenApiExample(
     },
     response_only=True,
 )
+
+PROJECT = OpenApiExample(
+    "A project",
+    value={"name": "employee_attrition", "description": "", "owner": "", "tags": {}, "status": "active"},
+    response_only=True,
+)
+
+ENTITY_DETAIL = OpenApiExample(
+    "An entity",
+    value={
+        **_VIEW,
+        "kind": "entity",
+        "subkind": "",
+        "name": "employee_id",
+        "description": "An employee.",
+        "join_keys": ["employee_id"],
+        "value_type": "Int64",
+        "features": None,
+        "vector": None,
+        "url": "/api/v1/projects/employee_attrition/entities/employee_id/",
+        "html_url": "/projects/employee_attrition/entities/employee_id/",
+    },
+    response_only=True,
+)
+
+SOURCE_DETAIL = OpenApiExample(
+    "A data source",
+    value={
+        **_VIEW,
+        "kind": "data_source",
+        "subkind": "file",
+        "name": "employee_attrition",
+        "location": "data/employee_attrition.parquet",
+        "timestamp_field": "event_timestamp",
+        "features": None,
+        "vector": None,
+        "url": "/api/v1/projects/employee_attrition/data-sources/employee_attrition/",
+        "html_url": "/projects/employee_attrition/data-sources/employee_attrition/",
+    },
+    response_only=True,
+)
+
+VERSION = OpenApiExample(
+    "Version 1 with its spec",
+    value={
+        **HISTORY.value["results"][0],
+        "version": 1,
+        "change": "added",
+        "changes": [],
+        "out_of_band": False,
+        "snapshot": {"name": "department_features", "ttl": "3888000s", "entities": ["department_id"]},
+    },
+    response_only=True,
+)
+
+MODEL = OpenApiExample("A registered model", value=_MODEL, response_only=True)
+
+TOKEN_LIST = OpenApiExample(
+    "Your tokens",
+    value={
+        "next": None,
+        "previous": None,
+        "results": [
+            {
+                "id": 3,
+                "name": "ci-pipeline",
+                "prefix": "9f86d081",
+                "scopes": ["read"],
+                "created_at": "2026-11-21T10:00:00Z",
+                "expires_at": "2026-12-21T10:00:00Z",
+                "revoked_at": None,
+                "last_used_at": "2026-11-22T07:13:00Z",
+                "is_active": True,
+            }
+        ],
+    },
+    response_only=True,
+)
+
+TOKEN_CREATED = OpenApiExample(
+    "The new token (shown once)",
+    value={**TOKEN_LIST.value["results"][0], "last_used_at": None, "token": "fpt_9f86d081_Jx3...secret"},
+    response_only=True,
+    status_codes=["201"],
+)

@@ -16,7 +16,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views.defaults import page_not_found
+from django.views.defaults import bad_request, page_not_found, server_error
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -102,3 +102,19 @@ def not_found_view(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse(error_body(404, "not_found", "No such API endpoint."), status=404)
     return page_not_found(request, exception)
+
+
+def bad_request_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400 (e.g. a disallowed Host header): JSON under /api/, the HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(400, "bad_request", "Bad request."), status=400)
+    return bad_request(request, exception)
+
+
+def server_error_view(request: HttpRequest) -> HttpResponse:
+    """handler500: JSON under /api/ (nothing was changed: requests run in a transaction or fail before writing)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body(500, "server_error", "The portal hit an unexpected error; it has been logged."), status=500
+        )
+    return server_error(request)

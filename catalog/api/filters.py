@@ -25,8 +25,15 @@ class StrictFilterBackend(df.DjangoFilterBackend):  # type: ignore[misc]  # djan
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset
+        errors: dict[str, list[str]] = {}
+        for name, flt in filterset.filters.items():
+            # An empty value for a choice (`?kind=`) names no choice: a 400, not "no filter".
+            if isinstance(flt, df.ChoiceFilter | df.MultipleChoiceFilter) and "" in request.query_params.getlist(name):
+                errors[name] = ["Choose one of the documented values (an empty value is not one)."]
         if not filterset.is_valid():
-            raise InvalidFilter({k: [str(m) for m in v] for k, v in filterset.errors.items()})
+            errors.update({k: [str(m) for m in v] for k, v in filterset.errors.items()})
+        if errors:
+            raise InvalidFilter(errors)
         qs: QuerySet[Any] = filterset.qs
         return qs
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
@@ -34,6 +36,26 @@ class PortalCursorPagination(CursorPagination):
             ordering = (*ordering, "-pk" if first_desc else "pk")
         return ordering
 
+    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any] | None:
+        # DRF puts a cursor's position into the WHERE clause as given: check it fits the ordering
+        # field first, so a tampered cursor is a 400 rather than a database error.
+        cursor = self.decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            field_name = self.get_ordering(request, queryset, view)[0].lstrip("-")
+            field = queryset.model._meta.get_field("id" if field_name == "pk" else field_name)
+            try:
+                if "\x00" in cursor.position:
+                    raise ValidationError("null character")
+                value = field.to_python(cursor.position)
+                offset = value.utcoffset() if isinstance(value, datetime) else None
+                if offset is not None and abs(offset) >= timedelta(hours=16):  # beyond PostgreSQL's range
+                    raise ValidationError("offset out of range")
+            except (ValidationError, ValueError, TypeError):
+                raise InvalidFilter(
+                    {"cursor": ["Invalid cursor: use the `next` or `previous` link as given."]}
+                ) from None
+        return super().paginate_queryset(queryset, request, view)
+
     def decode_cursor(self, request: Request) -> Cursor | None:
         try:
             return super().decode_cursor(request)
@@ -42,6 +64,6 @@ class PortalCursorPagination(CursorPagination):
 
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is not None and (not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size):
+        if raw is not None and (not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= self.max_page_size):
             raise InvalidFilter({"page_size": [f"Enter a whole number from 1 to {self.max_page_size}."]})
         return super().get_page_size(request) or self.page_size

@@ -34,7 +34,7 @@ class PortalRateThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         if isinstance(request.auth, ApiToken):
-            ident = f"t{request.auth.pk}"
+            ident = f"t{request.auth.prefix}"  # random per token: never shared, even across databases
         elif request.user and request.user.is_authenticated:
             ident = f"u{request.user.pk}"
         else:

@@ -1,12 +1,27 @@
 """Catalog API endpoints (mounted under /api/v1/)."""
 
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 
 from catalog.api import docs, views
 from catalog.models import CatalogObject
 
 app_name = "catalog_api"
+
+
+class NameConverter:
+    """A path segment without NUL characters (no database column can hold them: such a name is a 404)."""
+
+    regex = "[^/\x00]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(NameConverter, "name")
 
 Kind = CatalogObject.Kind
 KINDS = [
@@ -28,11 +43,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("models/<int:pk>/", views.ModelConsumerDetailApi.as_view(), name="model_detail"),
     path("objects/", views._object_list_view(None, "catalog objects", in_project=False), name="object_list"),
     path("projects/", views.ProjectListApi.as_view(), name="project_list"),
-    path("projects/<str:project>/", views.ProjectDetailApi.as_view(), name="project_detail"),
-    path("projects/<str:project>/lineage/", views.LineageApi.as_view(), name="lineage"),
-    path("projects/<str:project>/features/", views.FeatureListApi.as_view(), name="feature_list"),
+    path("projects/<name:project>/", views.ProjectDetailApi.as_view(), name="project_detail"),
+    path("projects/<name:project>/lineage/", views.LineageApi.as_view(), name="lineage"),
+    path("projects/<name:project>/features/", views.FeatureListApi.as_view(), name="feature_list"),
     path(
-        "projects/<str:project>/objects/",
+        "projects/<name:project>/objects/",
         views._object_list_view(None, "catalog objects", in_project=True),
         name="project_object_list",
     ),
@@ -41,24 +56,28 @@ for kind, slug, plural, label in KINDS:
     urlpatterns += [
         path(f"{slug}/", views._object_list_view(kind, plural, in_project=False), name=f"{kind}_list"),
         path(
-            f"projects/<str:project>/{slug}/",
+            f"projects/<name:project>/{slug}/",
             views._object_list_view(kind, plural, in_project=True),
             name=f"project_{kind}_list",
         ),
         path(
-            f"projects/<str:project>/{slug}/<str:name>/", views._object_detail_view(kind, label), name=f"{kind}_detail"
+            f"projects/<name:project>/{slug}/<name:name>/",
+            views._object_detail_view(kind, label),
+            name=f"{kind}_detail",
         ),
     ]
 urlpatterns += [
     path(
-        "projects/<str:project>/<str:kind_slug>/<str:name>/history/",
+        "projects/<name:project>/<name:kind_slug>/<name:name>/history/",
         views.ObjectHistoryApi.as_view(),
         name="object_history",
     ),
     path(
-        "projects/<str:project>/<str:kind_slug>/<str:name>/versions/<int:version>/",
+        "projects/<name:project>/<name:kind_slug>/<name:name>/versions/<int:version>/",
         views.ObjectVersionApi.as_view(),
         name="object_version",
     ),
-    path("projects/<str:project>/<str:kind_slug>/<str:name>/diff/", views.ObjectDiffApi.as_view(), name="object_diff"),
+    path(
+        "projects/<name:project>/<name:kind_slug>/<name:name>/diff/", views.ObjectDiffApi.as_view(), name="object_diff"
+    ),
 ]

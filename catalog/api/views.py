@@ -10,7 +10,7 @@ from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.filters import OrderingFilter
@@ -75,6 +75,14 @@ def parse_as_of(raw: str) -> datetime:
         raise InvalidFilter({"as_of": ["Enter a date-time between years 1 and 9999."]}) from None
 
 
+def text_param(request: Request, name: str) -> str | None:
+    """A text query parameter; NUL characters (which no database column can hold) are a 400 naming it."""
+    raw = request.query_params.get(name)
+    if raw is not None and "\x00" in raw:
+        raise InvalidFilter({name: ["Null characters are not allowed."]})
+    return raw
+
+
 def int_param(request: Request, name: str, *, required: bool = True) -> int | None:
     """A non-negative integer query parameter; InvalidFilter naming it otherwise."""
     raw = request.query_params.get(name)
@@ -82,7 +90,7 @@ def int_param(request: Request, name: str, *, required: bool = True) -> int | No
         if required:
             raise InvalidFilter({name: ["This parameter is required."]})
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise InvalidFilter({name: ["Enter a whole number."]})
     return int(raw)
 
@@ -120,7 +128,7 @@ class ProjectListApi(generics.ListAPIView[Project]):
         return selectors.project_queryset(user=self.request.user)
 
 
-@extend_schema(tags=["catalog"], summary="Get a project")
+@extend_schema(tags=["catalog"], summary="Get a project", examples=[examples.PROJECT])
 class ProjectDetailApi(generics.RetrieveAPIView[Project]):
     """One project by name."""
 
@@ -194,13 +202,18 @@ class ObjectDetailApi(APIView):
 
 
 def _object_detail_view(kind: str, label: str) -> Any:
-    example = examples.SERVICE_DETAIL if kind == CatalogObject.Kind.FEATURE_SERVICE else examples.VIEW_DETAIL
+    example: OpenApiExample = {
+        CatalogObject.Kind.ENTITY.value: examples.ENTITY_DETAIL,
+        CatalogObject.Kind.DATA_SOURCE.value: examples.SOURCE_DETAIL,
+        CatalogObject.Kind.FEATURE_VIEW.value: examples.VIEW_DETAIL,
+        CatalogObject.Kind.FEATURE_SERVICE.value: examples.SERVICE_DETAIL,
+    }[kind]
     view = extend_schema_view(
         get=extend_schema(
             tags=["catalog"],
             summary=f"Get a {label}",
             responses=ObjectDetailSerializer,
-            examples=[example] if kind in ("feature_service", "feature_view") else [],
+            examples=[example],
             operation_id=f"{kind}s_retrieve",
         )
     )(type(f"{kind.title().replace('_', '')}DetailApi", (ObjectDetailApi,), {"kind": kind}))
@@ -225,7 +238,7 @@ class FeatureListApi(generics.ListAPIView[Feature]):
     def get_queryset(self) -> QuerySet[Feature]:
         project = project_or_404(self.request, self.kwargs["project"])
         return selectors.feature_list(
-            user=self.request.user, project=project.name, view=self.request.query_params.get("view") or None
+            user=self.request.user, project=project.name, view=text_param(self.request, "view") or None
         )
 
 
@@ -259,7 +272,7 @@ class ObjectVersionApi(APIView):
 
     permission_classes = READERS
 
-    @extend_schema(responses=ObjectVersionDetailSerializer)
+    @extend_schema(responses=ObjectVersionDetailSerializer, examples=[examples.VERSION])
     def get(self, request: Request, project: str, kind_slug: str, name: str, version: int) -> Response:
         version_row = get_object_or_404(
             selectors.object_history(user=request.user, obj=target_object(request, self.kwargs)), version=version
@@ -322,7 +335,7 @@ class LineageApi(APIView):
     def get(self, request: Request, project: str) -> Response:
         proj = project_or_404(request, project)
         focus = None
-        raw = request.query_params.get("focus")
+        raw = text_param(request, "focus")
         if raw:
             # `feature-views/<name>` (URL style) or `feature_view:<name>` (the browser's ?focus=)
             prefix, sep, name = raw.partition("/") if "/" in raw else raw.partition(":")
@@ -374,7 +387,7 @@ class ModelConsumerListApi(generics.ListAPIView[Any]):
 
 
 @extend_schema_view(
-    get=extend_schema(tags=["models"], summary="Get a registered model"),
+    get=extend_schema(tags=["models"], summary="Get a registered model", examples=[examples.MODEL]),
     delete=extend_schema(tags=["models"], summary="Delete a registered model"),
 )
 class ModelConsumerDetailApi(generics.RetrieveDestroyAPIView[Any]):
@@ -444,6 +457,8 @@ class SearchApi(APIView):
         from catalog.search import MAX_PAGE_SIZE, search
 
         params = request.query_params
+        for name in params:
+            text_param(request, name)
         errors: dict[str, list[str]] = {}
         q = params.get("q", "").strip()
         if not q or len(q) > 200:
@@ -458,7 +473,7 @@ class SearchApi(APIView):
             if raw is None:
                 continue
             limit = MAX_PAGE_SIZE if name == "page_size" else 100_000
-            if not raw.isdigit() or not 1 <= int(raw) <= limit:
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not 1 <= int(raw) <= limit:
                 errors[name] = [f"A whole number from 1 to {limit}."]
             elif name == "page":
                 page = int(raw)
@@ -506,13 +521,13 @@ class SearchApi(APIView):
 
 
 @extend_schema_view(
-    get=extend_schema(tags=["tokens"], summary="List your API tokens"),
+    get=extend_schema(tags=["tokens"], summary="List your API tokens", examples=[examples.TOKEN_LIST]),
     post=extend_schema(
         tags=["tokens"],
         summary="Create an API token (shown once)",
         request=ApiTokenInputSerializer,
         responses={201: ApiTokenCreatedSerializer},
-        examples=[examples.TOKEN_CREATE],
+        examples=[examples.TOKEN_CREATE, examples.TOKEN_CREATED],
     ),
 )
 class ApiTokenListApi(generics.ListAPIView[ApiToken]):

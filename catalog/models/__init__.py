@@ -13,8 +13,8 @@ from catalog.models.objects import (
     LineageEdge,
     ServiceFeature,
 )
-from catalog.models.search import SearchEntry
 from catalog.models.projects import Project, Status, Team, TeamAlias
+from catalog.models.search import SearchEntry
 from catalog.models.tokens import ApiToken
 
 __all__ = [

@@ -118,8 +118,13 @@ def highlight(text: str, terms: list[str], *, limit: int | None = None) -> SafeS
     return mark_safe("".join(out))  # every piece is escaped above
 
 
+def _clean_query(q: str) -> str:
+    """The query as the database may see it: no control characters (PostgreSQL rejects NUL), at most 200 characters."""
+    return "".join(ch for ch in q if ch >= " ")[:200]
+
+
 def _clean_filters(filters: Mapping[str, str] | None) -> dict[str, str]:
-    return {k: str(v)[:255] for k, v in (filters or {}).items() if k in FACETS and v not in (None, "")}
+    return {k: _clean_query(str(v))[:255] for k, v in (filters or {}).items() if k in FACETS and v not in (None, "")}
 
 
 def _filtered_sql(
@@ -219,6 +224,7 @@ def search(
     Filters: project, kind (entity, data_source, feature_view, feature_service, feature), status
     (active, deprecated, removed), entity, owner (an owner string or team), tag (`key=value`), dtype.
     """
+    q = _clean_query(q)
     clean = _clean_filters(filters)
     per_page = max(1, min(int(per_page), MAX_PAGE_SIZE))
     page = max(1, int(page))
@@ -259,6 +265,7 @@ def suggest(*, user: Any, q: str, limit: int = 8) -> list[SearchHit]:
     """Type-ahead: active names starting with (or close to) what was typed, best first."""
     if not can_view_catalog(user):
         return []
+    q = _clean_query(q)
     engine = backend()
     rows: list[tuple[int, float]] = []
     for fuzzy in (False, True) if engine.supports_fuzzy else (False,):

@@ -220,7 +220,11 @@ def materialization_run(run: JobRun) -> dict[str, Any]:
     job_run_progress(
         run=run, done=progress.total, total=progress.total, message=f"{total_rows} rows written to the online store"
     )
-    result: dict[str, Any] = {"views": views_out, "rows_written": total_rows}
+    result: dict[str, Any] = {
+        "views": views_out,
+        "rows_written": total_rows,
+        "skipped": [v["view"] for v in views_out if v["status"] == MaterializationRecord.Status.SKIPPED],
+    }
     if failures:
         result["_failed"] = True
         result["error"] = "; ".join(failures)
@@ -252,8 +256,8 @@ def _materialize_one(
         record.finished_at = timezone.now()
         record.save()
         progress.done += chunks_planned
+        # Not a failure: the other run is doing this view's work (a nightly run overlapping a manual one).
         job_run_log(run=run, line=f"{target.view}: skipped, another run is materializing it")
-        failures.append(f"{target.view}: locked by another run")
         return _record_dict(record)
     record.save()
     started = time.monotonic()

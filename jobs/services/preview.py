@@ -38,7 +38,12 @@ def _views_needing(view: CatalogObject, seen: set[int]) -> list[CatalogObject]:
         return []
     seen.add(view.pk)
     out = [view]
-    for edge in LineageEdge.objects.filter(downstream=view, kind=LineageEdge.Kind.VIEW_VIEW).select_related("upstream"):
+    edges = (
+        LineageEdge.objects.filter(downstream=view, kind=LineageEdge.Kind.VIEW_VIEW)
+        .select_related("upstream")
+        .only("upstream", "upstream__id", "upstream__name", "upstream__entity_names")
+    )
+    for edge in edges:
         out.extend(_views_needing(edge.upstream, seen))
     return out
 
@@ -66,10 +71,13 @@ def preview_params(
             "give either feature_service or features", {"feature_service": ["give feature_service or features"]}
         )
     objects = _active(CatalogObject.objects.filter(project__name=project))
-    view_rows: dict[str, CatalogObject] = {v.name: v for v in objects.filter(kind=CatalogObject.Kind.FEATURE_VIEW)}
+    # only the columns validation needs: a view's spec JSON is large and read on every preview
+    view_rows: dict[str, CatalogObject] = {
+        v.name: v for v in objects.filter(kind=CatalogObject.Kind.FEATURE_VIEW).only("id", "name", "entity_names")
+    }
     involved: list[CatalogObject] = []
     if feature_service:
-        service = objects.filter(kind=CatalogObject.Kind.FEATURE_SERVICE, name=feature_service).first()
+        service = objects.filter(kind=CatalogObject.Kind.FEATURE_SERVICE, name=feature_service).only("id").first()
         if service is None:
             raise InvalidInput(
                 f"feature service {feature_service} is not in project {project}",
@@ -95,7 +103,7 @@ def preview_params(
     needed = [v for view in involved for v in _views_needing(view, seen)]
     entity_names = {name for v in needed for name in v.entity_names}
     join_keys: set[str] = set()
-    for entity in objects.filter(kind=CatalogObject.Kind.ENTITY, name__in=entity_names):
+    for entity in objects.filter(kind=CatalogObject.Kind.ENTITY, name__in=entity_names).only("join_keys"):
         join_keys.update(entity.join_keys)
     allowed = join_keys | _request_fields(needed)
     if not isinstance(entities, dict) or not entities:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -166,3 +167,12 @@ def test_unknown_methods_are_405_in_the_error_shape(model: ModelConsumer, viewer
     client.force_login(viewer)
     assert_error(client.put(f"{P}/feature-views/employee_features/", {}, format="json"), 405, "method_not_allowed")
     assert_error(client.post("/api/v1/objects/", {}, format="json"), 405)
+
+
+def test_errors_outside_the_views_keep_the_json_shape_under_api(viewer: User, client: Any) -> None:
+    api = APIClient()
+    api.force_login(viewer)
+    assert_error(api.get("/api/v1/no-such-endpoint/"), 404, "not_found")
+    assert_error(api.get("/api/v1/objects/", HTTP_HOST="evil example"), 400, "bad_request")
+    html = client.get("/no-such-page/")
+    assert html.status_code == 404 and html["Content-Type"].startswith("text/html")

@@ -100,10 +100,14 @@ def test_filters_owner_tag_entity_status_updated_since(synced: None, client: API
         ({"updated_since": "yesterday"}, "updated_since"),
         ({"status": "gone"}, "status"),
         ({"kind": "table"}, "kind"),
+        ({"kind": ""}, "kind"),
+        ({"status": ""}, "status"),
         ({"as_of": "not-a-date"}, "as_of"),
         ({"cursor": "bz14"}, "cursor"),
         ({"page_size": "x"}, "page_size"),
         ({"page_size": "0"}, "page_size"),
+        ({"page_size": "²"}, "page_size"),
+        ({"owner": "a\x00b"}, "owner"),
     ],
 )
 def test_a_bad_filter_value_is_a_400_naming_it(
@@ -116,6 +120,8 @@ def test_a_bad_filter_value_is_a_400_naming_it(
 
 def test_diff_parameters_are_validated(synced: None, client: APIClient) -> None:
     error = assert_error(client.get(f"{P}/feature-views/employee_features/diff/", {"from": "x", "to": 1}), 400)
+    assert "from" in error["details"]
+    error = assert_error(client.get(f"{P}/feature-views/employee_features/diff/", {"from": "²", "to": 1}), 400)
     assert "from" in error["details"]
     error = assert_error(client.get(f"{P}/feature-views/employee_features/diff/", {"from": 1}), 400)
     assert "to" in error["details"]
@@ -184,3 +190,22 @@ def test_extreme_offsets_are_normalised_to_utc(synced: None, client: APIClient) 
     assert client.get("/api/v1/objects/", {"updated_since": "0746-02-27T06:12:32-23:57"}).status_code == 200
     assert client.get("/api/v1/objects/", {"updated_since": "2000-01-01T00:00:00-23:57"}).status_code == 200
     assert client.get("/api/v1/objects/", {"as_of": "2099-01-01T00:00:00+23:59"}).status_code == 200
+
+
+def test_null_characters_are_a_400_or_404_never_a_500(synced: None, client: APIClient) -> None:
+    assert "view" in assert_error(client.get(f"{P}/features/", {"view": "a\x00"}), 400)["details"]
+    assert "focus" in assert_error(client.get(f"{P}/lineage/", {"focus": "feature_view:a\x00"}), 400)["details"]
+    assert "owner" in assert_error(client.get("/api/v1/search/", {"q": "x", "owner": "\x00"}), 400)["details"]
+    assert_error(client.get(f"{P}/entities/a%00b/"), 404)
+
+
+@pytest.mark.parametrize("position", ["not-a-date", "a\x00b", "2026-01-01 00:00:00-23:59"])
+def test_a_tampered_cursor_is_a_400(synced: None, client: APIClient, position: str) -> None:
+    import base64
+    from urllib.parse import urlencode
+
+    cursor = base64.b64encode(urlencode({"p": position}).encode()).decode()
+    error = assert_error(client.get("/api/v1/objects/", {"ordering": "-updated_at", "cursor": cursor}), 400)
+    assert "cursor" in error["details"]
+    ok = base64.b64encode(urlencode({"p": "2026-01-01 00:00:00+00:00"}).encode()).decode()
+    assert client.get("/api/v1/objects/", {"ordering": "-updated_at", "cursor": ok}).status_code == 200

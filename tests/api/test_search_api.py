@@ -52,6 +52,7 @@ def test_search_filters_and_features(synced: None, viewer: User, token_client: C
         ({"q": "x", "kind": "table"}, "kind"),
         ({"q": "x", "page": "0"}, "page"),
         ({"q": "x", "page": ""}, "page"),
+        ({"q": "x", "page": "²"}, "page"),
         ({"q": "x", "page_size": "1000"}, "page_size"),
     ],
 )

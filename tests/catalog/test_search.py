@@ -110,9 +110,21 @@ def test_people_without_a_role_find_nothing(outsider: Any, synced: None) -> None
 
 
 def test_hostile_queries_are_harmless(viewer: Any, synced: None) -> None:
-    for q in ["", "   ", "'; DROP TABLE catalog_searchentry; --", "a & | ! :*", "%_%", "x" * 500, "(((", "tenure:*"]:
-        results = catalog_search.search(user=viewer, q=q)
+    for q in [
+        "",
+        "   ",
+        "'; DROP TABLE catalog_searchentry; --",
+        "a & | ! :*",
+        "%_%",
+        "x" * 500,
+        "(((",
+        "tenure:*",
+        "ten\x00ure",
+        "\x00",
+    ]:
+        results = catalog_search.search(user=viewer, q=q, filters={"tag": q, "kind": q})
         assert results.total >= 0
+        assert isinstance(catalog_search.suggest(user=viewer, q=q), list)
     assert SearchEntry.objects.exists()
 
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -20,6 +16,7 @@ from catalog.services.sync import registry_sync
 from jobs.models import FreshnessAlert
 from jobs.services.freshness import freshness_check
 from jobs.tasks import freshness_check_task
+from tests.jobs.conftest import Receiver
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -36,34 +33,7 @@ def test_freshness_states() -> None:
     assert freshness(last_materialized_end=NOW - timedelta(days=900), ttl_seconds=0, now=NOW).state == Freshness.FRESH
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-    status = 200
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
-        self.send_response(type(self).status)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def webhook(settings: Any) -> Iterator[type[_Receiver]]:
-    """A real HTTP server standing in for Slack; PORTAL_WEBHOOK_URL points at it."""
-    _Receiver.received = []
-    _Receiver.status = 200
-    server = HTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.PORTAL_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hooks/secret"
-    yield _Receiver
-    server.shutdown()
-
-
-def test_notify_posts_slack_json_and_never_raises(webhook: type[_Receiver], settings: Any) -> None:
+def test_notify_posts_slack_json_and_never_raises(webhook: type[Receiver], settings: Any) -> None:
     assert notify("materialization.failed", "it broke", {"view": "v", "rows": 3})
     assert webhook.received[0]["text"] == "it broke" and webhook.received[0]["fields"] == {"view": "v", "rows": 3}
     webhook.status = 500
@@ -75,7 +45,7 @@ def test_notify_posts_slack_json_and_never_raises(webhook: type[_Receiver], sett
 
 
 def test_a_view_that_turns_stale_is_alerted_once(
-    demo_repo: feast_gateway.RepoRef, db: None, webhook: type[_Receiver]
+    demo_repo: feast_gateway.RepoRef, db: None, webhook: type[Receiver]
 ) -> None:
     assert registry_sync(project="employee_attrition", trigger="test", force=True)[0].status == "succeeded"
     activity = CatalogObject.objects.get(kind="feature_view", name="employee_activity")

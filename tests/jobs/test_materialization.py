@@ -281,7 +281,11 @@ def test_materialize_command_runs_in_process_with_the_ledger(synced: feast_gatew
 
 
 def test_an_unreachable_online_store_fails_the_run_with_a_clear_error(
-    operator: Any, synced: feast_gateway.RepoRef, settings: Any, django_capture_on_commit_callbacks: Any
+    operator: Any,
+    synced: feast_gateway.RepoRef,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+    webhook: Any,
 ) -> None:
     from jobs.tasks import materialize_task
 
@@ -304,6 +308,8 @@ def test_an_unreachable_online_store_fails_the_run_with_a_clear_error(
     record = MaterializationRecord.objects.get(job_run=run)
     assert record.status == MaterializationRecord.Status.FAILED and "unreachable" in record.error
     assert not ViewLock.objects.filter(job_run__isnull=False).exists()
+    (alert,) = webhook.received  # the failure fired the webhook once
+    assert alert["event"] == "materialization.failed" and alert["fields"]["view"] == "department_features"
     feast_gateway.reset_stores()
 
 
@@ -374,3 +380,105 @@ def test_an_unreachable_registry_fails_the_run_with_a_clear_error(
     assert run.status == JobRun.Status.FAILED
     assert "registry" in run.error and "unreachable" in run.error
     feast_gateway.reset_stores()
+
+
+def test_the_portal_writes_byte_identical_online_values_to_feasts_cli(
+    synced: feast_gateway.RepoRef, transactional_db: None
+) -> None:
+    """The registry fixture materialized with `feast materialize-incremental`; the portal, materializing the
+    same interval, must leave exactly the same bytes in Redis for every entity both wrote."""
+    client = redis.Redis.from_url(settings.REDIS_URL.url)
+    view = CatalogObject.objects.get(project__name=PROJECT, kind="feature_view", name="employee_features")
+    (interval,) = view.materialization_intervals  # the CLI's run
+    by_cli = {k: client.hgetall(k) for k in client.scan_iter(count=1000) if k.endswith(PROJECT.encode())}
+    clear_online_store()
+    run = JobRun.objects.create(kind="materialize", status=JobRun.Status.RUNNING)
+    from jobs.services.materialization import materialization_run
+
+    run.params = {
+        "project": PROJECT,
+        "views": ["employee_features"],
+        "mode": "range",
+        "start": interval["start"],
+        "end": interval["end"],
+    }
+    result = materialization_run(run)
+    assert result["views"][0]["status"] == "succeeded", result
+    by_portal = {k: client.hgetall(k) for k in client.scan_iter(count=1000) if k.endswith(PROJECT.encode())}
+    assert len(by_portal) == result["views"][0]["rows_written"] > 100
+    common = set(by_portal) & set(by_cli)
+    assert len(common) == len(by_portal)  # the portal wrote a subset (the filter), never other entities
+    for key in common:
+        portal_fields = by_portal[key]
+        assert portal_fields == {f: by_cli[key][f] for f in portal_fields}, key
+
+
+def test_job_lists_have_a_query_budget(
+    client: Client, operator: Any, db: None, django_assert_max_num_queries: Any
+) -> None:
+    for i in range(30):
+        JobRun.objects.create(kind="materialize" if i % 2 else "preview", started_by=operator, params={"i": i})
+    client.force_login(operator)
+    with django_assert_max_num_queries(12):
+        assert len(client.get("/api/v1/jobs/?page_size=50").json()["results"]) == 30
+    with django_assert_max_num_queries(12):
+        assert client.get("/jobs/").status_code == 200
+
+
+def test_a_run_skips_a_view_another_run_holds(operator: Any, synced: feast_gateway.RepoRef) -> None:
+    from jobs.services.materialization import materialization_run
+
+    holder = JobRun.objects.create(kind="materialize", status=JobRun.Status.RUNNING)
+    assert view_lock_acquire(project=PROJECT, view="department_features", run=holder, lease=timedelta(minutes=5))
+    run = JobRun.objects.create(
+        kind="materialize",
+        status=JobRun.Status.RUNNING,
+        params={
+            "project": PROJECT,
+            "views": ["department_features"],
+            "mode": "range",
+            "start": (DATA_END - timedelta(days=30)).isoformat(),
+            "end": DATA_END.isoformat(),
+        },
+    )
+    result = materialization_run(run)
+    assert result["skipped"] == ["department_features"] and "_failed" not in result
+    record = MaterializationRecord.objects.get(job_run=run)
+    assert record.status == MaterializationRecord.Status.SKIPPED and record.rows_written == 0
+    assert ViewLock.objects.get(view="department_features").job_run == holder  # untouched
+
+
+def test_the_admin_shows_the_job_ledger_read_only(client: Client, admin_user: Any, db: None) -> None:
+    run = JobRun.objects.create(kind="materialize")
+    client.force_login(admin_user)
+    for model in ("jobrun", "materializationrecord", "viewlock", "freshnessalert"):
+        assert client.get(f"/admin/jobs/{model}/").status_code == 200, model
+    assert client.get(f"/admin/jobs/jobrun/{run.pk}/delete/").status_code == 403
+
+
+def test_beat_materializes_on_the_configured_cron_and_rejects_a_bad_one() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "from django.conf import settings as s; e = s.CELERY_BEAT_SCHEDULE['jobs-materialize-incremental'];"
+        "print(e['task'], e['schedule']._orig_minute, e['schedule']._orig_hour, e['schedule']._orig_day_of_week)"
+    )
+
+    def run(cron: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PORTAL_MATERIALIZE_CRON": cron}
+        return subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert run("30 3 * * 1-5").stdout.split()[-4:] == ["jobs.materialize", "30", "3", "1-5"]
+    bad = run("30 3 * *")
+    assert bad.returncode != 0 and "PORTAL_MATERIALIZE_CRON must have 5 fields" in bad.stderr

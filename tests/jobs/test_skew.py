@@ -99,3 +99,41 @@ def test_bad_skew_requests_change_nothing(operator: Any, viewer: Any, synced: An
     with pytest.raises(NotPermitted):
         skew_check_start(actor=viewer, project=PROJECT, view="employee_features")
     assert not JobRun.objects.exists()
+
+
+def test_the_ledger_buttons_queue_skew_and_statistics_jobs_for_operators(
+    client: Client, viewer: Any, operator: Any, synced: Any
+) -> None:
+    base = f"/jobs/ledger/{PROJECT}/employee_features"
+    client.force_login(viewer)
+    assert client.post(f"{base}/skew/", {"sample": "10"}).status_code == 403
+    assert client.post(f"{base}/statistics/").status_code == 403
+    page = client.get(f"{base}/")
+    assert page.status_code == 200 and b"ledger-skew" not in page.content  # no buttons for viewers
+    client.force_login(operator)
+    assert b"ledger-skew" in client.get(f"{base}/").content
+    skew = client.post(f"{base}/skew/", {"sample": "10"})
+    stats = client.post(f"{base}/statistics/")
+    runs = {r.kind: r for r in JobRun.objects.all()}
+    assert skew["Location"] == f"/jobs/{runs['skew'].pk}/" and runs["skew"].params["sample"] == 10
+    assert stats["Location"] == f"/jobs/{runs['stats'].pk}/" and runs["stats"].params["view"] == "employee_features"
+    bad = client.post(f"{base}/skew/", {"sample": "0"}, follow=True)
+    assert b"Not started" in bad.content and JobRun.objects.count() == 2
+
+
+def test_the_preview_form_accepts_a_feature_view(
+    client: Client, viewer: Any, synced: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    client.force_login(viewer)
+    response = client.post(
+        "/jobs/preview/", {"target": f"view:{PROJECT}/department_features", "entities": '{"department_id": [1, 2]}'}
+    )
+    assert response.status_code == 302
+    run = JobRun.objects.get(kind="preview")
+    assert run.params["features"] == [
+        "department_features:headcount",
+        "department_features:attrition_rate_90d",
+        "department_features:avg_satisfaction",
+    ]
+    assert run.params["entities"] == {"department_id": [1, 2]}
+    assert client.post("/jobs/preview/", {"target": "view:nope/nope", "entities": "x: 1"}).status_code == 400

@@ -86,3 +86,44 @@ def test_bad_statistics_requests_change_nothing(operator: Any, viewer: Any, sync
     with pytest.raises(NotPermitted):
         feature_statistics_start(actor=viewer, project=PROJECT, view="employee_features")
     assert not JobRun.objects.exists()
+
+
+def test_template_tags_show_operations_data_on_any_page(operator: Any, synced: Any) -> None:
+    from django.template import Context, Template
+
+    from jobs.models import MaterializationRecord
+
+    run = JobRun.objects.create(
+        kind="stats",
+        status=JobRun.Status.SUCCEEDED,
+        params={"project": PROJECT, "view": "employee_features"},
+        result={
+            "start": "2026-01-01T00:00:00+00:00",
+            "end": "2026-02-01T00:00:00+00:00",
+            "features": [
+                {
+                    "feature": "tenure",
+                    "dtype": "Float32",
+                    "count": 10,
+                    "nulls": 1,
+                    "null_rate": 0.1,
+                    "distinct": 9,
+                    "min": 0.5,
+                    "max": 9.0,
+                    "mean": 4.2,
+                    "histogram": {"edges": [0.5, 4.75, 9.0], "counts": [5.0, 4.0]},
+                }
+            ],
+        },
+    )
+    MaterializationRecord.objects.create(
+        job_run=run, project=PROJECT, view="employee_features", start=START, end=DATA_END, status="failed", error="boom"
+    )
+    html = Template(
+        "{% load jobs_extras %}{% view_materialization p 'employee_features' %}{% freshness_panel %}"
+        "{% feature_statistics p 'employee_features' 'tenure' %}{% feature_statistics p 'employee_features' 'nope' %}"
+    ).render(Context({"p": PROJECT, "user": operator}))
+    assert 'data-materialization="failing"' in html and "materialization failing" in html
+    assert 'id="freshness-panel"' in html and 'data-freshness-count="stale"' in html
+    assert 'id="stats-chart-tenure"' in html and "null rate 0.1000" in html
+    assert html.count('id="feature-statistics"') == 1  # an unknown feature renders nothing

@@ -1,0 +1,62 @@
+"""Template tags that put operations data on any page (catalog pages, the dashboard) without the catalog
+importing jobs: `{% load jobs_extras %}` then
+
+    {% view_materialization project_name view_name %}   last run (failing / succeeded), last success, ledger link
+    {% freshness_panel %}                               fresh / stale / never counts and the stale views
+    {% feature_statistics project_name view_name feature_name %}   the latest offline statistics + histogram
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from catalog.freshness import Freshness, feature_view_freshness
+from catalog.permissions import can_view_catalog
+from jobs.models import MaterializationRecord
+from jobs.selectors import latest_feature_statistics, online_views
+
+register = template.Library()
+
+
+@register.inclusion_tag("jobs/partials/_view_materialization.html")
+def view_materialization(project: str, view: str) -> dict[str, Any]:
+    """The view's latest portal materialization and last success (a failing run shows as failing)."""
+    records = MaterializationRecord.objects.filter(project=project, view=view).exclude(
+        status=MaterializationRecord.Status.SKIPPED
+    )
+    last = records.first()
+    return {
+        "project": project,
+        "view": view,
+        "last": last,
+        "failing": last is not None and last.status == MaterializationRecord.Status.FAILED,
+        "last_success": records.filter(status=MaterializationRecord.Status.SUCCEEDED).first(),
+    }
+
+
+@register.inclusion_tag("jobs/partials/_freshness_panel.html", takes_context=True)
+def freshness_panel(context: dict[str, Any]) -> dict[str, Any]:
+    """Counts of fresh / stale / never-materialized online views, and the stale ones (dashboard)."""
+    user = context.get("user")
+    if user is None or not can_view_catalog(user):
+        return {"visible": False}
+    rows = [(v, feature_view_freshness(v)) for v in online_views(user=user)]
+    counts = {str(state): 0 for state in (Freshness.FRESH, Freshness.STALE, Freshness.NEVER)}
+    for _view, f in rows:
+        if str(f.state) in counts:
+            counts[str(f.state)] += 1
+    stale = [(v, f) for v, f in rows if f.state in (Freshness.STALE, Freshness.NEVER)]
+    return {"visible": True, "counts": counts, "stale": stale}
+
+
+@register.inclusion_tag("jobs/partials/_feature_statistics_tag.html", takes_context=True)
+def feature_statistics(context: dict[str, Any], project: str, view: str, feature: str) -> dict[str, Any]:
+    """The newest statistics of one feature (from the latest stats job of its view), with a histogram."""
+    user = context.get("user")
+    if user is None or not can_view_catalog(user):
+        return {"f": None}
+    run = latest_feature_statistics(user=user, project=project, view=view)
+    stats = next((f for f in (run.result.get("features", []) if run else []) if f.get("feature") == feature), None)
+    return {"f": stats, "run": run, "project": project, "view": view}
