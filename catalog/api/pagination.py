@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,17 +37,20 @@ class PortalCursorPagination(CursorPagination):
             ordering = (*ordering, "-pk" if first_desc else "pk")
         return ordering
 
-    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any] | None:
+    def paginate_queryset(
+        self, queryset: QuerySet[Any] | Sequence[Any], request: Request, view: Any = None
+    ) -> list[Any] | None:
         # DRF puts a cursor's position into the WHERE clause as given: check it fits the ordering
         # field first, so a tampered cursor is a 400 rather than a database error.
         cursor = self.decode_cursor(request)
-        if cursor is not None and cursor.position is not None:
+        if cursor is not None and cursor.position is not None and isinstance(queryset, QuerySet):
+            position = str(cursor.position)  # a string from the query string (the stubs say int)
             field_name = self.get_ordering(request, queryset, view)[0].lstrip("-")
             field = queryset.model._meta.get_field("id" if field_name == "pk" else field_name)
             try:
-                if "\x00" in cursor.position:
+                if "\x00" in position:
                     raise ValidationError("null character")
-                value = field.to_python(cursor.position)
+                value = field.to_python(position)
                 offset = value.utcoffset() if isinstance(value, datetime) else None
                 if offset is not None and abs(offset) >= timedelta(hours=16):  # beyond PostgreSQL's range
                     raise ValidationError("offset out of range")

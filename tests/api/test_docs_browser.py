@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from tests.browser.conftest import _plain_static_names, browser, login, page, shot  # noqa: F401  (fixtures)
+from tests.browser_fixtures import login, shot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_swagger_ui_renders_every_catalog_operation_offline(live_server: Any, page: Any, viewer: User) -> None:  # noqa: F811
+def test_swagger_ui_renders_every_catalog_operation_offline(live_server: Any, page: Any, viewer: User) -> None:
     outside: list[str] = []
 
     def only_the_portal(route: Any) -> None:

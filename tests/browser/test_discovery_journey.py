@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from catalog import feast_gateway
-from tests.browser.conftest import login, shot
+from tests.browser_fixtures import login, shot
 from tests.catalog.test_sync import sync_one
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -9,13 +9,13 @@ import pytest
 from catalog import feast_gateway
 from catalog.services.sync import registry_sync
 from jobs.models import JobRun, MaterializationRecord
-from tests.browser.conftest import _plain_static_names, browser, login, page, shot  # noqa: F401 (fixtures)
+from tests.browser_fixtures import login, shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def test_an_operator_watches_a_materialization_finish(
-    page: Any,  # noqa: F811
+    page: Any,
     live_server: Any,
     operator: Any,
     demo_repo: feast_gateway.RepoRef,

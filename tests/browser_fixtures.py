@@ -1,4 +1,5 @@
-"""Browser journeys: Playwright for Python driving Debian's Chromium (/usr/bin/chromium), never a downloaded one.
+"""Browser fixtures (a pytest plugin, loaded once by pyproject's addopts so the session browser is one object):
+Playwright for Python driving Debian's Chromium (/usr/bin/chromium), never a downloaded one.
 
 Every page a test opens is watched: a console error or a failed request (4xx/5xx, or a network failure)
 fails the test. Screenshots land in test-artifacts/ for a person to look at.
@@ -14,12 +15,8 @@ from typing import Any
 
 import pytest
 
-# Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make between
-# browser steps are ordinary synchronous calls, so Django's async-safety guard is lifted here only.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -31,7 +28,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _plain_static_names(settings: Any) -> None:
     """The live server's static handler serves files by their source names, not the manifest's hashed ones."""
     settings.STORAGES = {
@@ -47,10 +44,15 @@ def browser() -> Iterator[Any]:
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does this)")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop running in this thread for the rest of the session; the
+    # ORM calls tests make between browser steps are ordinary synchronous calls, so Django's
+    # async-safety guard is lifted while the browser lives.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 class PageProblems(list[str]):
@@ -58,7 +60,7 @@ class PageProblems(list[str]):
 
 
 @pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+def page(browser: Any, request: pytest.FixtureRequest, _plain_static_names: None) -> Iterator[Any]:
     """A fresh browser context and page; fails the test on any console error or failed request."""
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     pg = context.new_page()
