@@ -105,6 +105,11 @@ def project_lineage(request: HttpRequest, project: str) -> HttpResponse:
     focus_id = request.GET.get("focus", "")
     if focus_id:
         kind, _, name = focus_id.partition(":")
+        if kind not in CatalogObject.Kind.values or not name:
+            raise Http404(
+                f"focus={focus_id!r} names no object: use <kind>:<name>, e.g. feature_view:employee_features "
+                f"(kinds: {', '.join(CatalogObject.Kind.values)})."
+            )
         try:
             focus = selectors.object_get(user=request.user, project=project, kind=kind, name=name)
         except CatalogObject.DoesNotExist:

@@ -30,7 +30,13 @@ VAR_DIR = env_path("PORTAL_VAR_DIR", default=BASE_DIR / "var")
 
 # --- Core -----------------------------------------------------------------------------------
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env_secret("DJANGO_SECRET_KEY")
+# The quickstart (`make run`) generates var/secret_key; manage.py commands run beside it find it there.
+_QUICKSTART_KEY = VAR_DIR / "secret_key"
+SECRET_KEY = (
+    env_secret("DJANGO_SECRET_KEY", default=_QUICKSTART_KEY.read_text().strip())
+    if _QUICKSTART_KEY.is_file()
+    else env_secret("DJANGO_SECRET_KEY")
+)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 SECURE_PROXY_SSL_HEADER = (

@@ -148,6 +148,9 @@ def test_quickstart_profile_boots_serves_and_runs_jobs_on_a_worker(quickstart: d
         assert "overall_<mark>satisfaction</mark>" in typo or "overall_satisfaction" in typo
         services = opener.open(f"{base}/search/?q=attrition&kind=feature_service").read().decode()
         assert "attrition_model_v1" in services and 'data-kind="feature_view"' not in services
+        tagged = json.load(opener.open(f"{base}/api/v1/feature-views/?tag=domain:people"))
+        names = {v["name"] for v in tagged["results"]}
+        assert "employee_features" in names and "department_features" not in names
         suggest = opener.open(f"{base}/search/suggest/?q=tenu").read().decode()
         assert "<mark>tenu</mark>re" in suggest
         csrf = next(c.value for c in jar if c.name == "csrftoken")

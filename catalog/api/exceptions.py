@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -107,6 +108,10 @@ def not_found_view(request: HttpRequest, exception: Exception) -> HttpResponse:
 def bad_request_view(request: HttpRequest, exception: Exception) -> HttpResponse:
     """handler400 (e.g. a disallowed Host header): JSON under /api/, the HTML page elsewhere."""
     if request.path.startswith("/api/"):
+        if isinstance(exception, RequestDataTooBig):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+            message = f"Request body too large: at most {limit // 1024} KiB (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+            return JsonResponse(error_body(413, "too_large", message), status=413)
         return JsonResponse(error_body(400, "bad_request", "Bad request."), status=400)
     return bad_request(request, exception)
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KeyTextTransform
 from django_filters import rest_framework as df
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
@@ -84,8 +83,8 @@ class CatalogObjectFilter(df.FilterSet):  # type: ignore[misc]
     def filter_tag(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
         """`key` (has the tag) or `key:value` (tag equals value)."""
         key, sep, tag_value = value.partition(":")
-        if sep:  # a key transform, not JSON containment: SQLite (the quickstart) has no `contains`
-            tagged: QuerySet[Any] = queryset.alias(_tag=KeyTextTransform(key, "tags")).filter(_tag=tag_value)
+        if sep:  # a key lookup, not JSON containment: SQLite (the quickstart) has no `contains`
+            tagged: QuerySet[Any] = queryset.filter(**{f"tags__{key}": tag_value})
             return tagged
         return queryset.filter(tags__has_key=key)
 

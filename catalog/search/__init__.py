@@ -36,6 +36,7 @@ KIND_LABELS = {
     "feature_view": "Feature view",
     "feature_service": "Feature service",
     "feature": "Feature",
+    "owner": "Owner / team",
 }
 MAX_PAGE_SIZE = 100
 FUZZY_BELOW = 10  # fewer full-text matches than this: also look for similar names (typos)
@@ -283,4 +284,43 @@ def suggest(*, user: Any, q: str, limit: int = 8) -> list[SearchHit]:
             rows = [(r[0], r[1]) for r in cursor.fetchall()]
         if len(rows) >= limit:
             break
-    return _hits(rows, words(q))
+    if not rows and not engine.supports_fuzzy:  # SQLite: suggest the names a typo was probably meant as
+        corrected = _correct(q)
+        if corrected and corrected != " ".join(words(q)):
+            return suggest(user=user, q=corrected, limit=limit)
+    hits = _hits(rows, words(q))
+    return hits + _owner_hits(q, limit=max(0, min(3, limit - len(hits))))
+
+
+def _owner_hits(q: str, *, limit: int) -> list[SearchHit]:
+    """Owners and teams whose name contains the text (the owner page lists what they own)."""
+    if limit <= 0 or len(q) < 2:
+        return []
+    names = sorted(
+        {
+            *SearchEntry.objects.filter(owner__icontains=q).values_list("owner", flat=True).distinct()[:limit],
+            *SearchEntry.objects.filter(team__icontains=q).values_list("team", flat=True).distinct()[:limit],
+        },
+        key=lambda n: (not n.lower().startswith(q.lower()), len(n), n),
+    )[:limit]
+    empty = mark_safe("")
+    return [
+        SearchHit(
+            id=0,
+            kind="owner",
+            subkind="",
+            project="",
+            name=name,
+            parent="",
+            description="",
+            owner=name,
+            team="",
+            status="active",
+            dtype="",
+            score=0.0,
+            url=reverse("catalog:owner_detail", args=[name]),
+            name_html=highlight(name, [q.lower()]),
+            snippet_html=empty,
+        )
+        for name in names
+    ]

@@ -48,11 +48,36 @@ def _views_needing(view: CatalogObject, seen: set[int]) -> list[CatalogObject]:
     return out
 
 
-def _request_fields(views: list[CatalogObject]) -> set[str]:
+def _request_fields(views: list[CatalogObject]) -> dict[str, str]:
+    """Request-data fields the on-demand views need, with their dtypes."""
     sources = LineageEdge.objects.filter(downstream__in=views, kind=LineageEdge.Kind.REQUEST_VIEW).values_list(
         "upstream_id", flat=True
     )
-    return set(Feature.objects.filter(view_id__in=list(sources)).values_list("name", flat=True))
+    return dict(Feature.objects.filter(view_id__in=list(sources)).values_list("name", "dtype"))
+
+
+def _coerce(key: str, value_type: str, values: list[Any]) -> list[Any]:
+    """Values of a join key or request field in the type Feast expects; a clear 400 when one does not fit."""
+    kind = value_type.upper()
+    out: list[Any] = []
+    for v in values:
+        try:
+            if "INT" in kind:
+                if isinstance(v, float) and not v.is_integer():
+                    raise ValueError
+                out.append(int(v))
+            elif "FLOAT" in kind or "DOUBLE" in kind:
+                out.append(float(v))
+            elif "STRING" in kind:
+                out.append(str(v))
+            else:
+                out.append(v)
+        except (TypeError, ValueError):
+            raise InvalidInput(
+                f"entities.{key}: {v!r} is not a valid {value_type} value",
+                {"entities": [f"{key}: expected {value_type} values"]},
+            ) from None
+    return out
 
 
 def preview_params(
@@ -102,10 +127,14 @@ def preview_params(
     seen: set[int] = set()
     needed = [v for view in involved for v in _views_needing(view, seen)]
     entity_names = {name for v in needed for name in v.entity_names}
-    join_keys: set[str] = set()
-    for entity in objects.filter(kind=CatalogObject.Kind.ENTITY, name__in=entity_names).only("join_keys"):
-        join_keys.update(entity.join_keys)
-    allowed = join_keys | _request_fields(needed)
+    types: dict[str, str] = {}
+    for entity in objects.filter(kind=CatalogObject.Kind.ENTITY, name__in=entity_names).only(
+        "join_keys", "value_type"
+    ):
+        types.update(dict.fromkeys(entity.join_keys, entity.value_type))
+    request_fields = _request_fields(needed)
+    types.update(request_fields)
+    allowed = set(types)
     if not isinstance(entities, dict) or not entities:
         raise InvalidInput("entities must map join keys to lists of values", {"entities": ["an object of lists"]})
     unknown = sorted(set(entities) - allowed)
@@ -116,9 +145,8 @@ def preview_params(
         )
     missing = sorted(allowed - set(entities))
     if missing:
-        raise InvalidInput(
-            f"missing entity key(s) {', '.join(missing)}", {"entities": [f"missing {k}" for k in missing]}
-        )
+        described = [f"request field {k}" if k in request_fields else f"entity key {k}" for k in missing]
+        raise InvalidInput(f"missing {', '.join(described)}", {"entities": [f"missing {k}" for k in missing]})
     lengths = set()
     for key, values in entities.items():
         if not isinstance(values, list) or not values:
@@ -126,6 +154,7 @@ def preview_params(
         if not all(isinstance(v, int | float | str) and not isinstance(v, bool) for v in values):
             raise InvalidInput(f"entities.{key} holds a non-scalar value", {"entities": [f"{key}: scalars only"]})
         lengths.add(len(values))
+        entities[key] = _coerce(key, types[key], values)
     if len(lengths) != 1:
         raise InvalidInput("every entity list must have the same length", {"entities": ["lists differ in length"]})
     if lengths.pop() > MAX_ENTITIES:

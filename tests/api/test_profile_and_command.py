@@ -87,3 +87,20 @@ def test_the_command_rejects_unknown_users_and_bad_expiry(viewer: User) -> None:
             "create_api_token", "--user", "vera", "--expires-in-days", "0", stdout=StringIO(), stderr=StringIO()
         )
     assert not ApiToken.objects.exists()
+
+
+def test_the_command_takes_comma_separated_scopes_and_names_unknown_ones(operator: User) -> None:
+    with pytest.raises(CommandError, match="Unknown scope"):
+        call_command("create_api_token", "--user", "otto", "--scope", "read,root", stdout=StringIO(), stderr=StringIO())
+    assert not ApiToken.objects.exists()
+    call_command("create_api_token", "--user", "otto", "--scope", "read,operate", stdout=StringIO(), stderr=StringIO())
+    assert ApiToken.objects.get(user=operator).scopes == ["read", "operate"]
+
+
+@pytest.mark.django_db
+def test_a_huge_request_body_is_a_413_that_names_the_limit(client: Client, operator: User) -> None:
+    client.force_login(operator)
+    body = '{"kind": "materialize", "views": ["' + "x" * (3 * 1024 * 1024) + '"]}'
+    response = client.post("/api/v1/jobs/", body, content_type="application/json")
+    assert response.status_code == 413
+    assert "at most" in response.json()["error"]["message"]

@@ -121,7 +121,9 @@ def test_a_proposer_registers_a_model_and_it_shows_everywhere(
     assert model.team == Team.objects.get(name="people-analytics")
     assert AuditEvent.objects.filter(object_id=str(model.pk)).exists()
     client.force_login(viewer)
-    assert "attrition-classifier@3" in client.get(SERVICE).content.decode()
+    service_page = client.get(SERVICE).content.decode()
+    assert "attrition-classifier@3" in service_page
+    assert "Nothing uses this yet" not in service_page  # the model is downstream of the service
     lineage = client.get("/projects/employee_attrition/lineage/").content.decode()
     assert "attrition-classifier" in lineage
     page = client.get(f"/models/{model.pk}/").content.decode()
@@ -176,6 +178,7 @@ def test_unknown_things_are_helpful_404s(client: Client, viewer: Any, synced: No
         "/models/999999/",
         "/projects/employee_attrition/feature-views/employee_features/features/nope/",
         "/projects/employee_attrition/lineage/?focus=feature_view:nope",
+        "/projects/employee_attrition/lineage/?focus=garbage",
         "/projects/nope/lineage/",
     ]:
         response = client.get(path)

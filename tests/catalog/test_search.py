@@ -134,6 +134,12 @@ def test_suggestions_prefer_names_that_start_with_the_text(viewer: Any, synced: 
     assert all(h.status != "removed" for h in hits)
 
 
+def test_suggestions_tolerate_typos_and_offer_owners(viewer: Any, synced: None) -> None:
+    assert "overall_satisfaction" in [h.name for h in catalog_search.suggest(user=viewer, q="satisfacton")]
+    owners = [h for h in catalog_search.suggest(user=viewer, q="people-analy") if h.kind == "owner"]
+    assert owners and owners[0].url == "/owners/people-analytics/"
+
+
 def test_the_search_page_renders_facets_highlights_and_a_bounded_number_of_queries(
     client: Client, viewer: Any, synced: None, django_assert_max_num_queries: Any
 ) -> None:

@@ -160,6 +160,12 @@ def test_bad_preview_input_is_a_400_and_queues_nothing(client: Client, viewer: A
         ({"feature_service": "attrition_model_v1", "entities": {"employee_id": []}}, "non-empty list"),
         ({"feature_service": "attrition_model_v1", "entities": {"employee_id": ["1\x00"]}}, "NUL character"),
         ({"feature_service": "attrition_model_v1", "features": ["employee_features:tenure"], "entities": {}}, "either"),
+        ({"feature_service": "attrition_model_v1", "entities": {"employee_id": ["abc"]}}, "not a valid Int64"),
+        ({"feature_service": "attrition_model_v1", "entities": {"employee_id": [1.5]}}, "not a valid Int64"),
+        (
+            {"feature_service": "attrition_model_v2", "entities": {"employee_id": [101], "department_id": [1]}},
+            "missing request field months_since_last_review",
+        ),
     ]
     for body, message in cases:
         response = client.post(url, body, content_type="application/json")

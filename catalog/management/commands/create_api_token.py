@@ -20,14 +20,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--scope",
             action="append",
-            choices=ApiToken.Scope.values,
             dest="scopes",
-            help="A scope (repeatable): read, propose, approve, operate. Default: read.",
+            help="Scopes, repeatable or comma-separated: read, propose, approve, operate. Default: read.",
         )
         parser.add_argument("--expires-in-days", type=int, default=None, help="Expiry in days (default: never).")
         parser.add_argument("--name", default="", help="What the token is for (default: cli-<user>).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        scopes = [s.strip() for raw in options["scopes"] or [] for s in raw.split(",") if s.strip()]
+        unknown = sorted(set(scopes) - set(ApiToken.Scope.values))
+        if unknown:
+            raise CommandError(
+                f"Unknown scope(s) {', '.join(unknown)}; choose from {', '.join(ApiToken.Scope.values)}."
+            )
         user_model = get_user_model()
         try:
             user = user_model.objects.get(**{user_model.USERNAME_FIELD: options["user"]})
@@ -39,7 +44,7 @@ class Command(BaseCommand):
                 actor=user,
                 user=user,
                 name=options["name"] or f"cli-{user.get_username()}",
-                scopes=options["scopes"] or [ApiToken.Scope.READ],
+                scopes=scopes or [ApiToken.Scope.READ],
                 expires_in_days=options["expires_in_days"],
             )
         except PortalError as exc:
