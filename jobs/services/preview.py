@@ -128,9 +128,7 @@ def preview_params(
     needed = [v for view in involved for v in _views_needing(view, seen)]
     entity_names = {name for v in needed for name in v.entity_names}
     types: dict[str, str] = {}
-    for entity in objects.filter(kind=CatalogObject.Kind.ENTITY, name__in=entity_names).only(
-        "join_keys", "value_type"
-    ):
+    for entity in objects.filter(kind=CatalogObject.Kind.ENTITY, name__in=entity_names).only("join_keys", "value_type"):
         types.update(dict.fromkeys(entity.join_keys, entity.value_type))
     request_fields = _request_fields(needed)
     types.update(request_fields)
