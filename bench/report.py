@@ -13,15 +13,16 @@ print(
 )
 print(
     "| views × fields | features | Feast list_* | full sync | ratio (≤ 1.0) | no-op sync | ratio (≤ 0.2) "
-    "| one change | RSS growth, full sync | max RSS |"
+    "| one change | RSS growth, full sync | max RSS | then: search index build |"
 )
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     print(
         f"| {r['views']:,} × {r['fields_per_view']} | {r['features']:,} | {r['feast_list_s']:.2f} s "
         f"| {r['full_sync_s']:.2f} s | {r['full_sync_vs_feast']:.2f}× | {r['noop_sync_s'] * 1000:.0f} ms "
         f"| {r['noop_sync_vs_feast']:.3f}× | {r['one_change_sync_s']:.2f} s "
-        f"| {r['peak_rss_growth_mib']['full_sync']:.0f} MiB | {r['max_rss_mib']:.0f} MiB |"
+        f"| {r['peak_rss_growth_mib']['full_sync']:.0f} MiB | {r['max_rss_mib']:.0f} MiB "
+        f"| {r.get('search_index_build_s', 0):.1f} s ({r.get('search_entries', 0):,} entries) |"
     )
 if len(rows) >= 2:
     a, b = rows[0], rows[-1]

@@ -215,8 +215,6 @@ class _Counts:
     removed: int = 0
     unchanged: int = 0
     out_of_band: int = 0
-    # Objects whose search entries are rebuilt after the catalog transaction commits (large imports).
-    index_later: set[int] = field(default_factory=set)
 
 
 # --- Public service ------------------------------------------------------------------------------
@@ -229,12 +227,37 @@ def registry_sync(
     trigger: str = "manual",
     actor: Any = None,
     force: bool = False,
+    index: bool = True,
 ) -> list[SyncRun]:
-    """Sync every governed registry (or one), optionally one project only. Returns one SyncRun per registry."""
+    """Sync every governed registry (or one), optionally one project only. Returns one SyncRun per registry.
+
+    With `index` (the default) the search index is then completed for large imports, which the sync
+    itself leaves to this separate step (see `search_index_missing`).
+    """
     sources = [source] if source is not None else gateway.governed_registries()
     if project is not None:
         sources = [s for s in sources if _holds_project(s, project)] or sources[:1]
-    return [_sync_registry(s, project=project, trigger=trigger, actor=actor, force=force) for s in sources]
+    runs = [_sync_registry(s, project=project, trigger=trigger, actor=actor, force=force) for s in sources]
+    if index:
+        search_index_missing()
+    return runs
+
+
+def search_index_missing() -> int:
+    """Index catalog objects that have no search entries yet (after a large import); returns entries written.
+
+    Cheap when nothing is missing (one anti-join). Runs in its own transaction, after the catalog's.
+    """
+    missing = list(
+        CatalogObject.objects.exclude(pk__in=SearchEntry.objects.values("object_id")).values_list("pk", flat=True)
+    )
+    if not missing:
+        return 0
+    started = time.perf_counter()
+    with transaction.atomic():
+        written = index_objects(missing)
+    logger.info("search index: %d objects indexed in %.1fs", len(missing), time.perf_counter() - started)
+    return written
 
 
 def _holds_project(source: gateway.RegistrySource, project: str) -> bool:
@@ -287,7 +310,7 @@ def _sync_registry(
                 fingerprint=snapshot.fingerprint, last_success_at=timezone.now()
             )
         status = SyncRun.Status.SUCCEEDED
-        finished = _finish(
+        return _finish(
             run,
             status,
             started,
@@ -299,19 +322,6 @@ def _sync_registry(
             out_of_band=counts.out_of_band,
             skipped_objects=snapshot.skipped,
         )
-        if counts.index_later:
-            # A large import (the first sync of a big registry): the catalog is committed and the run
-            # is finished; the search index follows, in its own transaction, while the lease is held.
-            index_started = time.perf_counter()
-            with transaction.atomic():
-                index_objects(counts.index_later)
-            logger.info(
-                "search index: %d objects re-indexed in %.1fs after sync #%s",
-                len(counts.index_later),
-                time.perf_counter() - index_started,
-                run.pk,
-            )
-        return finished
     except PortalError as exc:
         logger.warning("registry sync of %s failed: %s", source.key, exc)
         return _finish(run, SyncRun.Status.FAILED, started, error=str(exc))
@@ -553,12 +563,11 @@ def _apply_snapshot(
             _sync_vectors(touched, ids_by_key)
             _sync_edges(touched, ids_by_key, projects)
         reindex = set(touched) | set(removed_ids)
-        if not SearchEntry.objects.filter(object__project__in=scope).exists():
-            reindex |= set(CatalogObject.objects.filter(project__in=scope).values_list("id", flat=True))
         if len(reindex) <= INLINE_INDEX_LIMIT:
             index_objects(reindex)  # the usual case: the index changes with the catalog, atomically
         else:
-            counts.index_later = reindex
+            # A large import: drop what is stale now; search_index_missing() rebuilds it right after.
+            SearchEntry.objects.filter(object_id__in=reindex).delete()
         bulk_insert(ObjectVersion, versions)
         bulk_insert(AuditEvent, audits)
         if counts.added or counts.changed or counts.removed:
