@@ -93,13 +93,16 @@ def test_quickstart_profile_boots_serves_and_runs_jobs_on_a_worker(quickstart: d
 
     port = environ["PORT"]
     base = f"http://127.0.0.1:{port}"
+    # Logs go to files: an unread pipe fills up and stalls the process writing to it.
+    logs = Path(environ["PORTAL_VAR_DIR"])
+    web_log, worker_log = (logs / "web.log").open("wb"), (logs / "worker.log").open("wb")
     procs = [
         subprocess.Popen(
             [str(BIN / "gunicorn"), "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
             cwd=ROOT,
             env=environ,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=web_log,
+            stderr=subprocess.STDOUT,
         ),
         subprocess.Popen(
             [
@@ -116,8 +119,8 @@ def test_quickstart_profile_boots_serves_and_runs_jobs_on_a_worker(quickstart: d
             ],
             cwd=ROOT,
             env=environ,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
         ),
     ]
     try:
@@ -172,7 +175,8 @@ def test_quickstart_profile_boots_serves_and_runs_jobs_on_a_worker(quickstart: d
             if status in {"succeeded", "failed"}:
                 break
             time.sleep(0.5)
-        assert status == "succeeded", f"sync job ended as {status}"
+        worker_tail = (logs / "worker.log").read_text(errors="replace")[-3000:]
+        assert status == "succeeded", f"sync job ended as {status}; worker log:\n{worker_tail}"
         assert row[1]  # executed by the worker process, through the SQLite broker
     finally:
         for proc in procs:
@@ -182,3 +186,5 @@ def test_quickstart_profile_boots_serves_and_runs_jobs_on_a_worker(quickstart: d
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        web_log.close()
+        worker_log.close()
