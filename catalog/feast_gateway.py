@@ -1079,21 +1079,26 @@ def online_read(repo: RepoRef, *, feature_service: str, entity_rows: list[dict[s
     feast/utils.py::_group_feature_refs), which changes with PYTHONHASHSEED. The vector order comes
     from the registry's declared projections instead.
     """
-    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
-    from feast.type_map import feast_value_type_to_python_type
 
     store = _store(repo)
     service = store.get_feature_service(feature_service, allow_cache=False)
     info = _feature_service(service.to_proto(), store.project)
     response = store.get_online_features(features=service, entity_rows=entity_rows, full_feature_names=True)
+    return _online_result(response, info.vector, entity_rows)
+
+
+def _online_result(response: Any, vector: list[VectorEntry], entity_rows: list[dict[str, Any]]) -> OnlineRead:
+    """Feast's online response, reordered by the vector (the registry's declared order)."""
+    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+    from feast.type_map import feast_value_type_to_python_type
+
     names = list(response.proto.metadata.feature_names.val)
     position = {name: i for i, name in enumerate(names)}
     rows: list[list[OnlineValue]] = []
     for r in range(len(entity_rows)):
         row: list[OnlineValue] = []
-        for entry in info.vector:
-            key = f"{entry.view_alias or entry.feature_view}__{entry.feature}"
-            result = response.proto.results[position[key]]
+        for entry in vector:
+            result = response.proto.results[position[f"{entry.view_alias or entry.feature_view}__{entry.feature}"]]
             ts = result.event_timestamps[r] if r < len(result.event_timestamps) else None
             status = FieldStatus.Name(result.statuses[r])
             if status == "PRESENT" and result.values[r].WhichOneof("val") is None and not (ts and ts.seconds):
@@ -1115,7 +1120,7 @@ def online_read(repo: RepoRef, *, feature_service: str, entity_rows: list[dict[s
                 )
             )
         rows.append(row)
-    return OnlineRead(vector=info.vector, entity_rows=entity_rows, rows=rows, response_order=names)
+    return OnlineRead(vector=vector, entity_rows=entity_rows, rows=rows, response_order=names)
 
 
 # --- Materialization (per view, in time chunks, batched online writes) ----------------------------
@@ -1713,39 +1718,11 @@ def online_preview(
 
 
 def _online_read_refs(repo: RepoRef, *, features: list[str], entity_rows: list[dict[str, Any]]) -> OnlineRead:
-    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
-    from feast.type_map import feast_value_type_to_python_type
 
     store = _registry_call(repo, _store, repo)
     vector = _feature_refs_vector(store, features)
     response = store.get_online_features(features=features, entity_rows=entity_rows, full_feature_names=True)
-    names = list(response.proto.metadata.feature_names.val)
-    position = {name: i for i, name in enumerate(names)}
-    rows: list[list[OnlineValue]] = []
-    for r in range(len(entity_rows)):
-        row: list[OnlineValue] = []
-        for entry in vector:
-            result = response.proto.results[position[f"{entry.feature_view}__{entry.feature}"]]
-            ts = result.event_timestamps[r] if r < len(result.event_timestamps) else None
-            status = FieldStatus.Name(result.statuses[r])
-            if status == "PRESENT" and result.values[r].WhichOneof("val") is None and not (ts and ts.seconds):
-                status = "NOT_FOUND"  # Feast 0.67's Redis quirk, as in online_read
-            row.append(
-                OnlineValue(
-                    index=entry.index,
-                    feature_view=entry.feature_view,
-                    feature=entry.feature,
-                    reference=entry.reference,
-                    dtype=entry.dtype,
-                    value=feast_value_type_to_python_type(result.values[r]),
-                    status=status,
-                    event_timestamp=(
-                        datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=UTC) if ts and ts.seconds else None
-                    ),
-                )
-            )
-        rows.append(row)
-    return OnlineRead(vector=vector, entity_rows=entity_rows, rows=rows, response_order=names)
+    return _online_result(response, vector, entity_rows)
 
 
 def materialization_recover(repo: RepoRef, *, view: str) -> str | None:
