@@ -20,6 +20,17 @@ def words(q: str) -> list[str]:
     return [w.lower() for w in WORD.findall(q)][:8]
 
 
+def _tsquery(q: str) -> str:
+    """Words typed apart must all match (&); parts of one token (`view_01234`, `salary-band`) must also be
+    adjacent (<->), as they are in the indexed name. Every word matches as a prefix."""
+    chunks = []
+    for chunk in q.split()[:8]:
+        parts = [w.lower() for w in WORD.findall(chunk)][:8]
+        if parts:
+            chunks.append(" <-> ".join(f"{w}:*" for w in parts))
+    return " & ".join(f"({c})" for c in chunks)
+
+
 @dataclass(frozen=True)
 class Match:
     """SQL yielding (id, score) for entries that match, and its parameters."""
@@ -44,7 +55,7 @@ class PostgresBackend:
         terms = words(q)
         if not terms:
             return None
-        tsquery = " & ".join(f"{t}:*" for t in terms)
+        tsquery = _tsquery(q)
         needle = " ".join(terms)
         raw = q.strip().lower()
         prefix = raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
