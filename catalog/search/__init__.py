@@ -39,7 +39,7 @@ KIND_LABELS = {
     "owner": "Owner / team",
 }
 MAX_PAGE_SIZE = 100
-FUZZY_BELOW = 10  # fewer full-text matches than this: also look for similar names (typos)
+FUZZY_BELOW = 1  # no full-text match at all: look for similar names instead (typos)
 FACET_VALUES_SHOWN = 12
 
 
@@ -236,7 +236,7 @@ def search(
     if engine.match(q) is None:
         return results
     rows: list[tuple[int, float]] = []
-    # Full text first; only when it finds little, widen to similar names (typos): the common case stays
+    # Full text first; only when it finds nothing, widen to similar names (typos): the common case stays
     # on the full-text index alone.
     for fuzzy in (False, True) if engine.supports_fuzzy else (False,):
         match = engine.match(q, fuzzy=fuzzy)
