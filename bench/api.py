@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from catalog_sync import PG, PROJECT, _recreate, build_registry
+from catalog_sync import PROJECT, build_registry, prepare
 
 
 def _pct(samples: list[float]) -> dict[str, float]:
@@ -41,28 +39,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
     n = args.views
-    registry_db, portal_db = f"bench_api_registry_{n}", f"bench_api_portal_{n}"
-    _recreate(registry_db)
-    _recreate(portal_db)
-    registry_url = f"{PG.replace('postgresql://', 'postgresql+psycopg://')}/{registry_db}"
-    repo = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    (repo / "feature_store.yaml").write_text(
-        f"project: {PROJECT}\nprovider: local\nregistry:\n  registry_type: sql\n  path: {registry_url}\n"
-        "  cache_ttl_seconds: 0\nonline_store:\n  type: sqlite\n  path: online.db\nentity_key_serialization_version: 3\n"
+    _repo, _registry_db, registry_url = prepare(
+        n, "bench_api", DJANGO_ALLOWED_HOSTS="testserver,localhost", API_THROTTLE_TOKEN="1000000/minute"
     )
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "DJANGO_SECRET_KEY": "bench",
-            "DATABASE_URL": f"{PG}/{portal_db}",
-            "FEAST_REPO_PATH": str(repo),
-            "FEAST_FS_YAML": "feature_store.yaml",
-            "PORTAL_VAR_DIR": str(repo / "var"),
-            "DJANGO_ALLOWED_HOSTS": "testserver,localhost",
-            "API_THROTTLE_TOKEN": "1000000/minute",
-        }
-    )
-    os.environ.pop("REDIS_URL", None)
     build_registry(registry_url, n)
 
     import django

@@ -293,16 +293,14 @@ def measure(step: Callable[[], Any]) -> tuple[float, float, Any]:
     return took, max(peak, _rss_mib()) - baseline, result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--views", type=int, default=1000)
-    args = parser.parse_args()
-    n = args.views
-    registry_db, portal_db = f"bench_registry_{n}", f"bench_portal_{n}"
+def prepare(n: int, name: str, **extra_env: str) -> tuple[Path, str, str]:
+    """Fresh registry and portal databases for a benchmark, a feature_store.yaml naming the registry, and
+    the environment Django reads; returns (repo, registry_db, registry_url). The registry is not built."""
+    registry_db, portal_db = f"{name}_registry_{n}", f"{name}_portal_{n}"
     _recreate(registry_db)
     _recreate(portal_db)
     registry_url = f"{PG.replace('postgresql://', 'postgresql+psycopg://')}/{registry_db}"
-    repo = Path(tempfile.mkdtemp(prefix="bench-repo-"))
+    repo = Path(tempfile.mkdtemp(prefix=f"{name}-repo-"))
     (repo / "feature_store.yaml").write_text(
         f"project: {PROJECT}\nprovider: local\nregistry:\n  registry_type: sql\n  path: {registry_url}\n"
         "  cache_ttl_seconds: 0\nonline_store:\n  type: sqlite\n  path: online.db\nentity_key_serialization_version: 3\n"
@@ -315,9 +313,19 @@ def main() -> None:
             "FEAST_REPO_PATH": str(repo),
             "FEAST_FS_YAML": "feature_store.yaml",
             "PORTAL_VAR_DIR": str(repo / "var"),
+            **extra_env,
         }
     )
     os.environ.pop("REDIS_URL", None)
+    return repo, registry_db, registry_url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--views", type=int, default=1000)
+    args = parser.parse_args()
+    n = args.views
+    repo, registry_db, registry_url = prepare(n, "bench")
     started = time.perf_counter()
     build_registry(registry_url, n)
     build_s = time.perf_counter() - started

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -32,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from catalog_sync import PG, PROJECT, _recreate, build_registry
+from catalog_sync import PROJECT, build_registry, prepare
 
 QUERIES = {
     "typical_word": ["revenue", "churn", "latency", "payment", "delivery", "balance"],
@@ -106,27 +104,7 @@ def main() -> None:
     parser.add_argument("--feast-timeout", type=float, default=600)
     args = parser.parse_args()
     n = args.views
-    registry_db, portal_db = f"bench_disc_registry_{n}", f"bench_disc_portal_{n}"
-    _recreate(registry_db)
-    _recreate(portal_db)
-    registry_url = f"{PG.replace('postgresql://', 'postgresql+psycopg://')}/{registry_db}"
-    repo = Path(tempfile.mkdtemp(prefix="bench-disc-"))
-    (repo / "feature_store.yaml").write_text(
-        f"project: {PROJECT}\nprovider: local\nregistry:\n  registry_type: sql\n  path: {registry_url}\n"
-        "  cache_ttl_seconds: 0\nonline_store:\n  type: sqlite\n  path: online.db\nentity_key_serialization_version: 3\n"
-    )
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "DJANGO_SECRET_KEY": "bench",
-            "DATABASE_URL": f"{PG}/{portal_db}",
-            "FEAST_REPO_PATH": str(repo),
-            "FEAST_FS_YAML": "feature_store.yaml",
-            "PORTAL_VAR_DIR": str(repo / "var"),
-            "DJANGO_ALLOWED_HOSTS": "testserver,localhost",
-        }
-    )
-    os.environ.pop("REDIS_URL", None)
+    repo, _registry_db, registry_url = prepare(n, "bench_disc", DJANGO_ALLOWED_HOSTS="testserver,localhost")
     build_registry(registry_url, n)
 
     import django

@@ -49,6 +49,26 @@ def _enqueue(run: JobRun, task: Any, **kwargs: Any) -> None:
     transaction.on_commit(send)
 
 
+def job_run_queue(
+    *,
+    kind: str,
+    params: dict[str, Any],
+    actor: Any,
+    trigger: str,
+    action: str,
+    task: Any,
+    audit_after: dict[str, Any] | None = None,
+    task_kwargs: dict[str, Any] | None = None,
+) -> JobRun:
+    """Create a job's JobRun row, audit it, and enqueue its task once the caller's transaction commits."""
+    run = JobRun(kind=kind, params=params, started_by=actor, trigger=trigger)
+    run.full_clean()
+    run.save()
+    audit_record(actor=actor, action=action, obj=run, after=params if audit_after is None else audit_after)
+    _enqueue(run, task, **(task_kwargs or {}))
+    return run
+
+
 @transaction.atomic
 def registry_sync_start(
     *, actor: Any, project: str | None = None, trigger: str = "button", force: bool = False
@@ -56,12 +76,15 @@ def registry_sync_start(
     """Queue a registry sync (the sync-now button and API)."""
     from jobs.tasks import registry_sync_task
 
-    run = JobRun(kind=JobRun.Kind.SYNC, params={"project": project, "force": force}, started_by=actor, trigger=trigger)
-    run.full_clean()
-    run.save()
-    audit_record(actor=actor, action="registry.sync_started", obj=run, after=run.params)
-    _enqueue(run, registry_sync_task, project=project, force=force, trigger=trigger)
-    return run
+    return job_run_queue(
+        kind=JobRun.Kind.SYNC,
+        params={"project": project, "force": force},
+        actor=actor,
+        trigger=trigger,
+        action="registry.sync_started",
+        task=registry_sync_task,
+        task_kwargs={"project": project, "force": force, "trigger": trigger},
+    )
 
 
 def job_run_claim(*, job_run_id: int, celery_task_id: str) -> JobRun | None:

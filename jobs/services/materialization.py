@@ -20,10 +20,9 @@ from catalog.models import CatalogObject, Project
 from catalog.models.projects import Status as CatalogStatus
 from catalog.notifications import notify
 from catalog.permissions import can_operate
-from catalog.services.audit import audit_record
 from catalog.services.sync import registry_sync
 from jobs.models import JobRun, MaterializationRecord, ViewLock
-from jobs.services.core import _enqueue, job_run_log, job_run_progress
+from jobs.services.core import job_run_log, job_run_progress, job_run_queue
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +130,15 @@ def materialization_start(
     params = materialization_params(
         project=project, views=views, mode=mode, start=start, end=end, chunk_hours=chunk_hours
     )
-    run = JobRun(kind=JobRun.Kind.MATERIALIZE, params=params, started_by=actor, trigger=trigger)
-    run.full_clean()
-    run.save()
-    audit_record(actor=actor, action="materialization.started", obj=run, after=params)
-    _enqueue(run, materialize_task, trigger=trigger, **params)
-    return run
+    return job_run_queue(
+        kind=JobRun.Kind.MATERIALIZE,
+        params=params,
+        actor=actor,
+        trigger=trigger,
+        action="materialization.started",
+        task=materialize_task,
+        task_kwargs={"trigger": trigger, **params},
+    )
 
 
 # --- The per-view lock ----------------------------------------------------------------------------

@@ -20,9 +20,8 @@ from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
 from catalog.models import CatalogObject, Feature, LineageEdge, Project, ServiceFeature
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_view_catalog
-from catalog.services.audit import audit_record
 from jobs.models import JobRun
-from jobs.services.core import _enqueue
+from jobs.services.core import job_run_queue
 from jobs.services.materialization import reject_nul
 
 MAX_ENTITIES = 1000
@@ -180,14 +179,15 @@ def online_preview_start(
     if not can_view_catalog(actor):
         raise NotPermitted("you hold no portal role")
     params = preview_params(project=project, feature_service=feature_service, features=features, entities=entities)
-    run = JobRun(kind=JobRun.Kind.PREVIEW, params=params, started_by=actor, trigger="api")
-    run.full_clean()
-    run.save()
-    audit_record(
-        actor=actor, action="online_preview.started", obj=run, after={k: params[k] for k in params if k != "entities"}
+    return job_run_queue(
+        kind=JobRun.Kind.PREVIEW,
+        params=params,
+        actor=actor,
+        trigger="api",
+        action="online_preview.started",
+        task=online_preview_task,
+        audit_after={k: params[k] for k in params if k != "entities"},
     )
-    _enqueue(run, online_preview_task)
-    return run
 
 
 def job_run_wait(*, run: JobRun, timeout: float) -> JobRun:

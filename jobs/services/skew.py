@@ -13,9 +13,8 @@ from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_operate
-from catalog.services.audit import audit_record
 from jobs.models import JobRun
-from jobs.services.core import _enqueue, job_run_progress
+from jobs.services.core import job_run_progress, job_run_queue
 from jobs.services.materialization import _parse_time, _repos_by_project, reject_nul
 
 MAX_SAMPLE = 10_000
@@ -47,12 +46,14 @@ def skew_check_start(*, actor: Any, project: str, view: str, sample: int = 100, 
     if actor is not None and not can_operate(actor):
         raise NotPermitted("only operators may run skew checks")
     params = skew_params(project=project, view=view, sample=sample, as_of=as_of)
-    run = JobRun(kind=JobRun.Kind.SKEW, params=params, started_by=actor, trigger="api")
-    run.full_clean()
-    run.save()
-    audit_record(actor=actor, action="skew_check.started", obj=run, after=params)
-    _enqueue(run, skew_check_task)
-    return run
+    return job_run_queue(
+        kind=JobRun.Kind.SKEW,
+        params=params,
+        actor=actor,
+        trigger="api",
+        action="skew_check.started",
+        task=skew_check_task,
+    )
 
 
 def skew_check_run(run: JobRun) -> dict[str, Any]:

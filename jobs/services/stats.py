@@ -14,9 +14,8 @@ from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_operate
-from catalog.services.audit import audit_record
 from jobs.models import JobRun
-from jobs.services.core import _enqueue, job_run_progress
+from jobs.services.core import job_run_progress, job_run_queue
 from jobs.services.materialization import _parse_time, _repos_by_project, reject_nul
 
 DEFAULT_WINDOW = timedelta(days=365)
@@ -53,12 +52,14 @@ def feature_statistics_start(*, actor: Any, project: str, view: str, start: Any 
     if actor is not None and not can_operate(actor):
         raise NotPermitted("only operators may compute feature statistics")
     params = stats_params(project=project, view=view, start=start, end=end)
-    run = JobRun(kind=JobRun.Kind.STATS, params=params, started_by=actor, trigger="api")
-    run.full_clean()
-    run.save()
-    audit_record(actor=actor, action="feature_statistics.started", obj=run, after=params)
-    _enqueue(run, feature_statistics_task)
-    return run
+    return job_run_queue(
+        kind=JobRun.Kind.STATS,
+        params=params,
+        actor=actor,
+        trigger="api",
+        action="feature_statistics.started",
+        task=feature_statistics_task,
+    )
 
 
 def feature_statistics_run(run: JobRun) -> dict[str, Any]:
