@@ -1,0 +1,450 @@
+"""Registry protos turned into the portal's plain data (content hashes without Feast's volatile parts)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
+    from feast.protos.feast.core.FeatureService_pb2 import FeatureService as FeatureServiceProto
+    from feast.protos.feast.core.FeatureViewVersion_pb2 import FeatureViewVersionRecord
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+    from google.protobuf.message import Message
+
+
+from catalog.feast_gateway.base import (
+    DataSourceInfo,
+    EntityInfo,
+    FeatureInfo,
+    FeatureServiceInfo,
+    FeatureViewInfo,
+    FeatureViewVersionInfo,
+    MaterializationInterval,
+    ProjectInfo,
+    RegistryLocation,
+    RegistrySnapshot,
+    Spec,
+    VectorEntry,
+    _feast,
+)
+
+logger = logging.getLogger(__name__)
+
+# --- Proto -> plain data -------------------------------------------------------------------------
+
+_SOURCE_KINDS = {
+    "BATCH_FILE": "file",
+    "BATCH_SNOWFLAKE": "snowflake",
+    "BATCH_BIGQUERY": "bigquery",
+    "BATCH_REDSHIFT": "redshift",
+    "STREAM_KAFKA": "kafka",
+    "STREAM_KINESIS": "kinesis",
+    "CUSTOM_SOURCE": "custom",
+    "REQUEST_SOURCE": "request",
+    "PUSH_SOURCE": "push",
+    "BATCH_TRINO": "trino",
+    "BATCH_SPARK": "spark",
+    "BATCH_ATHENA": "athena",
+    "BATCH_ICEBERG": "iceberg",
+}
+
+# Feast ValueType enum name -> the type name users write in definitions (feast.types).
+_DTYPES = {
+    "INVALID": "Invalid",
+    "BYTES": "Bytes",
+    "STRING": "String",
+    "INT32": "Int32",
+    "INT64": "Int64",
+    "DOUBLE": "Float64",
+    "FLOAT": "Float32",
+    "BOOL": "Bool",
+    "UNIX_TIMESTAMP": "UnixTimestamp",
+    "NULL": "Null",
+    "MAP": "Map",
+    "JSON": "Json",
+    "STRUCT": "Struct",
+    "PDF_BYTES": "PdfBytes",
+    "IMAGE_BYTES": "ImageBytes",
+    "UUID": "Uuid",
+    "TIME_UUID": "TimeUuid",
+    "DECIMAL": "Decimal",
+}
+
+
+@cache
+def dtype_name(value_type: int) -> str:
+    """Feast's type name for a ValueType enum value (Float32, Array(Int64), ...)."""
+    name = str(_feast().ValueType.Enum.Name(value_type))
+    for suffix in ("_LIST", "_SET"):
+        if name.endswith(suffix):
+            inner = _DTYPES.get(name[: -len(suffix)], name[: -len(suffix)].title())
+            return f"{'Array' if suffix == '_LIST' else 'Set'}({inner})"
+    return _DTYPES.get(name, name.title())
+
+
+def dtype_value(name: str) -> int:
+    """The ValueType enum value for a type name (inverse of dtype_name)."""
+    for number in _feast().ValueType.Enum.values():
+        if dtype_name(number) == name:
+            return int(number)
+    raise ValueError(f"unknown dtype {name!r}")
+
+
+def _ts(message: Any, field_name: str) -> datetime | None:
+    if not message.HasField(field_name):
+        return None
+    value = getattr(message, field_name)
+    if value.seconds == 0 and value.nanos == 0:
+        return None
+    return datetime.fromtimestamp(value.seconds + value.nanos / 1e9, tz=UTC)
+
+
+def _to_dict(message: Message) -> dict[str, Any]:
+    return dict(_feast().json_format.MessageToDict(message, preserving_proto_field_name=True))
+
+
+_VOLATILE_TYPES = {"feast.core.DataSource", "feast.core.UserDefinedFunction", "feast.core.UserDefinedFunctionV2"}
+
+
+@cache
+def _may_hold_volatile(full_name: str) -> bool:
+    """Whether messages of this type can (transitively) contain a DataSource or a UDF."""
+    from google.protobuf import symbol_database
+
+    pool = symbol_database.Default().pool
+    seen: set[str] = set()
+    stack = [pool.FindMessageTypeByName(full_name)]
+    while stack:
+        descriptor = stack.pop()
+        if descriptor.full_name in _VOLATILE_TYPES:
+            return True
+        if descriptor.full_name in seen:
+            continue
+        seen.add(descriptor.full_name)
+        stack.extend(f.message_type for f in descriptor.fields if f.message_type is not None)
+    return False
+
+
+def _strip_volatile(message: Message) -> None:
+    """Clear what Feast rewrites without a user change: metadata of data sources embedded anywhere."""
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None or not _may_hold_volatile(descriptor.message_type.full_name):
+            continue
+        if descriptor.is_repeated:
+            if descriptor.message_type.GetOptions().map_entry:
+                value_field = descriptor.message_type.fields_by_name["value"]
+                if value_field.message_type is not None:
+                    for item in value.values():
+                        _strip_volatile(item)
+                continue
+            for item in value:
+                _strip_volatile(item)
+        else:
+            _strip_volatile(value)
+    if isinstance(message, _feast().DataSource):
+        message.ClearField("meta")
+        message.ClearField("project")
+    elif message.DESCRIPTOR.name in {"UserDefinedFunction", "UserDefinedFunctionV2"} and message.body_text:
+        # The dill pickle of a UDF changes with re-serialization (and Python versions) even when the
+        # code does not; body_text, the source the user wrote, is the content.
+        message.ClearField("body")
+
+
+def _content(spec: Message) -> tuple[Spec, str]:
+    """The normalized spec (JSON on demand) plus its content hash (deterministic serialization)."""
+    clean = type(spec)()
+    clean.CopyFrom(spec)
+    _strip_volatile(clean)
+    if "project" in clean.DESCRIPTOR.fields_by_name:
+        clean.ClearField("project")
+    digest = hashlib.sha256(clean.SerializeToString(deterministic=True)).hexdigest()
+    return Spec(clean), digest
+
+
+def _set_project(message: Message, project: str) -> None:
+    if "spec" in message.DESCRIPTOR.fields_by_name:
+        message.spec.project = project
+    else:
+        message.project = project
+
+
+def _features(specs: Iterable[Any]) -> list[FeatureInfo]:
+    return [
+        FeatureInfo(
+            name=f.name, dtype=dtype_name(f.value_type), description=f.description, tags=dict(f.tags), position=i
+        )
+        for i, f in enumerate(specs)
+    ]
+
+
+def _source_location(ds: DataSourceProto) -> str:
+    for option, attrs in [
+        ("file_options", ("uri",)),
+        ("bigquery_options", ("table", "query")),
+        ("redshift_options", ("table", "query")),
+        ("snowflake_options", ("table", "query")),
+        ("trino_options", ("table", "query")),
+        ("spark_options", ("table", "path", "query")),
+        ("athena_options", ("table", "query")),
+        ("kafka_options", ("topic",)),
+        ("kinesis_options", ("stream_name",)),
+    ]:
+        if ds.HasField(option):  # type: ignore[arg-type]
+            options = getattr(ds, option)
+            for attr in attrs:
+                value = getattr(options, attr, "")
+                if value:
+                    return str(value)
+    return ""
+
+
+def _data_source(ds: DataSourceProto, project: str) -> DataSourceInfo:
+    spec, digest = _content(ds)
+    kind = _SOURCE_KINDS.get(_feast().DataSource.SourceType.Name(ds.type), "unknown")
+    return DataSourceInfo(
+        project=project,
+        name=ds.name,
+        description=ds.description,
+        owner=ds.owner,
+        tags=dict(ds.tags),
+        created_at=_ts(ds.meta, "created_timestamp") if ds.HasField("meta") else None,
+        updated_at=_ts(ds.meta, "last_updated_timestamp") if ds.HasField("meta") else None,
+        content=spec,
+        content_hash=digest,
+        kind=kind,
+        location=_source_location(ds),
+        timestamp_field=ds.timestamp_field,
+        created_timestamp_column=ds.created_timestamp_column,
+        batch_source=ds.batch_source.name if ds.HasField("batch_source") else "",
+        request_schema=(
+            [
+                FeatureInfo(
+                    name=f.name,
+                    dtype=dtype_name(f.value_type),
+                    description=f.description,
+                    tags=dict(f.tags),
+                    position=i,
+                )
+                for i, f in enumerate(ds.request_data_options.schema)
+            ]
+            if ds.HasField("request_data_options")
+            else []
+        ),
+    )
+
+
+def _intervals(meta: Any) -> list[MaterializationInterval]:
+    out = []
+    for interval in meta.materialization_intervals:
+        start, end = _ts(interval, "start_time"), _ts(interval, "end_time")
+        if start and end:
+            out.append(MaterializationInterval(start=start, end=end))
+    return out
+
+
+def _feature_view(proto: Any, kind: str, project: str) -> FeatureViewInfo:
+    spec_msg, meta = proto.spec, proto.meta
+    spec, digest = _content(spec_msg)
+    source_views: list[str] = []
+    request_sources: list[str] = []
+    batch_source = stream_source = ""
+    if kind == "on_demand":
+        for source in spec_msg.sources.values():
+            which = source.WhichOneof("source")
+            if which == "feature_view":
+                source_views.append(source.feature_view.spec.name)
+            elif which == "feature_view_projection":
+                source_views.append(source.feature_view_projection.feature_view_name)
+            elif which == "request_data_source":
+                request_sources.append(source.request_data_source.name)
+        udf = spec_msg.feature_transformation.user_defined_function
+        udf_source = udf.body_text or spec_msg.user_defined_function.body_text
+    else:
+        batch_source = spec_msg.batch_source.name if spec_msg.HasField("batch_source") else ""
+        stream_source = spec_msg.stream_source.name if spec_msg.HasField("stream_source") else ""
+        source_views = [v.name for v in getattr(spec_msg, "source_views", [])]
+        udf_source = ""
+        if kind == "stream" and spec_msg.HasField("user_defined_function"):
+            udf_source = spec_msg.user_defined_function.body_text
+    ttl = spec_msg.ttl.seconds if kind != "on_demand" and spec_msg.HasField("ttl") else None
+    state = ""
+    if "state" in meta.DESCRIPTOR.fields_by_name:
+        enum = meta.DESCRIPTOR.fields_by_name["state"].enum_type
+        state = enum.values_by_number[meta.state].name if meta.state in enum.values_by_number else ""
+    return FeatureViewInfo(
+        project=project,
+        name=spec_msg.name,
+        description=spec_msg.description,
+        owner=spec_msg.owner,
+        tags=dict(spec_msg.tags),
+        created_at=_ts(meta, "created_timestamp"),
+        updated_at=_ts(meta, "last_updated_timestamp"),
+        content=spec,
+        content_hash=digest,
+        kind=kind,
+        # Feast stores a stream view's entity column among its features too; a view's features are its
+        # non-entity fields (positions renumbered in declared order).
+        features=_features(
+            f for f in spec_msg.features if f.name not in {c.name for c in getattr(spec_msg, "entity_columns", [])}
+        ),
+        entities=[e for e in spec_msg.entities if e != "__dummy"],
+        entity_columns=_features(spec_msg.entity_columns),
+        ttl_seconds=ttl or None,
+        batch_source=batch_source,
+        stream_source=stream_source,
+        source_views=source_views,
+        request_sources=request_sources,
+        online=bool(getattr(spec_msg, "online", kind == "on_demand" and spec_msg.write_to_online_store)),
+        offline=bool(getattr(spec_msg, "offline", False)),
+        enabled=not bool(getattr(spec_msg, "disabled", False)),
+        state=state,
+        version=str(getattr(spec_msg, "version", "") or ""),
+        current_version_number=(
+            int(meta.current_version_number)
+            if "current_version_number" in meta.DESCRIPTOR.fields_by_name and meta.current_version_number
+            else None
+        ),
+        materialization_intervals=_intervals(meta)
+        if "materialization_intervals" in meta.DESCRIPTOR.fields_by_name
+        else [],
+        mode=str(getattr(spec_msg, "mode", "") or ""),
+        udf_source=udf_source,
+    )
+
+
+def _feature_service(proto: FeatureServiceProto, project: str) -> FeatureServiceInfo:
+    spec_msg = proto.spec
+    spec, digest = _content(spec_msg)
+    vector: list[VectorEntry] = []
+    views: list[str] = []
+    for projection in spec_msg.features:
+        views.append(projection.feature_view_name)
+        for column in projection.feature_columns:
+            vector.append(
+                VectorEntry(
+                    index=len(vector),
+                    feature_view=projection.feature_view_name,
+                    view_alias=projection.feature_view_name_alias,
+                    feature=column.name,
+                    dtype=dtype_name(column.value_type),
+                )
+            )
+    return FeatureServiceInfo(
+        project=project,
+        name=spec_msg.name,
+        description=spec_msg.description,
+        owner=spec_msg.owner,
+        tags=dict(spec_msg.tags),
+        created_at=_ts(proto.meta, "created_timestamp"),
+        updated_at=_ts(proto.meta, "last_updated_timestamp"),
+        content=spec,
+        content_hash=digest,
+        vector=vector,
+        views=views,
+    )
+
+
+def _version_from_record(record: FeatureViewVersionRecord) -> FeatureViewVersionInfo:
+    return FeatureViewVersionInfo(
+        project=record.project_id,
+        feature_view=record.feature_view_name,
+        version_number=record.version_number,
+        view_type=record.feature_view_type,
+        created_at=_ts(record, "created_timestamp"),
+        description=record.description,
+        version_id=record.version_id,
+    )
+
+
+def _snapshot_from_proto(
+    proto: RegistryProto,
+    location: RegistryLocation,
+    fingerprint: str,
+    versions: list[FeatureViewVersionInfo],
+) -> RegistrySnapshot:
+    snap = RegistrySnapshot(location=location, fingerprint=fingerprint, feature_view_versions=versions)
+    project_names: list[str] = []
+    for p in proto.projects:
+        spec, digest = _content(p.spec)
+        project_names.append(p.spec.name)
+        snap.projects.append(
+            ProjectInfo(
+                project=p.spec.name,
+                name=p.spec.name,
+                description=p.spec.description,
+                owner=p.spec.owner,
+                tags=dict(p.spec.tags),
+                created_at=_ts(p.meta, "created_timestamp"),
+                updated_at=_ts(p.meta, "last_updated_timestamp"),
+                content=spec,
+                content_hash=digest,
+            )
+        )
+    for e in proto.entities:
+        if e.spec.name == "__dummy":  # Feast's placeholder for entity-less views
+            continue
+        spec, digest = _content(e.spec)
+        snap.entities.append(
+            EntityInfo(
+                project=e.spec.project,
+                name=e.spec.name,
+                description=e.spec.description,
+                owner=e.spec.owner,
+                tags=dict(e.spec.tags),
+                created_at=_ts(e.meta, "created_timestamp"),
+                updated_at=_ts(e.meta, "last_updated_timestamp"),
+                content=spec,
+                content_hash=digest,
+                join_keys=[e.spec.join_key] if e.spec.join_key else [],
+                value_type=dtype_name(e.spec.value_type),
+            )
+        )
+    seen_sources: set[tuple[str, str]] = set()
+    for ds in proto.data_sources:
+        snap.data_sources.append(_data_source(ds, ds.project))
+        seen_sources.add((ds.project, ds.name))
+    for kind, container in [
+        ("batch", proto.feature_views),
+        ("stream", proto.stream_feature_views),
+        ("on_demand", proto.on_demand_feature_views),
+    ]:
+        for fv in container:
+            try:
+                info = _feature_view(fv, kind, fv.spec.project)
+            except (ValueError, AttributeError, KeyError) as exc:
+                snap.skipped.append(f"{kind} feature view {fv.spec.project}/{fv.spec.name}: {exc}")
+                continue
+            snap.feature_views.append(info)
+            # Sources used only inline (not registered separately) still belong in the catalog.
+            for field_name in ("batch_source", "stream_source"):
+                if kind != "on_demand" and fv.spec.HasField(field_name):
+                    inline = getattr(fv.spec, field_name)
+                    if inline.name and (fv.spec.project, inline.name) not in seen_sources:
+                        seen_sources.add((fv.spec.project, inline.name))
+                        snap.data_sources.append(_data_source(inline, fv.spec.project))
+    for fs in proto.feature_services:
+        snap.feature_services.append(_feature_service(fs, fs.spec.project))
+    # A file registry written by an older Feast may lack the projects list: derive it.
+    known = set(project_names)
+    for obj in [*snap.entities, *snap.data_sources, *snap.feature_views, *snap.feature_services]:
+        if obj.project not in known:
+            known.add(obj.project)
+            snap.projects.append(
+                ProjectInfo(
+                    project=obj.project,
+                    name=obj.project,
+                    description="",
+                    owner="",
+                    tags={},
+                    created_at=None,
+                    updated_at=None,
+                    content=Spec(json={"name": obj.project}),
+                    content_hash=hashlib.sha256(obj.project.encode()).hexdigest(),
+                )
+            )
+    return snap
