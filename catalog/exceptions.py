@@ -68,3 +68,8 @@ class InvalidInput(PortalError):
     def __init__(self, message: str, details: dict[str, list[str]] | None = None) -> None:
         super().__init__(message)
         self.details = details or {}
+
+
+class UploadRejected(InvalidInput):
+    """An uploaded feature repo was refused (catalog.feast_gateway.sandbox): the archive, a member, the
+    definitions, or a time/memory limit. The message says why, in words for the user (never a traceback)."""

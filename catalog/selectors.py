@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
-from catalog.models import AuditEvent, CatalogObject, ObjectVersion, Project, Status, SyncRun
+from catalog.models import AuditEvent, CatalogObject, ChangeRequest, ObjectVersion, Project, Status, SyncRun
 from catalog.models.objects import KIND_SLUG
 
 
@@ -304,3 +304,16 @@ def project_list(*, user: Any) -> list[Project]:
     if not can_view(user):
         return []
     return list(Project.objects.exclude(status=Status.REMOVED).order_by("name"))
+
+
+def open_change_requests(*, obj: CatalogObject | None = None, limit: int = 10) -> list[ChangeRequest]:
+    """Open change requests (all, or those whose plan touches `obj`), most recently updated first."""
+    rows = ChangeRequest.objects.select_related("project", "author").filter(
+        status__in=[*ChangeRequest.OPEN, ChangeRequest.Status.APPLYING]
+    )
+    if obj is None:
+        return list(rows.order_by("-updated_at", "-id")[:limit])
+    rows = rows.filter(project_id=obj.project_id).order_by("-updated_at", "-id")[:200]
+    return [
+        cr for cr in rows if any(o["kind"] == obj.kind and o["name"] == obj.name for o in cr.plan.get("objects", []))
+    ][:limit]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from catalog import views, views_discovery
+from catalog import views, views_discovery, views_governance
 
 app_name = "catalog"
 
@@ -10,6 +10,15 @@ urlpatterns = [
     path("profile/", views.profile, name="profile"),
     path("profile/tokens/<int:pk>/revoke/", views.profile_token_revoke, name="profile_token_revoke"),
     path("search/", views_discovery.search, name="search"),
+    path("audit/", views_governance.audit_list, name="audit_list"),
+    path("change-requests/", views_governance.change_request_list, name="change_request_list"),
+    path("change-requests/new/", views_governance.change_request_new, name="change_request_new"),
+    path("change-requests/<int:pk>/", views_governance.change_request_detail, name="change_request_detail"),
+    path(
+        "change-requests/<int:pk>/<slug:action>/",
+        views_governance.change_request_action,
+        name="change_request_action",
+    ),
     path("search/suggest/", views_discovery.suggest, name="suggest"),
     path("owners/<str:name>/", views_discovery.owner_detail, name="owner_detail"),
     path("models/<int:pk>/", views_discovery.model_detail, name="model_detail"),
@@ -25,6 +34,11 @@ urlpatterns = [
         "projects/<str:project>/feature-services/<str:name>/register-model/",
         views_discovery.model_register,
         name="model_register",
+    ),
+    path(
+        "projects/<str:project>/<slug:kind_slug>/<str:name>/propose/",
+        views_governance.change_request_propose,
+        name="change_request_propose",
     ),
     path("projects/<str:project>/<slug:kind_slug>/<str:name>/", views.object_detail, name="object_detail"),
 ]

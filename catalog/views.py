@@ -18,6 +18,7 @@ from catalog.exceptions import InvalidInput
 from catalog.freshness import feature_view_freshness
 from catalog.models import ApiToken, CatalogObject, ObjectVersion, Project
 from catalog.permissions import can_operate, can_register_model, user_roles
+from catalog.services.change_requests import can_propose
 from catalog.services.tokens import api_token_create, api_token_revoke
 from catalog.snippets import fetch_snippets
 
@@ -31,6 +32,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "syncs": selectors.sync_run_list(user=request.user, limit=5),
         "projects": selectors.project_list(user=request.user),
         "can_operate": can_operate(request.user),
+        "change_requests": selectors.open_change_requests(),
     }
     return render(request, "catalog/home.html", context)
 
@@ -85,6 +87,12 @@ def object_detail(request: HttpRequest, project: str, kind_slug: str, name: str)
     if kind == "feature_service":
         context["consumers"] = selectors.service_consumers(user=request.user, service=obj)
         context["can_register_model"] = can_register_model(request.user)
+    context["can_propose"] = bool(obj.project.repo_key) and obj.status != "removed" and can_propose(request.user)
+    if context["can_propose"]:
+        from catalog.views_governance import DTYPES
+
+        context["dtypes"] = DTYPES
+    context["open_change_requests"] = selectors.open_change_requests(obj=obj)
     if kind in ("feature_view", "feature_service"):
         context["snippets"] = fetch_snippets(obj, base_url=request.build_absolute_uri("/"))
     return render(request, "catalog/object_detail.html", context)

@@ -132,3 +132,69 @@ class FreshnessAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project}/{self.view}: {self.state}"
+
+
+class TrainingDataset(models.Model):
+    """A training dataset built by a `training_dataset` job: Feast's point-in-time join of a feature
+    service (or a feature list) onto an entity dataframe, written to the dataset storage.
+
+    `contract` / `contract_hash` are the model contract the columns follow (catalog.contracts); a
+    model trained on this dataset pins that hash. `columns` is the schema with null rates and
+    `preview` the first rows (shown only to those who may download). Files live under `storage_uri`.
+    """
+
+    class Status(models.TextChoices):
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    class EntitySource(models.TextChoices):
+        UPLOAD = "upload", "Uploaded entity file"
+        INLINE = "inline", "Entity rows in the request"
+        TIMESTAMPS = "timestamps", "Every entity at given times"
+
+    job_run = models.OneToOneField(JobRun, on_delete=models.CASCADE, related_name="training_dataset")
+    name = models.SlugField(max_length=200)
+    project = models.CharField(max_length=255, db_index=True)
+    feature_service = models.CharField(max_length=255, blank=True, db_index=True, help_text="Blank: a feature list.")
+    service_version = models.PositiveIntegerField(null=True, blank=True, help_text="Catalog version of the service.")
+    features = models.JSONField(default=list, help_text="The `view:feature` references requested, in order.")
+    contract = models.JSONField(default=list, help_text="The contract entries the feature columns follow.")
+    contract_hash = models.CharField(max_length=64, db_index=True)
+    entity_source = models.CharField(max_length=16, choices=EntitySource.choices)
+    entity_file_name = models.CharField(max_length=255, blank=True)
+    entity_timestamps = models.JSONField(default=list, blank=True)
+    entity_rows = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BUILDING, db_index=True)
+    row_count = models.PositiveBigIntegerField(default=0)
+    columns = models.JSONField(default=list, blank=True)
+    preview = models.JSONField(default=list, blank=True)
+    min_event_timestamp = models.DateTimeField(null=True, blank=True)
+    max_event_timestamp = models.DateTimeField(null=True, blank=True)
+    storage_uri = models.CharField(max_length=1000, blank=True, help_text="The dataset's directory (local or s3://).")
+    files = models.JSONField(default=dict, blank=True, help_text="format → {name, bytes}: parquet, csv, contract.")
+    saved_dataset = models.CharField(max_length=255, blank=True, help_text="The Feast saved dataset registered.")
+    saved_dataset_note = models.CharField(max_length=500, blank=True, help_text="Why no saved dataset was registered.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="jobs_training_dataset_unique_name")]
+        indexes = [models.Index(fields=["project", "feature_service", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.name}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("jobs:dataset_detail", args=[self.pk])
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """The feature columns, in contract order."""
+        return [str(e["column"]) for e in self.contract]

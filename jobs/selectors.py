@@ -14,7 +14,7 @@ from catalog.freshness import FreshnessResult, feature_view_freshness
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_operate, can_view_catalog
-from jobs.models import JobRun, MaterializationRecord
+from jobs.models import JobRun, MaterializationRecord, TrainingDataset
 
 
 def job_run_list(*, user: Any, kind: str | None = None, status: str | None = None) -> QuerySet[JobRun]:
@@ -162,3 +162,28 @@ def latest_feature_statistics(*, user: Any, project: str, view: str) -> JobRun |
         .order_by("-finished_at", "-id")
         .first()
     )
+
+
+def training_dataset_list(
+    *, user: Any, project: str | None = None, feature_service: str | None = None, status: str | None = None
+) -> QuerySet[TrainingDataset]:
+    """Training datasets, newest first: their metadata is visible to every portal role (the rows are not:
+    see jobs.permissions.can_read_training_dataset_rows)."""
+    if not can_view_catalog(user):
+        raise NotPermitted("you hold no portal role")
+    qs = TrainingDataset.objects.select_related("created_by", "job_run")
+    if project:
+        qs = qs.filter(project=project)
+    if feature_service:
+        qs = qs.filter(feature_service=feature_service)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def training_dataset_get(*, user: Any, pk: int) -> TrainingDataset:
+    """One training dataset (ObjectNotFound when there is none)."""
+    dataset = training_dataset_list(user=user).filter(pk=pk).first()
+    if dataset is None:
+        raise ObjectNotFound(f"training dataset {pk} does not exist")
+    return dataset

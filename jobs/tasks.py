@@ -9,11 +9,13 @@ from celery import Task, shared_task
 from catalog.services.sync import registry_sync
 from jobs import services
 from jobs.models import JobRun
+from jobs.services.apply import change_request_apply_run, change_requests_sweep
 from jobs.services.freshness import freshness_check
 from jobs.services.materialization import materialization_params, materialization_run
 from jobs.services.preview import online_preview_run
 from jobs.services.skew import skew_check_run
 from jobs.services.stats import feature_statistics_run
+from jobs.services.training import training_dataset_run, training_datasets_reconcile
 
 
 @shared_task(name="jobs.registry_sync", bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -62,7 +64,10 @@ def registry_sync_task(
 @shared_task(name="jobs.sweep_stale_runs")
 def sweep_stale_runs_task() -> dict[str, int]:
     """Mark runs whose worker died as failed, so nothing stays 'running' forever."""
-    return services.stale_runs_sweep()
+    swept = services.stale_runs_sweep()
+    swept["change_requests"] = change_requests_sweep()
+    swept["training_datasets"] = training_datasets_reconcile()
+    return swept
 
 
 @shared_task(name="jobs.materialize", bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -130,4 +135,28 @@ def feature_statistics_task(self: Task[Any, Any], job_run_id: int) -> None:
         params={},
         celery_task_id=self.request.id or "",
         body=feature_statistics_run,
+    )
+
+
+@shared_task(name="jobs.change_request_apply", bind=True, acks_late=True, reject_on_worker_lost=True)
+def change_request_apply_task(self: Task[Any, Any], job_run_id: int) -> None:
+    """Apply an approved change request's stored protos (see jobs.services.apply)."""
+    services.job_run_execute(
+        job_run_id=job_run_id,
+        kind=JobRun.Kind.APPLY,
+        params={},
+        celery_task_id=self.request.id or "",
+        body=change_request_apply_run,
+    )
+
+
+@shared_task(name="jobs.training_dataset", bind=True, acks_late=True, reject_on_worker_lost=True)
+def training_dataset_task(self: Task[Any, Any], job_run_id: int) -> None:
+    """Build a training dataset: Feast's point-in-time join, written in contract order (see jobs.services.training)."""
+    services.job_run_execute(
+        job_run_id=job_run_id,
+        kind=JobRun.Kind.TRAINING_DATASET,
+        params={},
+        celery_task_id=self.request.id or "",
+        body=training_dataset_run,
     )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import views
+from jobs import views, views_datasets
 
 app_name = "jobs"
 
@@ -9,10 +9,16 @@ urlpatterns = [
     path("<int:pk>/", views.job_detail, name="job_detail"),
     path("<int:pk>/status/", views.job_status, name="job_status"),
     path("sync/", views.sync_now, name="sync_now"),
+    path("change-requests/<int:pk>/apply/", views.change_request_apply, name="change_request_apply"),
     path("materialize/", views.materialize, name="materialize"),
     path("preview/", views.preview, name="preview"),
     path("freshness/", views.freshness_panel, name="freshness"),
     path("ledger/<str:project>/<str:view>/", views.view_ledger_page, name="view_ledger"),
     path("ledger/<str:project>/<str:view>/skew/", views.skew_check, name="skew_check"),
     path("ledger/<str:project>/<str:view>/statistics/", views.feature_statistics, name="feature_statistics"),
+    path("datasets/", views_datasets.dataset_list, name="dataset_list"),
+    path("datasets/new/", views_datasets.dataset_new, name="dataset_new"),
+    path("datasets/<int:pk>/", views_datasets.dataset_detail, name="dataset_detail"),
+    path("datasets/<int:pk>/status/", views_datasets.dataset_status, name="dataset_status"),
+    path("datasets/<int:pk>/download/<str:fmt>/", views_datasets.dataset_download, name="dataset_download"),
 ]

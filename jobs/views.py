@@ -266,3 +266,22 @@ def feature_statistics(request: HttpRequest, project: str, view: str) -> HttpRes
         messages.error(request, f"Not started: {exc}")
         return redirect("jobs:view_ledger", project=project, view=view)
     return redirect("jobs:job_detail", pk=run.pk)
+
+
+@login_required
+@require_POST
+def change_request_apply(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start the apply job of an approved change request (operators)."""
+    from catalog.models import ChangeRequest
+    from jobs.services.apply import change_request_apply_start
+
+    cr = ChangeRequest.objects.filter(pk=pk).first()
+    if cr is None:
+        raise Http404(f"No change request CR-{pk}.")
+    try:
+        run = change_request_apply_start(cr=cr, actor=request.user)
+    except PortalError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Apply queued (job #{run.pk}); this page updates when it finishes.")
+    return redirect(cr.get_absolute_url())

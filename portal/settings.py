@@ -170,6 +170,20 @@ PORTAL_WEBHOOK_URL = env_secret("PORTAL_WEBHOOK_URL", default="")
 PORTAL_WEBHOOK_TIMEOUT_SECONDS = env_int("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=3, minimum=1)
 # How long POST .../online-preview/ waits for the worker before answering 202 with the job.
 PORTAL_PREVIEW_WAIT_SECONDS = env_int("PORTAL_PREVIEW_WAIT_SECONDS", default=10, minimum=1)
+# Training datasets (README "Training datasets and the model contract"). Where datasets and uploaded entity
+# files are written: a local directory (default var/datasets) or s3://bucket/prefix (pyarrow's S3 filesystem;
+# credentials from the AWS_* environment or the pod's IAM role). Web and worker must see the same storage.
+PORTAL_TRAINING_STORAGE_URL = env_str("PORTAL_TRAINING_STORAGE_URL", default=str(VAR_DIR / "datasets"))
+# An S3-compatible endpoint (MinIO, Ceph ...), e.g. http://minio:9000; empty: AWS.
+PORTAL_TRAINING_S3_ENDPOINT_URL = env_str("PORTAL_TRAINING_S3_ENDPOINT_URL", default="")
+# Entity files larger than this are refused before anything is read (the Content-Length is checked first).
+PORTAL_TRAINING_MAX_UPLOAD_BYTES = env_int("PORTAL_TRAINING_MAX_UPLOAD_BYTES", default=256 * 1024 * 1024, minimum=1024)
+PORTAL_TRAINING_MAX_ENTITY_ROWS = env_int("PORTAL_TRAINING_MAX_ENTITY_ROWS", default=5_000_000, minimum=1)
+# Datasets up to this many rows also get a CSV beside the parquet.
+PORTAL_TRAINING_CSV_MAX_ROWS = env_int("PORTAL_TRAINING_CSV_MAX_ROWS", default=100_000, minimum=0)
+# Entity rows per Feast retrieval: bigger sets are joined in chunks (real progress, bounded memory; each
+# chunk re-reads the offline source, so the default keeps typical sets to one call).
+PORTAL_TRAINING_CHUNK_ROWS = env_int("PORTAL_TRAINING_CHUNK_ROWS", default=250_000, minimum=1000)
 CELERY_BEAT_SCHEDULE = {
     # Mirror the Feast registry into the catalog. Changes made outside the portal (someone
     # running `feast apply` by hand) show up within one interval, flagged out-of-band.
@@ -232,6 +246,20 @@ FEAST_CONFIG_VARS = {
 FEAST_USE_SERVICES_YAML = PORTAL_PROFILE == "services"
 # The tag whose value names an object's owning team (besides Feast's `owner` field).
 CATALOG_TEAM_TAG = env_str("CATALOG_TEAM_TAG", default="team")
+# Governance: approvals a breaking change needs (a project may override), and how long an apply may hold
+# its project's apply lock before another worker may take it over (a dead worker's lock expires).
+GOVERNANCE_BREAKING_APPROVALS = env_int("GOVERNANCE_BREAKING_APPROVALS", default=2, minimum=1)
+GOVERNANCE_APPLY_LOCK_SECONDS = env_int("GOVERNANCE_APPLY_LOCK_SECONDS", default=900, minimum=30)
+# Uploaded feature repos (catalog/feast_gateway/sandbox.py): archive limits, checked before anything is
+# extracted, and the limits of the isolated process that imports the definitions. `import feast` needs
+# ~190 MB resident but maps ~1.5 GB of address space (RLIMIT_AS counts that; it fails below ~600 MB).
+GOVERNANCE_UPLOAD_MAX_BYTES = env_int("GOVERNANCE_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024, minimum=1024)
+GOVERNANCE_UPLOAD_MAX_FILES = env_int("GOVERNANCE_UPLOAD_MAX_FILES", default=500, minimum=1)
+GOVERNANCE_UPLOAD_MAX_UNCOMPRESSED = env_int(
+    "GOVERNANCE_UPLOAD_MAX_UNCOMPRESSED", default=20 * 1024 * 1024, minimum=1024
+)
+GOVERNANCE_PARSE_TIMEOUT_SECONDS = env_int("GOVERNANCE_PARSE_TIMEOUT_SECONDS", default=60, minimum=10)
+GOVERNANCE_PARSE_MEMORY_MB = env_int("GOVERNANCE_PARSE_MEMORY_MB", default=2048, minimum=1024)
 
 # --- Auth, static, i18n -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

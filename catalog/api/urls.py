@@ -3,7 +3,7 @@
 from django.urls import URLPattern, URLResolver, path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 
-from catalog.api import docs, views
+from catalog.api import contracts, docs, governance, views
 from catalog.models import CatalogObject
 
 app_name = "catalog_api"
@@ -37,6 +37,20 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("me/", views.MeApi.as_view(), name="me"),
     path("search/", views.SearchApi.as_view(), name="search"),
     path("audit/", views.AuditEventListApi.as_view(), name="audit_list"),
+    path("change-requests/", governance.ChangeRequestListApi.as_view(), name="change_request_list"),
+    path("change-requests/<int:pk>/", governance.ChangeRequestDetailApi.as_view(), name="change_request_detail"),
+    *[
+        path(
+            f"change-requests/<int:pk>/{action}/",
+            governance.ChangeRequestActionApi.as_view(),
+            {"action": action},
+            name=f"change_request_{action}",
+        )
+        for action in sorted(governance.ChangeRequestActionApi.ACTIONS)
+    ],
+    path("teams/", governance.TeamListApi.as_view(), name="team_list"),
+    path("teams/<name:name>/", governance.TeamDetailApi.as_view(), name="team_detail"),
+    path("projects/<name:project>/governance/", governance.ProjectGovernanceApi.as_view(), name="project_governance"),
     path("tokens/", views.ApiTokenListApi.as_view(), name="token_list"),
     path("tokens/<int:pk>/", views.ApiTokenDetailApi.as_view(), name="token_detail"),
     path("models/", views.ModelConsumerListApi.as_view(), name="model_list"),
@@ -79,5 +93,18 @@ urlpatterns += [
     ),
     path(
         "projects/<name:project>/<name:kind_slug>/<name:name>/diff/", views.ObjectDiffApi.as_view(), name="object_diff"
+    ),
+]
+# The model contract of a feature service (catalog/api/contracts.py).
+urlpatterns += [
+    path(
+        "projects/<name:project>/feature-services/<name:name>/contract/",
+        contracts.ServiceContractApi.as_view(),
+        name="feature_service_contract",
+    ),
+    path(
+        "projects/<name:project>/feature-services/<name:name>/contract/verify/",
+        contracts.ServiceContractVerifyApi.as_view(),
+        name="feature_service_contract_verify",
     ),
 ]

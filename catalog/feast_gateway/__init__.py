@@ -237,3 +237,76 @@ __all__ = [
     "run_cli",
     "skew_check",
 ]
+
+# --- Governance (change requests) ---
+from catalog.feast_gateway.changes import (
+    EDIT_OPS,
+    ObjectProto,
+    apply_edits,
+    apply_protos,
+    content_hash,
+    feast_plan,
+    infer_objects,
+    object_info,
+    object_proto,
+    project_protos,
+    references,
+    scope_fingerprint,
+    spec_json,
+    view_field_names,
+)
+from catalog.feast_gateway.protos import _entity
+
+__all__ += [
+    "EDIT_OPS",
+    "ObjectProto",
+    "_entity",
+    "apply_edits",
+    "apply_protos",
+    "content_hash",
+    "feast_plan",
+    "infer_objects",
+    "object_info",
+    "object_proto",
+    "project_protos",
+    "references",
+    "scope_fingerprint",
+    "spec_json",
+    "view_field_names",
+]
+
+# --- Training datasets ---
+from catalog.feast_gateway.training import (
+    ROW_COLUMN,
+    RetrievalGroup,
+    entity_keys_at,
+    historical_features,
+    retrieval_groups,
+    saved_dataset_delete,
+    saved_dataset_get,
+    saved_dataset_register,
+    service_vector,
+    vector_from_spec,
+)
+
+__all__ += [
+    "ROW_COLUMN",
+    "RetrievalGroup",
+    "entity_keys_at",
+    "historical_features",
+    "retrieval_groups",
+    "saved_dataset_delete",
+    "saved_dataset_get",
+    "saved_dataset_register",
+    "service_vector",
+    "vector_from_spec",
+]
+
+# --- Sandbox (upload parsing) ---
+from catalog.feast_gateway.sandbox import ParsedObject, ParsedRepo, parse_upload
+
+__all__ += [
+    "ParsedObject",
+    "ParsedRepo",
+    "parse_upload",
+]

@@ -238,6 +238,23 @@ def _data_source(ds: DataSourceProto, project: str) -> DataSourceInfo:
     )
 
 
+def _entity(e: Any) -> EntityInfo:
+    spec, digest = _content(e.spec)
+    return EntityInfo(
+        project=e.spec.project,
+        name=e.spec.name,
+        description=e.spec.description,
+        owner=e.spec.owner,
+        tags=dict(e.spec.tags),
+        created_at=_ts(e.meta, "created_timestamp"),
+        updated_at=_ts(e.meta, "last_updated_timestamp"),
+        content=spec,
+        content_hash=digest,
+        join_keys=[e.spec.join_key] if e.spec.join_key else [],
+        value_type=dtype_name(e.spec.value_type),
+    )
+
+
 def _intervals(meta: Any) -> list[MaterializationInterval]:
     out = []
     for interval in meta.materialization_intervals:
@@ -388,22 +405,7 @@ def _snapshot_from_proto(
     for e in proto.entities:
         if e.spec.name == "__dummy":  # Feast's placeholder for entity-less views
             continue
-        spec, digest = _content(e.spec)
-        snap.entities.append(
-            EntityInfo(
-                project=e.spec.project,
-                name=e.spec.name,
-                description=e.spec.description,
-                owner=e.spec.owner,
-                tags=dict(e.spec.tags),
-                created_at=_ts(e.meta, "created_timestamp"),
-                updated_at=_ts(e.meta, "last_updated_timestamp"),
-                content=spec,
-                content_hash=digest,
-                join_keys=[e.spec.join_key] if e.spec.join_key else [],
-                value_type=dtype_name(e.spec.value_type),
-            )
-        )
+        snap.entities.append(_entity(e))
     seen_sources: set[tuple[str, str]] = set()
     for ds in proto.data_sources:
         snap.data_sources.append(_data_source(ds, ds.project))

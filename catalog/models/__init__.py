@@ -2,6 +2,7 @@
 
 from catalog.models.audit import AuditEvent
 from catalog.models.consumers import ModelConsumer
+from catalog.models.governance import SEVERITY_ORDER, Approval, ChangeRequest, ChangeRequestComment, Severity
 from catalog.models.history import ExpectedChange, ObjectVersion, SyncRun, SyncState
 from catalog.models.objects import (
     CatalogObject,
@@ -13,14 +14,19 @@ from catalog.models.objects import (
     LineageEdge,
     ServiceFeature,
 )
-from catalog.models.projects import Project, Status, Team, TeamAlias
+from catalog.models.projects import Compatibility, Project, Status, Team, TeamAlias
 from catalog.models.search import SearchEntry
 from catalog.models.tokens import ApiToken
 
 __all__ = [
+    "SEVERITY_ORDER",
     "ApiToken",
+    "Approval",
     "AuditEvent",
     "CatalogObject",
+    "ChangeRequest",
+    "ChangeRequestComment",
+    "Compatibility",
     "DataSource",
     "Entity",
     "ExpectedChange",
@@ -33,6 +39,7 @@ __all__ = [
     "Project",
     "SearchEntry",
     "ServiceFeature",
+    "Severity",
     "Status",
     "SyncRun",
     "SyncState",

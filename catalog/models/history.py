@@ -70,6 +70,9 @@ class ObjectVersion(models.Model):
     changes = models.JSONField(default=list, blank=True, help_text="Field-level summary versus the previous version.")
     sync_run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="versions")
     out_of_band = models.BooleanField(default=False, help_text="Changed outside the portal's own apply.")
+    change_request = models.ForeignKey(
+        "catalog.ChangeRequest", null=True, blank=True, on_delete=models.SET_NULL, related_name="versions"
+    )
     recorded_at = models.DateTimeField(db_index=True)
 
     class Meta:
@@ -91,6 +94,9 @@ class ExpectedChange(models.Model):
     name = models.CharField(max_length=255)
     content_hash = models.CharField(max_length=64, blank=True, help_text="Empty: the object is expected to be removed.")
     source = models.CharField(max_length=255, help_text="What wrote it, e.g. change-request:42.")
+    change_request = models.ForeignKey(
+        "catalog.ChangeRequest", null=True, blank=True, on_delete=models.CASCADE, related_name="expected_changes"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     consumed_at = models.DateTimeField(null=True, blank=True)
 

@@ -16,8 +16,16 @@ class Status(models.TextChoices):
     REMOVED = "removed", "Removed"
 
 
+class Compatibility(models.TextChoices):
+    """How strictly a project's changes are classified (set by an admin)."""
+
+    BACKWARD = "BACKWARD", "BACKWARD: consumers of the old schema keep working"
+    FULL = "FULL", "FULL: old and new readers both keep working"
+    NONE = "NONE", "NONE: only always-breaking changes (entities, join keys) count as breaking"
+
+
 class Project(TimestampedModel):
-    """A Feast project, as found in one governed registry."""
+    """A Feast project, as found in one governed registry, and its governance settings."""
 
     name = models.CharField(max_length=255, unique=True)
     registry_key = models.CharField(max_length=1024, db_index=True, help_text="The registry holding the project.")
@@ -31,6 +39,14 @@ class Project(TimestampedModel):
     feast_created_at = models.DateTimeField(null=True, blank=True)
     feast_updated_at = models.DateTimeField(null=True, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
+    # Governance (edited by admins; never touched by the sync)
+    compatibility = models.CharField(max_length=16, choices=Compatibility.choices, default=Compatibility.BACKWARD)
+    auto_apply = models.BooleanField(default=False, help_text="Apply change requests as soon as they are approved.")
+    breaking_approvals = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Approvals a breaking change needs (blank: GOVERNANCE_BREAKING_APPROVALS)."
+    )
+    apply_locked_until = models.DateTimeField(null=True, blank=True)
+    apply_lock_token = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["name"]

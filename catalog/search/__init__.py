@@ -1,22 +1,27 @@
-"""Catalog search: one interface over PostgreSQL full-text + pg_trgm and SQLite FTS5.
+"""Catalog search: one interface over PostgreSQL full-text (one GIN index) and SQLite FTS5.
 
     results = search(user=request.user, q="tenur", filters={"kind": "feature"}, page=1)
     results.hits            # ranked SearchHit list for the page (name/description highlighted)
     results.total, results.pages, results.facets  # facet -> [(value, count), ...]
+    results.total_exact, results.facets_exact     # False: "about N", estimated from a sample of matches
 
 `suggest()` serves the header's type-ahead. The same ranking serves the browser and /api/v1/search/.
 The index is written by `catalog.search.indexing.index_objects`, which the registry sync calls.
+
+Counts: up to EXACT_LIMIT matches every count is exact. A broader search (a common word matches
+thousands of entries) counts a deterministic 1-in-16 sample of its matches (1-in-256 past 64,000) and
+scales it up: the total and the facet counts are then estimates, rounded to two significant figures and
+flagged (`total_exact`, `facets_exact`, `sample_size`) so the page and the API can say "about". Paging
+stays exact: `has_next` comes from the ranking itself, and the last page turns the total exact.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -24,7 +29,7 @@ from django.utils.safestring import SafeString, mark_safe
 from catalog.models import SearchEntry
 from catalog.models.objects import KIND_SLUG
 from catalog.permissions import can_view_catalog
-from catalog.search.backends import backend, words
+from catalog.search.backends import Counts, Page, Query, backend
 
 # Facets a caller may filter on. Column facets hold one value per entry; the others live in facet_values.
 COLUMN_FACETS = ("project", "kind", "status")
@@ -39,8 +44,12 @@ KIND_LABELS = {
     "owner": "Owner / team",
 }
 MAX_PAGE_SIZE = 100
-FUZZY_BELOW = 1  # no full-text match at all: look for similar names instead (typos)
 FACET_VALUES_SHOWN = 12
+# Up to this many matches (as the 1-in-16 probe sees them) every count is exact; past it, estimated.
+EXACT_LIMIT = 2000
+PROBE_SCALE = 16  # the first look at a query: a 1-in-16 sample of its matches
+BROAD_SCALE = 256  # ... 1-in-256 when the 1-in-16 sample alone holds SAMPLE_CAP matches (64,000+)
+SAMPLE_CAP = 4000
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ class SearchHit:
 
 @dataclass
 class SearchResults:
-    """A page of hits, the total, and facet counts over all matches."""
+    """A page of hits, the total, and facet counts over all matches (exact, or estimated: see the flags)."""
 
     q: str
     filters: dict[str, str]
@@ -85,12 +94,34 @@ class SearchResults:
     page: int = 1
     per_page: int = 20
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-    corrected: str = ""  # the query actually run when the one typed matched nothing (SQLite typo fallback)
+    corrected: str = ""  # the query actually run when the one typed matched nothing (typo correction)
+    total_exact: bool = True  # False: `total` is an estimate ("about"), rounded to two significant figures
+    facets_exact: bool = True  # False: facet counts are estimates from `sample_size` sampled matches
+    sample_size: int = 0  # matches the estimates were computed from (0 when every count is exact)
+    sample_rate: int = 0  # the estimates counted 1 in this many matches
+    has_next: bool = False  # another page follows (always exact, even when the total is estimated)
 
     @property
     def pages(self) -> int:
-        """Number of pages."""
-        return max(1, -(-self.total // self.per_page))
+        """Number of pages (at least up to the next one when the total is an estimate)."""
+        pages = max(1, -(-self.total // self.per_page))
+        return pages if self.total_exact else max(pages, self.page + int(self.has_next))
+
+    @property
+    def total_label(self) -> str:
+        """The total as shown: "2,536 results", or "about 18,000 results" when estimated."""
+        text = f"{self.total:,} result{'' if self.total == 1 else 's'}"
+        return text if self.total_exact else f"about {text}"
+
+    @property
+    def estimate_note(self) -> str:
+        """How the estimates were made ("" when every count is exact)."""
+        if self.facets_exact and self.total_exact:
+            return ""
+        return (
+            f"Estimated from a 1-in-{self.sample_rate} sample of the matches ({self.sample_size:,} counted), "
+            "rounded to two significant figures."
+        )
 
 
 def entry_url(kind: str, project: str, name: str, parent: str = "") -> str:
@@ -119,6 +150,14 @@ def highlight(text: str, terms: list[str], *, limit: int | None = None) -> SafeS
     return mark_safe("".join(out))  # every piece is escaped above
 
 
+def about(n: int) -> int:
+    """An estimate as it is shown: two significant figures (17,792 -> 18,000), small numbers as they are."""
+    if n < 100:
+        return n
+    digits = len(str(n)) - 2
+    return int(round(n, -digits))
+
+
 def _clean_query(q: str) -> str:
     """The query as the database may see it: no control characters (PostgreSQL rejects NUL), at most 200 characters."""
     return "".join(ch for ch in q if ch >= " ")[:200]
@@ -128,59 +167,21 @@ def _clean_filters(filters: Mapping[str, str] | None) -> dict[str, str]:
     return {k: _clean_query(str(v))[:255] for k, v in (filters or {}).items() if k in FACETS and v not in (None, "")}
 
 
-def _filtered_sql(
-    match_sql: str, match_params: list[Any], filters: dict[str, str], *, facet_filter: str
-) -> tuple[str, list[Any]]:
-    clauses, params = [], list(match_params)
-    for name in COLUMN_FACETS:
-        if name in filters:
-            clauses.append(f"s.{name} = %s")
-            params.append(filters[name])
-    for name in ROW_FACETS:
-        if name in filters:
-            clauses.append(facet_filter)
-            params.append(f"{name}:{filters[name]}")
-    where = " AND ".join(clauses) or "1 = 1"
-    return (
-        f"SELECT s.id, s.project, s.kind, s.status, s.name, s.facet_values, s.score FROM ({match_sql}) s WHERE {where}",
-        params,
-    )
-
-
-def _run(
-    filtered: str, params: list[Any], *, facet_values: str, limit: int, offset: int
-) -> tuple[dict[str, list[tuple[str, int]]], list[tuple[int, float]]]:
-    """One round trip: the matches are computed once (a materialised CTE), then counted per facet and paged."""
-    column_parts = [f"SELECT 'f', '{c}', m.{c}, count(*) FROM m GROUP BY m.{c}" for c in COLUMN_FACETS]
-    sql = (
-        f"WITH m AS MATERIALIZED ({filtered}) "
-        + " UNION ALL ".join(column_parts)
-        + f" UNION ALL SELECT 'v', f.value, '', count(*) FROM m {facet_values} GROUP BY f.value"
-        " UNION ALL SELECT * FROM (SELECT 'h', CAST(m.id AS TEXT), m.name, m.score FROM m"
-        " ORDER BY m.score DESC, m.name, m.id LIMIT %s OFFSET %s) page"
-    )
-    counts: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
-    hits: list[tuple[float, str, int]] = []
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, limit, offset])
-        for row_type, a, b, n in cursor.fetchall():
-            if row_type == "f":
-                counts[a].append((b, int(n)))
-            elif row_type == "v":
-                facet, _, value = a.partition(":")
-                counts.setdefault(facet, []).append((value, int(n)))
-            else:
-                hits.append((float(n), b, int(a)))
-    facets = {k: sorted(v, key=lambda item: (-item[1], item[0])) for k, v in counts.items()}
-    hits.sort(key=lambda h: (-h[0], h[1], h[2]))
-    return facets, [(pk, score) for score, _, pk in hits]
+def _facets(counts: Counts, *, scale: int) -> dict[str, list[tuple[str, int]]]:
+    facets: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
+    for name, values in counts.facets.items():
+        scaled = [(v, n * scale if scale == 1 else about(n * scale)) for v, n in values.items()]
+        facets[name] = sorted(scaled, key=lambda item: (-item[1], item[0]))
+    return facets
 
 
 def _hits(rows: list[tuple[int, float]], terms: list[str]) -> list[SearchHit]:
     entries = {e.pk: e for e in SearchEntry.objects.filter(pk__in=[r[0] for r in rows])}
     hits = []
     for pk, score in rows:
-        e = entries[pk]
+        e = entries.get(pk)
+        if e is None:  # removed between the ranking and this read (a sync committed in between)
+            continue
         hits.append(
             SearchHit(
                 id=pk,
@@ -203,18 +204,37 @@ def _hits(rows: list[tuple[int, float]], terms: list[str]) -> list[SearchHit]:
     return hits
 
 
-def _correct(q: str) -> str:
-    """Closest indexed names to each word (the SQLite backend's typo tolerance; pg_trgm covers PostgreSQL)."""
-    names = list(SearchEntry.objects.values_list("name", flat=True).distinct()[:50000])
-    vocabulary = sorted({w for n in names for w in words(n.replace("_", " "))} | {n.lower() for n in names})
-    fixed = [(difflib.get_close_matches(w, vocabulary, n=1, cutoff=0.7) or [w])[0] for w in words(q)]
-    return " ".join(fixed)
-
-
-def _set_typo_threshold() -> None:
-    """How similar a name must be to count as a typo of the query (pg_trgm's default 0.6 is too strict)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET pg_trgm.word_similarity_threshold = 0.3")
+def _count_and_rank(results: SearchResults, query: Query) -> Page:
+    """Fill the totals and facets of `results` and return its page of the ranking."""
+    engine = backend()
+    offset = (results.page - 1) * results.per_page
+    counts = engine.sample(query, scale=PROBE_SCALE, cap=SAMPLE_CAP)
+    if counts.rows >= SAMPLE_CAP:
+        counts = engine.sample(query, scale=BROAD_SCALE, cap=SAMPLE_CAP)
+    if counts.scale == 1 or counts.rows * counts.scale <= EXACT_LIMIT:  # (scale 1: a backend that counts all)
+        found = engine.exact(query, offset=offset, limit=results.per_page, cap=4 * EXACT_LIMIT)
+        if found is not None:
+            exact, page = found
+            results.total, results.facets = exact.rows, _facets(exact, scale=1)
+            results.has_next = page.has_next
+            if results.page > results.pages and results.total:
+                results.page = results.pages
+                return _count_and_rank(results, query)
+            return page
+    # Broad: totals and facets from the sample, the page from the ranking itself.
+    results.total = about(counts.rows * counts.scale)
+    results.facets = _facets(counts, scale=counts.scale)
+    results.total_exact = results.facets_exact = False
+    results.sample_size, results.sample_rate = counts.rows, counts.scale
+    page = engine.ranked(query, counts, offset=offset, limit=results.per_page)
+    results.has_next = page.has_next
+    if page.total is not None:  # the ranking ran out of matches: it has seen (and counted) them all
+        results.total, results.total_exact = page.total, True
+        if not page.rows and results.page > 1 and results.total:
+            results.page = results.pages
+            page = engine.ranked(query, counts, offset=(results.page - 1) * results.per_page, limit=results.per_page)
+            results.has_next = page.has_next
+    return page
 
 
 def search(
@@ -224,71 +244,47 @@ def search(
 
     Filters: project, kind (entity, data_source, feature_view, feature_service, feature), status
     (active, deprecated, removed), entity, owner (an owner string or team), tag (`key=value`), dtype.
+    When nothing matches, each word is replaced by the most similar indexed name word (typos) and the
+    search runs again; `corrected` then holds the query that was run.
     """
     q = _clean_query(q)
     clean = _clean_filters(filters)
     per_page = max(1, min(int(per_page), MAX_PAGE_SIZE))
-    page = max(1, int(page))
-    results = SearchResults(q=q, filters=clean, page=page, per_page=per_page)
+    results = SearchResults(q=q, filters=clean, page=max(1, int(page)), per_page=per_page)
+    results.facets = {name: [] for name in FACETS}
     if not can_view_catalog(user):
         return results
-    engine = backend()
-    if engine.match(q) is None:
+    query = Query.parse(q, clean)
+    if not query.words:
         return results
-    rows: list[tuple[int, float]] = []
-    # Full text first; only when it finds nothing, widen to similar names (typos): the common case stays
-    # on the full-text index alone.
-    for fuzzy in (False, True) if engine.supports_fuzzy else (False,):
-        match = engine.match(q, fuzzy=fuzzy)
-        assert match is not None
-        if fuzzy:
-            _set_typo_threshold()
-        filtered, params = _filtered_sql(match.sql, match.params, clean, facet_filter=engine.facet_filter)
-        results.facets, rows = _run(
-            filtered, params, facet_values=engine.facet_values, limit=per_page, offset=(page - 1) * per_page
-        )
-        results.total = sum(n for _, n in results.facets["kind"])
-        if results.total >= FUZZY_BELOW:
-            break
-    if results.total == 0 and not engine.supports_fuzzy:
-        corrected = _correct(q)
-        if corrected and corrected != " ".join(words(q)):
-            retry = search(user=user, q=corrected, filters=clean, page=page, per_page=per_page)
-            retry.corrected, retry.q = corrected, q
-            return retry
-    if page > results.pages and results.total:
-        return search(user=user, q=q, filters=clean, page=results.pages, per_page=per_page)
-    results.hits = _hits(rows, words(q))
+    page_rows = _count_and_rank(results, query)
+    if results.total == 0:
+        fixed = backend().corrections(query.words)
+        if fixed:
+            corrected = query.with_words(fixed)
+            results.corrected = corrected.raw
+            page_rows = _count_and_rank(results, corrected)
+            query = corrected
+    results.hits = _hits(page_rows.rows, query.words)
     return results
 
 
 def suggest(*, user: Any, q: str, limit: int = 8) -> list[SearchHit]:
-    """Type-ahead: active names starting with (or close to) what was typed, best first."""
+    """Type-ahead: active names starting with (or holding the words of, or close to) what was typed."""
     if not can_view_catalog(user):
         return []
     q = _clean_query(q)
+    query = Query.parse(q)
+    if not query.words:
+        return []
     engine = backend()
-    rows: list[tuple[int, float]] = []
-    for fuzzy in (False, True) if engine.supports_fuzzy else (False,):
-        match = engine.suggest(q, fuzzy=fuzzy)
-        if match is None:
-            return []
-        sql = (
-            f"SELECT s.id, s.score FROM ({match.sql}) s JOIN catalog_searchentry e ON e.id = s.id "
-            "WHERE e.status <> 'removed' ORDER BY s.score DESC, length(e.name), e.name LIMIT %s"
-        )
-        if fuzzy:
-            _set_typo_threshold()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*match.params, limit])
-            rows = [(r[0], r[1]) for r in cursor.fetchall()]
-        if len(rows) >= limit:
-            break
-    if not rows and not engine.supports_fuzzy:  # SQLite: suggest the names a typo was probably meant as
-        corrected = _correct(q)
-        if corrected and corrected != " ".join(words(q)):
-            return suggest(user=user, q=corrected, limit=limit)
-    hits = _hits(rows, words(q))
+    rows = engine.suggest(query, limit=limit)
+    if not rows:  # a typo: suggest what the corrected words would
+        fixed = engine.corrections(query.words)
+        if fixed:
+            query = query.with_words(fixed)
+            rows = engine.suggest(query, limit=limit)
+    hits = _hits(rows, query.words)
     return hits + _owner_hits(q, limit=max(0, min(3, limit - len(hits))))
 
 
@@ -296,13 +292,6 @@ def _owner_hits(q: str, *, limit: int) -> list[SearchHit]:
     """Owners and teams whose name contains the text (the owner page lists what they own)."""
     if limit <= 0 or len(q) < 2:
         return []
-    names = sorted(
-        {
-            *SearchEntry.objects.filter(owner__icontains=q).values_list("owner", flat=True).distinct()[:limit],
-            *SearchEntry.objects.filter(team__icontains=q).values_list("team", flat=True).distinct()[:limit],
-        },
-        key=lambda n: (not n.lower().startswith(q.lower()), len(n), n),
-    )[:limit]
     empty = mark_safe("")
     return [
         SearchHit(
@@ -322,5 +311,5 @@ def _owner_hits(q: str, *, limit: int) -> list[SearchHit]:
             name_html=highlight(name, [q.lower()]),
             snippet_html=empty,
         )
-        for name in names
+        for name in backend().owners(q, limit=limit)
     ]

@@ -1,7 +1,9 @@
-"""Build the search index (SearchEntry rows with their facet values) from catalog rows.
+"""Build the search index (SearchEntry rows with their facet values, and the vocabulary) from catalog rows.
 
 The sync calls `index_objects` inside its transaction for every object it added, changed, removed or
-restored, so the index never disagrees with the catalog it describes.
+restored, so the index never disagrees with the catalog it describes. The vocabulary (SearchTerm: words
+of names for typo correction, owners and teams for the type-ahead) only grows here; search checks that
+a word or owner still names something before offering it, and `rebuild_index` starts it afresh.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any, NamedTuple
 
 from catalog.bulk import bulk_insert
 from catalog.models import CatalogObject, Feature, SearchEntry, ServiceFeature, Status
+from catalog.models.search import SearchTerm
+from catalog.search.backends import WORD
 
 BATCH = 2000
 
@@ -122,11 +126,29 @@ def index_objects(object_ids: Iterable[int]) -> int:
             e.facet_values = [f"{f}:{v}" for f, v in fs]
         entries = [e for e, _ in docs]
         bulk_insert(SearchEntry, entries)
+        _add_vocabulary(entries)
         written += len(entries)
     return written
+
+
+def vocabulary_words(name: str) -> set[str]:
+    """The words of a name worth correcting a typo to: 3+ letters, not a number."""
+    return {w for w in WORD.findall(name.lower()) if len(w) >= 3 and not w.isdigit()}
+
+
+def _add_vocabulary(entries: Sequence[SearchEntry]) -> None:
+    found: set[str] = set()
+    owners: set[str] = set()
+    for e in entries:
+        found |= vocabulary_words(e.name)
+        owners.update(o[:255] for o in (e.owner, e.team) if o)
+    terms = [SearchTerm(kind=SearchTerm.Kind.WORD, value=w[:255]) for w in sorted(found)]
+    terms += [SearchTerm(kind=SearchTerm.Kind.OWNER, value=o) for o in sorted(owners)]
+    SearchTerm.objects.bulk_create(terms, batch_size=2000, ignore_conflicts=True)
 
 
 def rebuild_index() -> int:
     """Rebuild the whole index (after a migration, or with `manage.py rebuild_search_index`)."""
     SearchEntry.objects.all().delete()
+    SearchTerm.objects.all().delete()
     return index_objects(CatalogObject.objects.values_list("pk", flat=True))

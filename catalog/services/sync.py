@@ -485,7 +485,7 @@ def _apply_snapshot(
             in_band = _consume_expected(
                 expected, key, content_hash if change != ObjectVersion.Change.REMOVED else "", now
             )
-            oob = not baseline and not in_band
+            oob = not baseline and in_band is None
             versions.append(
                 ObjectVersion(
                     object_id=obj_id,
@@ -496,6 +496,7 @@ def _apply_snapshot(
                     changes=changes,
                     sync_run=run,
                     out_of_band=oob,
+                    change_request_id=in_band.change_request_id if in_band is not None else None,
                     recorded_at=now,
                 )
             )
@@ -597,13 +598,14 @@ def _consume_expected(
     key: tuple[str, str, str],
     content_hash: str,
     now: datetime,
-) -> bool:
+) -> ExpectedChange | None:
+    """The portal's own pending write of this content (consumed), or None: the change is out-of-band."""
     for ec in expected.get(key, []):
         if ec.consumed_at is None and ec.content_hash == content_hash:
             ec.consumed_at = now
             ExpectedChange.objects.filter(pk=ec.pk).update(consumed_at=now)
-            return True
-    return False
+            return ec
+    return None
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

@@ -31,3 +31,9 @@ def seconds_human(value: int | None) -> str:
 def get_item(mapping: dict[str, object] | None, key: str) -> object:
     """`{{ mapping|get_item:key }}`: a dict lookup with a variable key (None when absent)."""
     return (mapping or {}).get(key)
+
+
+@register.filter
+def kind_label(kind: str) -> str:
+    """'feature_view' -> 'feature view' (plan and audit pages)."""
+    return str(kind).replace("_", " ")

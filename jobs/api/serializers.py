@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from jobs.models import JobRun, MaterializationRecord
+from jobs.models import JobRun, MaterializationRecord, TrainingDataset
 
 
 class JobRunOutputSerializer(serializers.ModelSerializer[JobRun]):
@@ -96,7 +96,7 @@ def progress_percent(run: JobRun) -> int:
 
 
 class JobStartInputSerializer(serializers.Serializer[Any]):
-    kind = serializers.ChoiceField(choices=["materialize", "preview", "sync", "skew", "stats"])
+    kind = serializers.ChoiceField(choices=["materialize", "preview", "sync", "skew", "stats", "training_dataset"])
     project = serializers.CharField(required=False, allow_null=True, allow_blank=False, max_length=255)
     views = serializers.ListField(child=serializers.CharField(max_length=255), required=False, allow_null=True)
     mode = serializers.ChoiceField(choices=["incremental", "range"], required=False, default="incremental")
@@ -110,6 +110,13 @@ class JobStartInputSerializer(serializers.Serializer[Any]):
     view = serializers.CharField(required=False, max_length=255)  # skew
     sample = serializers.IntegerField(required=False, default=100, min_value=1, max_value=10_000)  # skew
     as_of = serializers.DateTimeField(required=False, allow_null=True)  # skew
+    # training_dataset: one entity source (a CSV/parquet file in a multipart body, `entities` columns, or
+    # `entity_timestamps` for every entity with a value at those times), and an optional dataset name.
+    entity_file = serializers.FileField(required=False, allow_null=True, allow_empty_file=True)
+    entity_timestamps = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, allow_null=True, max_length=1000
+    )
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
 class OnlinePreviewInputSerializer(serializers.Serializer[Any]):
@@ -117,3 +124,88 @@ class OnlinePreviewInputSerializer(serializers.Serializer[Any]):
     features = serializers.ListField(child=serializers.CharField(max_length=511), required=False, allow_null=True)
     entities = serializers.DictField(child=serializers.ListField())
     full_feature_names = serializers.BooleanField(required=False, default=True)  # accepted for Feast parity
+
+
+class TrainingDatasetOutputSerializer(serializers.ModelSerializer[TrainingDataset]):
+    """A training dataset's metadata (the rows are behind `preview` and the downloads, permission-checked)."""
+
+    url = serializers.SerializerMethodField()
+    html_url = serializers.SerializerMethodField()
+    job = serializers.IntegerField(source="job_run_id")
+    job_status = serializers.CharField(source="job_run.status")
+    created_by = serializers.SerializerMethodField()
+    downloads = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingDataset
+        fields = [
+            "id",
+            "url",
+            "html_url",
+            "name",
+            "project",
+            "feature_service",
+            "service_version",
+            "features",
+            "contract_hash",
+            "status",
+            "job",
+            "job_status",
+            "entity_source",
+            "entity_file_name",
+            "entity_timestamps",
+            "entity_rows",
+            "row_count",
+            "min_event_timestamp",
+            "max_event_timestamp",
+            "storage_uri",
+            "files",
+            "downloads",
+            "saved_dataset",
+            "saved_dataset_note",
+            "created_by",
+            "created_at",
+            "finished_at",
+        ]
+
+    def get_url(self, ds: TrainingDataset) -> str:
+        return f"/api/v1/training-datasets/{ds.pk}/"
+
+    def get_html_url(self, ds: TrainingDataset) -> str:
+        return ds.get_absolute_url()
+
+    def get_created_by(self, ds: TrainingDataset) -> str | None:
+        return ds.created_by.get_username() if ds.created_by else None
+
+    def get_downloads(self, ds: TrainingDataset) -> dict[str, str]:
+        """format → API download URL, for the files the dataset has (permission-checked on GET)."""
+        return {fmt: f"/api/v1/training-datasets/{ds.pk}/download/?format={fmt}" for fmt in (ds.files or {})}
+
+
+class TrainingDatasetDetailOutputSerializer(TrainingDatasetOutputSerializer):
+    """A dataset with its contract, schema (null rates) and, for those who may read rows, the first rows."""
+
+    contract = serializers.JSONField()
+    columns = serializers.JSONField()
+    preview = serializers.SerializerMethodField()
+
+    class Meta(TrainingDatasetOutputSerializer.Meta):
+        fields = [*TrainingDatasetOutputSerializer.Meta.fields, "contract", "columns", "preview"]
+
+    def get_preview(self, ds: TrainingDataset) -> list[dict[str, Any]] | None:
+        """The first rows; null when the requester may not read the dataset's rows."""
+        return ds.preview if self.context.get("can_read_rows") else None
+
+
+class TrainingDatasetInputSerializer(serializers.Serializer[Any]):
+    """Build a training dataset (JSON, or multipart with `entity_file`)."""
+
+    project = serializers.CharField(max_length=255)
+    feature_service = serializers.CharField(required=False, allow_null=True, max_length=255)
+    features = serializers.ListField(child=serializers.CharField(max_length=511), required=False, allow_null=True)
+    entity_file = serializers.FileField(required=False, allow_null=True, allow_empty_file=True)
+    entities = serializers.DictField(required=False, allow_null=True)
+    entity_timestamps = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, allow_null=True, max_length=1000
+    )
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)

@@ -2,11 +2,21 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from jobs.api import views
+from jobs.api import governance, views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("jobs/", views.JobListApi.as_view(), name="api_job_list"),
     path("jobs/<int:pk>/", views.JobDetailApi.as_view(), name="api_job_detail"),
+    path(
+        "change-requests/<int:pk>/apply/", governance.ChangeRequestApplyApi.as_view(), name="api_change_request_apply"
+    ),
+    path("training-datasets/", views.TrainingDatasetListApi.as_view(), name="api_training_dataset_list"),
+    path("training-datasets/<int:pk>/", views.TrainingDatasetDetailApi.as_view(), name="api_training_dataset_detail"),
+    path(
+        "training-datasets/<int:pk>/download/",
+        views.TrainingDatasetDownloadApi.as_view(),
+        name="api_training_dataset_download",
+    ),
     path("projects/<str:project>/online-preview/", views.OnlinePreviewApi.as_view(), name="api_online_preview"),
     path(
         "projects/<str:project>/feature-views/<str:view>/ledger/",

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,9 +22,12 @@ from jobs.api.serializers import (
     JobStartInputSerializer,
     MaterializationRecordOutputSerializer,
     OnlinePreviewInputSerializer,
+    TrainingDatasetDetailOutputSerializer,
+    TrainingDatasetInputSerializer,
+    TrainingDatasetOutputSerializer,
 )
-from jobs.models import JobRun
-from jobs.selectors import job_run_get, job_run_list, view_ledger
+from jobs.models import JobRun, TrainingDataset
+from jobs.selectors import job_run_get, job_run_list, training_dataset_get, training_dataset_list, view_ledger
 from jobs.services import registry_sync_start
 from jobs.services.materialization import materialization_start
 from jobs.services.preview import (
@@ -33,6 +38,8 @@ from jobs.services.preview import (
 )
 from jobs.services.skew import skew_check_start
 from jobs.services.stats import feature_statistics_start
+from jobs.services.training import training_dataset_open, training_dataset_start
+from jobs.services.training_input import check_upload_size
 
 
 def _is_async(request: Request) -> bool:
@@ -50,7 +57,7 @@ def _is_async(request: Request) -> bool:
     ),
     post=extend_schema(
         tags=["jobs"],
-        summary="Start a job (materialize, preview, skew, stats, sync)",
+        summary="Start a job (materialize, preview, skew, stats, sync, training_dataset)",
         request=JobStartInputSerializer,
         responses={202: JobRunOutputSerializer},
     ),
@@ -62,13 +69,19 @@ class JobListApi(generics.ListAPIView[JobRun]):
     or `"mode": "range"` with `start`/`end`; `{"kind": "preview", "project": ..., "feature_service"
     | "features": ..., "entities": {...}}`; `{"kind": "skew", "project": ..., "view": ..., "sample": 100}`;
     `{"kind": "stats", "project": ..., "view": ..., "start"?, "end"?}`;
-    `{"kind": "sync", "project": ...}`. Answers 202 + the job.
+    `{"kind": "sync", "project": ...}`; `{"kind": "training_dataset", "project": ..., "feature_service" |
+    "features": ..., "entity_timestamps" | "entities": ...}` (or multipart with `entity_file`). Answers 202 + the job.
     """
 
     serializer_class = JobRunOutputSerializer
     ordering = ["-created_at"]
     ordering_fields = ["created_at"]
     required_scopes = {"POST": "operate"}
+    parser_classes = [JSONParser, MultiPartParser]  # multipart: a training dataset's entity file
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        refuse_oversized_upload(request)  # before authentication: a session's CSRF check would parse the body
+        super().initial(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[JobRun]:
         if getattr(self, "swagger_fake_view", False):  # schema generation
@@ -112,6 +125,8 @@ class JobListApi(generics.ListAPIView[JobRun]):
             run = skew_check_start(
                 actor=request.user, project=v["project"], view=v["view"], sample=v["sample"], as_of=v.get("as_of")
             )
+        elif v["kind"] == "training_dataset":
+            run = _training_dataset_start(request, v)
         elif v["kind"] == "stats":
             if not v.get("project") or not v.get("view"):
                 raise InvalidInput("feature statistics need a project and a view", {"view": ["required"]})
@@ -198,3 +213,155 @@ class ViewLedgerApi(APIView):
                 "runs": MaterializationRecordOutputSerializer(ledger.records, many=True).data,
             }
         )
+
+
+# --- Training datasets ------------------------------------------------------------------------------------
+
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and the other form fields around an entity file
+
+
+def refuse_oversized_upload(request: Request) -> None:
+    """A multipart body whose Content-Length exceeds the entity-file limit is refused (413) unread."""
+    if request.method != "POST" or not request.META.get("CONTENT_TYPE", "").startswith("multipart/"):
+        return
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return
+    if length > MULTIPART_OVERHEAD:
+        check_upload_size(length - MULTIPART_OVERHEAD)
+
+
+def _training_dataset_start(request: Request, v: dict[str, Any]) -> JobRun:
+    if not v.get("project"):
+        raise InvalidInput("a training dataset needs a project", {"project": ["required"]})
+    upload = v.get("entity_file")
+    return training_dataset_start(
+        actor=request.user,
+        project=v["project"],
+        feature_service=v.get("feature_service"),
+        features=v.get("features"),
+        entity_file=upload,
+        entity_file_name=getattr(upload, "name", "") or "",
+        entity_file_size=getattr(upload, "size", None),
+        entities=v.get("entities"),
+        entity_timestamps=v.get("entity_timestamps"),
+        name=v.get("name") or "",
+        trigger="api",
+    )
+
+
+@extend_schema_view(
+    get=extend_schema(
+        tags=["jobs"],
+        summary="List training datasets",
+        description="Newest first; `?project=`, `?feature_service=`, `?status=` (building, ready, failed).",
+        parameters=[
+            OpenApiParameter("project", OpenApiTypes.STR),
+            OpenApiParameter("feature_service", OpenApiTypes.STR),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=TrainingDataset.Status.values),
+        ],
+    ),
+    post=extend_schema(
+        tags=["jobs"],
+        summary="Build a training dataset",
+        description=(
+            "Queues a `training_dataset` job (proposers and above; token scope `propose`). JSON, or multipart with "
+            "`entity_file` (CSV or parquet: join keys + `event_timestamp`, other columns kept). Bad input is a 400 "
+            "(413 for a file over PORTAL_TRAINING_MAX_UPLOAD_BYTES) and queues nothing. Answers 202 + the job; the "
+            "job's result names the dataset."
+        ),
+        request={
+            "application/json": TrainingDatasetInputSerializer,
+            "multipart/form-data": TrainingDatasetInputSerializer,
+        },
+        responses={202: JobRunOutputSerializer},
+    ),
+)
+class TrainingDatasetListApi(generics.ListAPIView[TrainingDataset]):
+    """GET: training datasets. POST: build one (the same as POST /jobs/ with kind training_dataset)."""
+
+    serializer_class = TrainingDatasetOutputSerializer
+    ordering = ["-created_at"]
+    ordering_fields = ["created_at"]
+    required_scopes = {"POST": "propose"}
+    parser_classes = [JSONParser, MultiPartParser]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        refuse_oversized_upload(request)
+        super().initial(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[TrainingDataset]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return TrainingDataset.objects.none()
+        status_ = self.request.query_params.get("status") or None
+        if status_ and status_ not in TrainingDataset.Status.values:
+            raise InvalidInput(
+                f"unknown status {status_}", {"status": [f"one of {', '.join(TrainingDataset.Status.values)}"]}
+            )
+        for name in ("project", "feature_service"):
+            if "\x00" in (self.request.query_params.get(name) or ""):
+                raise InvalidInput(f"{name} contains a NUL character", {name: ["NUL characters are not allowed"]})
+        return training_dataset_list(
+            user=self.request.user,
+            project=self.request.query_params.get("project") or None,
+            feature_service=self.request.query_params.get("feature_service") or None,
+            status=status_,
+        )
+
+    def post(self, request: Request) -> Response:
+        data = TrainingDatasetInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = _training_dataset_start(request, data.validated_data)
+        run.refresh_from_db()
+        return Response(JobRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingDatasetDetailApi(APIView):
+    """GET a training dataset: contract, schema with null rates, and the first rows if you may read them."""
+
+    @extend_schema(
+        tags=["jobs"],
+        summary="A training dataset",
+        description=(
+            "Metadata, the contract the feature columns follow, the schema with null rates, and `preview` (the first "
+            "rows): null unless you created the dataset, operate, or belong to the team owning the service."
+        ),
+        responses={200: TrainingDatasetDetailOutputSerializer},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        from jobs.permissions import can_read_training_dataset_rows
+
+        dataset = training_dataset_get(user=request.user, pk=pk)
+        context = {"can_read_rows": can_read_training_dataset_rows(request.user, dataset)}
+        return Response(TrainingDatasetDetailOutputSerializer(dataset, context=context).data)
+
+
+class TrainingDatasetDownloadApi(APIView):
+    """GET one of a dataset's files (`?file=parquet|csv|contract`), permission-checked and audited."""
+
+    @extend_schema(
+        tags=["jobs"],
+        summary="Download a training dataset",
+        description=(
+            "`?file=parquet` (default), `csv` (small sets only) or `contract` (contract.json). Only the dataset's "
+            "creator, operators and members of the team owning the service may download (403 otherwise)."
+        ),
+        parameters=[OpenApiParameter("file", OpenApiTypes.STR, enum=["parquet", "csv", "contract"])],
+        responses={
+            (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/json"): OpenApiTypes.BINARY,
+        },
+    )
+    def get(self, request: Request, pk: int) -> FileResponse:
+        dataset = training_dataset_get(user=request.user, pk=pk)
+        opened = training_dataset_open(
+            actor=request.user, dataset=dataset, fmt=request.query_params.get("file") or "parquet"
+        )
+        response = FileResponse(
+            opened.handle, as_attachment=True, filename=opened.filename, content_type=opened.content_type
+        )
+        if opened.size is not None:
+            response["Content-Length"] = str(opened.size)
+        return response

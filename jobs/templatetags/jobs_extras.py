@@ -4,6 +4,7 @@ importing jobs: `{% load jobs_extras %}` then
     {% view_materialization project_name view_name %}   last run (failing / succeeded), last success, ledger link
     {% freshness_panel %}                               fresh / stale / never counts and the stale views
     {% feature_statistics project_name view_name feature_name %}   the latest offline statistics + histogram
+    {% service_datasets service %}                       training datasets built from a feature service
 """
 
 from __future__ import annotations
@@ -60,3 +61,29 @@ def feature_statistics(context: dict[str, Any], project: str, view: str, feature
     run = latest_feature_statistics(user=user, project=project, view=view)
     stats = next((f for f in (run.result.get("features", []) if run else []) if f.get("feature") == feature), None)
     return {"f": stats, "run": run, "project": project, "view": view}
+
+
+@register.inclusion_tag("jobs/partials/_service_datasets.html", takes_context=True)
+def service_datasets(context: dict[str, Any], service: Any, limit: int = 10) -> dict[str, Any]:
+    """The training datasets built from a feature service (newest first), flagged when built on an old contract.
+
+    `{% service_datasets obj %}` on the feature service page.
+    """
+    from catalog.contracts import contract_for_service
+    from jobs.permissions import can_build_training_dataset
+    from jobs.selectors import training_dataset_list
+
+    user = context.get("user")
+    if user is None or not can_view_catalog(user):
+        return {"datasets": []}
+    qs = training_dataset_list(user=user, project=service.project.name, feature_service=service.name)
+    total = qs.count()
+    return {
+        "datasets": list(qs[:limit]),
+        "total": total,
+        "more": total > limit,
+        "project": service.project.name,
+        "service": service.name,
+        "current_hash": contract_for_service(service).hash if total else "",
+        "can_build": can_build_training_dataset(user),
+    }

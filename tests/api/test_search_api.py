@@ -69,3 +69,32 @@ def test_search_needs_auth_scope_and_role(
     assert_error(APIClient().get("/api/v1/search/", {"q": "x"}), 401)
     assert_error(token_client(operator, ["operate"]).get("/api/v1/search/", {"q": "x"}), 403)
     assert_error(token_client(outsider, ["read"]).get("/api/v1/search/", {"q": "x"}), 403)
+
+
+def test_a_broad_search_pages_through_the_api_in_the_browsers_order(
+    synced: None,
+    viewer: User,
+    token_client: Callable[..., APIClient],
+    client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from catalog import search as catalog_search
+
+    exact = [h.reference for h in catalog_search.search(user=viewer, q="employee", per_page=100).hits]
+    # Past the exact-count limit (lowered here to 0, from a 1-in-2 sample) totals are estimates, paging is not.
+    monkeypatch.setattr(catalog_search, "EXACT_LIMIT", 0)
+    monkeypatch.setattr(catalog_search, "PROBE_SCALE", 2)
+    api = token_client(viewer, ["read"])
+    refs: list[str] = []
+    page = 1
+    while True:
+        body = api.get("/api/v1/search/", {"q": "employee", "page_size": 3, "page": page}).json()
+        refs += [r["reference"] for r in body["results"]]
+        if page >= body["pages"]:
+            break
+        page += 1
+    assert refs == exact
+    assert body["total"] == len(exact)  # the last page counted every match
+    client.force_login(viewer)
+    first = client.get("/search/", {"q": "employee"}).context["results"]
+    assert [h.reference for h in first.hits] == exact[:20]

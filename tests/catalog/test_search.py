@@ -178,3 +178,128 @@ def test_a_large_import_is_indexed_right_after_its_transaction(
     assert sync.search_index_missing() == 0  # nothing left to do
     assert SearchEntry.objects.filter(feature__isnull=True).count() == 13
     assert catalog_search.search(user=viewer, q="tenur").hits[0].reference == "employee_features:tenure"
+
+
+def test_ranking_tiers_are_name_then_related_names_then_descriptions(viewer: Any, synced: None) -> None:
+    results = catalog_search.search(user=viewer, q="attrition", per_page=100)
+    score = {h.reference: h.score for h in results.hits}
+    assert score["attrition_model_v1"] == 8.0  # the name starts with the word
+    assert score["employee_attrition"] == 6.0  # the word is in the name
+    assert score["employee_features"] == 4.0  # ... in a related name (its source, employee_attrition)
+    assert score["employee_risk_signals"] == 2.0  # ... only in its description
+    scores = [h.score for h in results.hits]
+    assert scores == sorted(scores, reverse=True)
+    assert catalog_search.search(user=viewer, q="tenure").hits[0].score == 10.0  # the exact name
+
+
+@pytest.fixture
+def broad(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the small demo catalog behave like a large one: every count past 0 is estimated, from a 1-in-2
+    sample of the matches (the real thresholds are 2,000 matches and 1-in-16)."""
+    monkeypatch.setattr(catalog_search, "EXACT_LIMIT", 0)
+    monkeypatch.setattr(catalog_search, "PROBE_SCALE", 2)
+
+
+def test_estimates_are_rounded_and_labelled() -> None:
+    assert [catalog_search.about(n) for n in (7, 99, 999, 2536, 17792)] == [7, 99, 1000, 2500, 18000]
+    estimated = catalog_search.SearchResults(
+        q="x", filters={}, total=18000, page=3, total_exact=False, facets_exact=False, has_next=True
+    )
+    estimated.sample_size, estimated.sample_rate = 1112, 16
+    assert estimated.total_label == "about 18,000 results"
+    assert estimated.pages == 900
+    assert "1-in-16 sample" in estimated.estimate_note and "1,112 counted" in estimated.estimate_note
+    # An estimate never hides a page the ranking has: "next" comes from the ranking itself.
+    short = catalog_search.SearchResults(q="x", filters={}, total=40, page=2, total_exact=False, has_next=True)
+    assert short.pages == 3
+    exact = catalog_search.SearchResults(q="x", filters={}, total=1)
+    assert exact.total_label == "1 result" and exact.estimate_note == ""
+
+
+def test_broad_searches_estimate_their_counts_and_say_so(
+    client: Client, viewer: Any, synced: None, broad: None
+) -> None:
+    results = catalog_search.search(user=viewer, q="employee", per_page=5)
+    assert not results.total_exact and not results.facets_exact
+    assert results.sample_rate == 2 and results.sample_size > 0
+    assert results.total == catalog_search.about(2 * results.sample_size)
+    assert results.hits[0].reference == "employee_activity"  # the ranking itself is not estimated
+    filtered = catalog_search.search(user=viewer, q="employee", filters={"kind": "feature"}, per_page=5)
+    assert not filtered.total_exact and {h.kind for h in filtered.hits} == {"feature"}
+    assert dict(filtered.facets["kind"]) == {"feature": filtered.total}
+    client.force_login(viewer)
+    broader = catalog_search.search(user=viewer, q="e")  # a page of 20 does not hold every match
+    body = client.get("/search/", {"q": "e"}).content.decode()
+    assert 'data-estimate="true"' in body and f"about {broader.total} results" in body
+    assert "≈" in body and "1-in-2 sample" in body and "Page 1 of about" in body and 'rel="next"' in body
+
+
+def _all_pages(viewer: Any, q: str, **kwargs: Any) -> tuple[list[int], catalog_search.SearchResults]:
+    ids: list[int] = []
+    page = 1
+    while True:
+        results = catalog_search.search(user=viewer, q=q, page=page, per_page=3, **kwargs)
+        assert results.page == page
+        ids += [h.id for h in results.hits]
+        if not results.has_next:
+            return ids, results
+        page += 1
+
+
+def test_estimated_searches_page_through_every_match_in_the_ranking_order(
+    viewer: Any, synced: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exact = catalog_search.search(user=viewer, q="employee", per_page=100)
+    assert exact.total_exact and exact.total == 20
+    monkeypatch.setattr(catalog_search, "EXACT_LIMIT", 0)
+    monkeypatch.setattr(catalog_search, "PROBE_SCALE", 2)
+    ids, last = _all_pages(viewer, "employee")
+    assert ids == [h.id for h in exact.hits]  # the same order, past the estimate, page after page
+    assert last.total_exact and last.total == exact.total  # the last page knows the total
+    beyond = catalog_search.search(user=viewer, q="employee", per_page=3, page=999)
+    assert beyond.page == beyond.pages == 7 and beyond.hits and beyond.total == 20
+
+
+def test_large_tiers_in_index_order_still_page_without_gaps_or_repeats(
+    viewer: Any, synced: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog.search import backends
+
+    cases: list[tuple[str, dict[str, str]]] = [
+        ("employee", {}),
+        ("people analytics", {}),
+        ("employee", {"kind": "feature"}),
+    ]
+    expected = [{h.id for h in catalog_search.search(user=viewer, q=q, filters=f, per_page=100).hits} for q, f in cases]
+    monkeypatch.setattr(catalog_search, "EXACT_LIMIT", 0)
+    monkeypatch.setattr(catalog_search, "PROBE_SCALE", 2)
+    monkeypatch.setattr(backends, "SORT_LIMIT", 0)  # every tier counts as large: listed in index order
+    for (q, filters), want in zip(cases, expected, strict=True):
+        ids, last = _all_pages(viewer, q, filters=filters)
+        assert len(ids) == len(set(ids)) and set(ids) == want, q
+        assert last.total_exact and last.total == len(want)
+
+
+def test_typos_are_corrected_to_words_that_still_name_something(viewer: Any, synced: None) -> None:
+    from catalog.models.search import SearchTerm
+
+    SearchTerm.objects.create(kind="word", value="satisfacton")  # a stale word: no name holds it any more
+    results = catalog_search.search(user=viewer, q="satisfacton")
+    assert results.corrected == "satisfaction" and results.q == "satisfacton"
+    assert "overall_satisfaction" in [h.name for h in results.hits]
+    assert str(results.hits[0].name_html).count("<mark>satisfaction</mark>") == 1
+
+
+def test_the_vocabulary_follows_the_index(viewer: Any, synced: None) -> None:
+    from catalog.models.search import SearchTerm
+
+    words = set(SearchTerm.objects.filter(kind="word").values_list("value", flat=True))
+    assert {"tenure", "satisfaction", "employee", "attrition"} <= words
+    assert not {w for w in words if w.isdigit() or len(w) < 3}
+    owners = set(SearchTerm.objects.filter(kind="owner").values_list("value", flat=True))
+    assert {"people-analytics", "people-analytics@example.com"} <= owners
+    SearchTerm.objects.create(kind="owner", value="gone-team")
+    assert "gone-team" not in [h.name for h in catalog_search.suggest(user=viewer, q="gone-te")]
+    rebuild_index()
+    assert not SearchTerm.objects.filter(value="gone-team").exists()
+    assert set(SearchTerm.objects.filter(kind="word").values_list("value", flat=True)) == words

@@ -1,0 +1,490 @@
+"""Change requests, teams and project governance settings over the API (thin: the services hold the rules).
+
+POST /change-requests/ takes multipart (project, title, description, mode, submit, archive) or JSON
+(project, title, description, edits, submit). Actions: POST /change-requests/{id}/submit|approve|reject|
+withdraw|comment|override|revise/. The apply action lives with the jobs API (it starts a job).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.api.permissions import CatalogReader, TokenHasScope
+from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
+from catalog.models import ApiToken, ChangeRequest, Project, Team, TeamAlias
+from catalog.permissions import has_role
+from catalog.services import change_requests as crs
+from catalog.services.audit import audit_record
+
+READERS = [IsAuthenticated, TokenHasScope, CatalogReader]
+
+
+# --- Serializers ---------------------------------------------------------------------------------------------
+
+
+class ChangeRequestSummarySerializer(serializers.ModelSerializer[ChangeRequest]):
+    project = serializers.CharField(source="project.name")
+    author = serializers.CharField(source="author.username")
+    summary = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ChangeRequest
+        fields = [
+            "id",
+            "project",
+            "title",
+            "status",
+            "severity",
+            "revision",
+            "source",
+            "mode",
+            "author",
+            "summary",
+            "created_at",
+            "updated_at",
+            "url",
+        ]
+
+    def get_summary(self, obj: ChangeRequest) -> dict[str, int]:
+        return dict(obj.plan.get("summary", {}))
+
+    def get_url(self, obj: ChangeRequest) -> str:
+        return obj.get_absolute_url()
+
+
+class ChangeRequestDetailSerializer(ChangeRequestSummarySerializer):
+    plan = serializers.JSONField()
+    approvals = serializers.SerializerMethodField()
+    comments = serializers.SerializerMethodField()
+    apply_job = serializers.SerializerMethodField()
+    objects = serializers.SerializerMethodField()
+
+    class Meta(ChangeRequestSummarySerializer.Meta):
+        fields = [
+            *ChangeRequestSummarySerializer.Meta.fields,
+            "description",
+            "base_fingerprint",
+            "planned_at",
+            "submitted_at",
+            "decided_at",
+            "applied_at",
+            "stale_reason",
+            "apply_result",
+            "apply_job",
+            "approvals",
+            "objects",
+            "plan",
+            "comments",
+        ]
+
+    def get_approvals(self, obj: ChangeRequest) -> dict[str, Any]:
+        return crs.approval_status(obj)
+
+    def get_comments(self, obj: ChangeRequest) -> list[dict[str, Any]]:
+        return [
+            {"author": c.author.get_username(), "body": c.body, "created_at": c.created_at}
+            for c in obj.comments.select_related("author")
+        ]
+
+    def get_apply_job(self, obj: ChangeRequest) -> dict[str, Any] | None:
+        if not obj.apply_job_id:
+            return None
+        from django.urls import reverse
+
+        return {"id": obj.apply_job_id, "url": reverse("jobs:job_detail", args=[obj.apply_job_id])}
+
+    def get_objects(self, obj: ChangeRequest) -> list[dict[str, str]]:
+        """The stored protos this request applies (names and content hashes; the protos stay server-side)."""
+        return [
+            {"kind": o["kind"], "name": o["name"], "action": action, "content_hash": o["content_hash"]}
+            for action, key in (("upsert", "upserts"), ("delete", "deletes"))
+            for o in obj.proposal.get(key, [])
+        ]
+
+
+class ChangeRequestCreateSerializer(serializers.Serializer[Any]):
+    project = serializers.CharField(max_length=255)
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
+    edits = serializers.ListField(child=serializers.DictField(), required=False, max_length=500)
+    archive = serializers.FileField(required=False, allow_empty_file=True)
+    mode = serializers.ChoiceField(choices=ChangeRequest.Mode.choices, required=False, default="partial")
+    submit = serializers.BooleanField(required=False, default=False)
+
+
+class ReviseSerializer(serializers.Serializer[Any]):
+    edits = serializers.ListField(child=serializers.DictField(), required=False, max_length=500)
+    archive = serializers.FileField(required=False, allow_empty_file=True)
+    mode = serializers.ChoiceField(choices=ChangeRequest.Mode.choices, required=False)
+
+
+def _archive(request: Request, data: dict[str, Any]) -> tuple[bytes, str] | None:
+    archive = data.get("archive")
+    if archive is None:
+        return None
+    limit = settings.GOVERNANCE_UPLOAD_MAX_BYTES
+    if archive.size > limit:
+        raise InvalidInput(
+            f"upload rejected: the archive is {archive.size:,} bytes; the limit is {limit:,}",
+            {"archive": ["too large"]},
+        )
+    return archive.read(), archive.name or "upload"
+
+
+def _guard_size(request: Request) -> None:
+    """Refuse an oversized body before reading it (Content-Length), with a clear message."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    limit = settings.GOVERNANCE_UPLOAD_MAX_BYTES + 64 * 1024
+    if length > limit:
+        raise InvalidInput(
+            f"upload rejected: the request is {length:,} bytes; archives may be at most "
+            f"{settings.GOVERNANCE_UPLOAD_MAX_BYTES:,} bytes (GOVERNANCE_UPLOAD_MAX_BYTES)",
+            {"archive": ["too large"]},
+        )
+
+
+def _get(request: Request, pk: int) -> ChangeRequest:
+    cr = ChangeRequest.objects.select_related("project", "author").filter(pk=pk).first()
+    if cr is None:
+        raise NotFound(f"No change request CR-{pk}.")
+    return cr
+
+
+def _detail(cr: ChangeRequest, code: int = status.HTTP_200_OK) -> Response:
+    cr = ChangeRequest.objects.select_related("project", "author").get(pk=cr.pk)
+    return Response(ChangeRequestDetailSerializer(cr).data, status=code)
+
+
+EDITS_EXAMPLE = OpenApiExample(
+    "Retype a field (JSON)",
+    value={
+        "project": "employee_attrition",
+        "title": "tenure becomes Float64",
+        "edits": [{"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Float64"}],
+        "submit": True,
+    },
+    request_only=True,
+)
+
+
+# --- Change requests -------------------------------------------------------------------------------------------
+
+
+class ChangeRequestListApi(generics.ListAPIView[ChangeRequest]):
+    """Change requests, newest first; `POST` proposes one (proposer role, `propose` scope).
+
+    Filters: `status` (or `open`), `project`, `severity`, `author`.
+    """
+
+    permission_classes = READERS
+    required_scopes = {"POST": ApiToken.Scope.PROPOSE}
+    serializer_class = ChangeRequestSummarySerializer
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self) -> QuerySet[ChangeRequest]:
+        rows = ChangeRequest.objects.select_related("project", "author").order_by("-created_at", "-id")
+        params = self.request.query_params
+        unknown = set(params) - {"status", "project", "severity", "author", "cursor", "page_size", "format"}
+        if unknown:
+            raise ValidationError({k: ["unknown filter"] for k in sorted(unknown)})
+        wanted = params.get("status")
+        if wanted == "open":
+            rows = rows.filter(status__in=[*ChangeRequest.OPEN, ChangeRequest.Status.APPLYING])
+        elif wanted:
+            if wanted not in ChangeRequest.Status.values:
+                raise ValidationError({"status": [f"one of open, {', '.join(ChangeRequest.Status.values)}"]})
+            rows = rows.filter(status=wanted)
+        if params.get("project"):
+            rows = rows.filter(project__name=params["project"])
+        if params.get("severity"):
+            rows = rows.filter(severity=params["severity"])
+        if params.get("author"):
+            rows = rows.filter(author__username=params["author"])
+        return rows
+
+    @extend_schema(
+        tags=["change requests"],
+        summary="Propose a change (upload a feature repo, or JSON edits)",
+        request={
+            "application/json": ChangeRequestCreateSerializer,
+            "multipart/form-data": ChangeRequestCreateSerializer,
+        },
+        responses={201: ChangeRequestDetailSerializer},
+        examples=[EDITS_EXAMPLE],
+    )
+    def post(self, request: Request) -> Response:
+        _guard_size(request)
+        data = ChangeRequestCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        args = dict(data.validated_data)
+        upload = _archive(request, args)
+        edits = args.get("edits")
+        if (upload is None) == (edits is None):
+            raise InvalidInput("give either 'edits' (JSON) or an 'archive' (multipart)", {"edits": ["or archive"]})
+        cr = crs.change_request_create(
+            actor=request.user,
+            project=args["project"],
+            title=args["title"],
+            description=args["description"],
+            edits=edits,
+            upload=upload,
+            mode=args["mode"],
+            submit=args["submit"],
+        )
+        return _detail(cr, status.HTTP_201_CREATED)
+
+    @extend_schema(tags=["change requests"], summary="List change requests")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class ChangeRequestDetailApi(APIView):
+    """One change request: state, classified diff, approvals still required, the apply's job and result."""
+
+    permission_classes = READERS
+
+    @extend_schema(tags=["change requests"], summary="Get a change request", responses=ChangeRequestDetailSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return _detail(_get(request, pk))
+
+
+_ACTION_INPUT = inline_serializer(
+    "ChangeRequestActionInput",
+    {
+        "comment": serializers.CharField(required=False, help_text="approve (optional), reject (required)"),
+        "revision": serializers.IntegerField(required=False, help_text="the revision you reviewed"),
+        "body": serializers.CharField(required=False, help_text="comment"),
+        "team": serializers.CharField(required=False, help_text="override"),
+        "reason": serializers.CharField(required=False, help_text="override (at least 10 characters)"),
+    },
+)
+
+
+class ChangeRequestActionApi(APIView):
+    """submit, approve, reject, withdraw, comment, override (admin), revise (new edits/archive, or re-plan)."""
+
+    permission_classes = READERS
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    ACTIONS = {"submit", "approve", "reject", "withdraw", "comment", "override", "revise"}
+    SCOPES = {
+        "approve": ApiToken.Scope.APPROVE,
+        "reject": ApiToken.Scope.APPROVE,
+        "override": ApiToken.Scope.APPROVE,
+    }
+
+    @property
+    def required_scopes(self) -> dict[str, str]:
+        action = self.kwargs.get("action", "")
+        return {"POST": self.SCOPES.get(action, ApiToken.Scope.PROPOSE)}
+
+    @extend_schema(
+        tags=["change requests"],
+        summary="Act on a change request",
+        request=_ACTION_INPUT,
+        responses=ChangeRequestDetailSerializer,
+        parameters=[OpenApiParameter("action", OpenApiTypes.STR, OpenApiParameter.PATH, enum=sorted(ACTIONS))],
+    )
+    def post(self, request: Request, pk: int, action: str) -> Response:
+        if action not in self.ACTIONS:
+            raise NotFound(f"Unknown action {action!r}: one of {', '.join(sorted(self.ACTIONS))}.")
+        cr = _get(request, pk)
+        data: Any = request.data
+        revision = data.get("revision")
+        if revision is not None and not str(revision).isdigit():
+            raise InvalidInput("'revision' must be a whole number", {"revision": ["invalid"]})
+        revision = int(revision) if revision is not None else None
+        if action == "submit":
+            crs.change_request_submit(cr=cr, actor=request.user)
+        elif action == "approve":
+            crs.change_request_approve(
+                cr=cr, actor=request.user, comment=str(data.get("comment", "")), revision=revision
+            )
+        elif action == "reject":
+            crs.change_request_reject(
+                cr=cr, actor=request.user, comment=str(data.get("comment", "")), revision=revision
+            )
+        elif action == "withdraw":
+            crs.change_request_withdraw(cr=cr, actor=request.user)
+        elif action == "comment":
+            crs.change_request_comment(cr=cr, actor=request.user, body=str(data.get("body", "")))
+            return _detail(cr, status.HTTP_201_CREATED)
+        elif action == "override":
+            crs.change_request_override(
+                cr=cr, actor=request.user, team=str(data.get("team", "")), reason=str(data.get("reason", ""))
+            )
+        else:
+            _guard_size(request)
+            revise = ReviseSerializer(data=data)
+            revise.is_valid(raise_exception=True)
+            args = dict(revise.validated_data)
+            upload = _archive(request, args)
+            if upload is not None and args.get("edits") is not None:
+                raise InvalidInput("give 'edits' or an 'archive', not both")
+            cr = crs.change_request_revise(
+                cr=cr, actor=request.user, edits=args.get("edits"), upload=upload, mode=args.get("mode")
+            )
+        return _detail(cr)
+
+
+# --- Teams and project governance (admins) ----------------------------------------------------------------------
+
+
+class TeamSerializer(serializers.ModelSerializer[Team]):
+    members = serializers.SlugRelatedField(
+        many=True, slug_field="username", queryset=get_user_model().objects.all(), required=False
+    )
+    aliases = serializers.ListField(child=serializers.CharField(max_length=255), required=False)
+
+    class Meta:
+        model = Team
+        fields = ["name", "description", "members", "aliases"]
+
+    def to_representation(self, instance: Team) -> dict[str, Any]:
+        return {
+            "name": instance.name,
+            "description": instance.description,
+            "members": sorted(instance.members.values_list("username", flat=True)),
+            "aliases": sorted(instance.aliases.values_list("alias", flat=True)),
+        }
+
+
+def _require_admin(request: Request) -> None:
+    if not has_role(request.user, "admin"):
+        raise NotPermitted("Managing teams and project governance needs the admin role.")
+
+
+def _save_team(request: Request, team: Team | None) -> Team:
+    _require_admin(request)
+    data = TeamSerializer(team, data=request.data, partial=team is not None)
+    data.is_valid(raise_exception=True)
+    values = dict(data.validated_data)
+    aliases = values.pop("aliases", None)
+    members = values.pop("members", None)
+    before = TeamSerializer(team).data if team else None
+    with transaction.atomic():
+        saved = team or Team(name=values["name"])
+        for key in ("name", "description"):
+            if key in values:
+                setattr(saved, key, values[key])
+        saved.save()
+        if members is not None:
+            saved.members.set(members)
+        if aliases is not None:
+            taken = TeamAlias.objects.filter(alias__in=aliases).exclude(team=saved).first()
+            if taken is not None:
+                raise InvalidInput(f"alias {taken.alias!r} already maps to team {taken.team}", {"aliases": ["taken"]})
+            saved.aliases.exclude(alias__in=aliases).delete()
+            for alias in aliases:
+                TeamAlias.objects.get_or_create(alias=alias, team=saved)
+        audit_record(
+            actor=request.user,
+            action="team.updated" if team else "team.created",
+            obj=saved,
+            before=before,
+            after=TeamSerializer(saved).data,
+        )
+    return saved
+
+
+class TeamListApi(generics.ListAPIView[Team]):
+    """Owner teams (members and the owner strings that map to them). `POST` creates one (admins)."""
+
+    permission_classes = READERS
+    required_scopes = {"POST": ApiToken.Scope.OPERATE}
+    serializer_class = TeamSerializer
+    queryset = Team.objects.prefetch_related("members", "aliases").order_by("name")
+
+    @extend_schema(
+        tags=["teams"], summary="Create a team (admins)", request=TeamSerializer, responses={201: TeamSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        return Response(TeamSerializer(_save_team(request, None)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(tags=["teams"], summary="List teams")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class TeamDetailApi(APIView):
+    """One team; `PATCH` changes its description, members (usernames) or aliases (admins)."""
+
+    permission_classes = READERS
+    required_scopes = {"PATCH": ApiToken.Scope.OPERATE}
+
+    def _team(self, name: str) -> Team:
+        team = Team.objects.filter(name=name).first()
+        if team is None:
+            raise ObjectNotFound(f"No team named {name!r}.")
+        return team
+
+    @extend_schema(tags=["teams"], summary="Get a team", responses=TeamSerializer)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(TeamSerializer(self._team(name)).data)
+
+    @extend_schema(tags=["teams"], summary="Change a team (admins)", request=TeamSerializer, responses=TeamSerializer)
+    def patch(self, request: Request, name: str) -> Response:
+        return Response(TeamSerializer(_save_team(request, self._team(name))).data)
+
+
+class ProjectGovernanceSerializer(serializers.ModelSerializer[Project]):
+    class Meta:
+        model = Project
+        fields = ["compatibility", "auto_apply", "breaking_approvals"]
+        extra_kwargs = {"breaking_approvals": {"min_value": 1, "max_value": 10}}
+
+
+class ProjectGovernanceApi(APIView):
+    """A project's governance settings: compatibility mode (BACKWARD, FULL, NONE), auto-apply, approvals a
+    breaking change needs (null: GOVERNANCE_BREAKING_APPROVALS). `PATCH`: admins."""
+
+    permission_classes = READERS
+    required_scopes = {"PATCH": ApiToken.Scope.OPERATE}
+
+    def _project(self, name: str) -> Project:
+        project = Project.objects.filter(name=name).first()
+        if project is None:
+            raise ObjectNotFound(f"No project named {name!r}.")
+        return project
+
+    @extend_schema(
+        tags=["change requests"], summary="Get a project's governance settings", responses=ProjectGovernanceSerializer
+    )
+    def get(self, request: Request, project: str) -> Response:
+        return Response(ProjectGovernanceSerializer(self._project(project)).data)
+
+    @extend_schema(
+        tags=["change requests"],
+        summary="Change a project's governance settings (admins)",
+        request=ProjectGovernanceSerializer,
+        responses=ProjectGovernanceSerializer,
+    )
+    def patch(self, request: Request, project: str) -> Response:
+        _require_admin(request)
+        target = self._project(project)
+        before = ProjectGovernanceSerializer(target).data
+        data = ProjectGovernanceSerializer(target, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        with transaction.atomic():
+            data.save()
+            audit_record(
+                actor=request.user, action="project.governance_changed", obj=target, before=before, after=data.data
+            )
+        return Response(data.data)

@@ -1,0 +1,484 @@
+"""The change-request workflow: propose (edits or an uploaded repo), submit, approve, reject, withdraw,
+comment, override, and the approval rules.
+
+States: draft → submitted → approved | rejected → applying → applied | failed; any open request can
+become stale (the registry changed under its plan) or be withdrawn. Every transition is a conditional
+UPDATE on (status, revision), so two people acting at once cannot both win, and approvals count only for
+the revision they were given on. The apply itself is a job (jobs.services.apply).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.dispatch import Signal
+from django.utils import timezone
+
+from catalog import feast_gateway as gateway
+from catalog.exceptions import DuplicateObject, InvalidInput, NotPermitted, ObjectNotFound, PortalError
+from catalog.models import Approval, ChangeRequest, ChangeRequestComment, Project, Status, Team
+from catalog.notifications import notify
+from catalog.permissions import has_role, has_role_at_least
+from catalog.services.audit import audit_record
+from catalog.services.planning import Plan, Proposal, plan_proposal, proposal_from_edits, proposal_from_objects
+
+CR = ChangeRequest.Status
+
+# Sent (after commit) when a request becomes approved; the jobs app starts the apply for auto-apply projects.
+change_request_approved = Signal()
+
+
+class TransitionConflict(PortalError):
+    """The request is no longer in a state that allows this action (someone else acted first)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+# --- Permissions -------------------------------------------------------------------------------------------
+
+
+def can_propose(user: Any) -> bool:
+    return has_role_at_least(user, "proposer")
+
+
+def can_approve(user: Any, cr: ChangeRequest) -> bool:
+    """Approvers (and above) may approve or reject, never their own request (four eyes)."""
+    return has_role_at_least(user, "approver") and user.pk != cr.author_id
+
+
+def can_apply(user: Any) -> bool:
+    return has_role_at_least(user, "operator")
+
+
+def can_edit(user: Any, cr: ChangeRequest) -> bool:
+    return (user.pk == cr.author_id and can_propose(user)) or has_role(user, "admin")
+
+
+# --- Helpers -----------------------------------------------------------------------------------------------
+
+
+def governed_repo(project: Project) -> gateway.RepoRef:
+    """The governed repo of a project; read-only projects (no governed YAML) cannot take changes."""
+    if project.status == Status.REMOVED:
+        raise InvalidInput(f"project {project.name!r} was removed from the registry")
+    for repo in gateway.governed_repos():
+        if repo.key == project.repo_key:
+            return repo
+    raise InvalidInput(
+        f"project {project.name!r} is read-only here: no governed feature_store YAML (FEAST_REPO_PATH) names it"
+    )
+
+
+def _project(name: str) -> Project:
+    project = Project.objects.filter(name=name).first()
+    if project is None:
+        raise ObjectNotFound(f"project {name!r} does not exist")
+    return project
+
+
+def _snapshot(cr: ChangeRequest) -> dict[str, Any]:
+    return {
+        "status": cr.status,
+        "revision": cr.revision,
+        "severity": cr.severity,
+        "title": cr.title,
+        "summary": cr.plan.get("summary", {}),
+        "base_fingerprint": cr.base_fingerprint,
+    }
+
+
+def _notify(cr: ChangeRequest, event: str, text: str, **fields: Any) -> None:
+    transaction.on_commit(
+        lambda: notify(
+            f"change_request.{event}",
+            f"CR-{cr.pk} {text}: {cr.title}",
+            {"project": cr.project.name, "severity": cr.severity, "status": cr.status, **fields},
+        )
+    )
+
+
+def _transition(cr: ChangeRequest, from_states: Sequence[str], to: str, **fields: Any) -> None:
+    """Move the request from one of `from_states` to `to` at its current revision, or raise."""
+    now = timezone.now()
+    updated = ChangeRequest.objects.filter(pk=cr.pk, status__in=list(from_states), revision=cr.revision).update(
+        status=to, updated_at=now, **fields
+    )
+    if not updated:
+        fresh = ChangeRequest.objects.filter(pk=cr.pk).values_list("status", "revision").first()
+        state = f"{fresh[0]} (revision {fresh[1]})" if fresh else "deleted"
+        raise TransitionConflict(f"CR-{cr.pk} is {state} now; it cannot become {to}")
+    cr.status = to
+    for key, value in fields.items():
+        setattr(cr, key, value)
+
+
+def _store_plan(cr: ChangeRequest, plan: Plan, *, source_data: Mapping[str, Any]) -> None:
+    cr.proposal = {**plan.proposal.to_json(), **source_data}
+    cr.plan = plan.diff
+    cr.severity = plan.severity
+    cr.base_fingerprint = plan.base_fingerprint
+    cr.required_approvals = plan.required_approvals
+    cr.required_teams = plan.required_teams
+    cr.planned_at = timezone.now()
+
+
+def _source_objects(data: Mapping[str, Any]) -> list[gateway.ObjectProto]:
+    return list(Proposal.from_json({"upserts": data.get("uploaded", [])}).upserts.values())
+
+
+def _build(
+    project: Project,
+    *,
+    edits: Sequence[Mapping[str, Any]] | None,
+    upload: tuple[bytes, str] | None,
+    mode: str,
+    uploaded: Sequence[gateway.ObjectProto] | None = None,
+) -> tuple[Plan, dict[str, Any]]:
+    """Build and plan a proposal from edits, an upload (parsed in the sandbox) or stored uploaded objects."""
+    repo = governed_repo(project)
+    if mode not in ChangeRequest.Mode.values:
+        raise InvalidInput(f"mode must be one of {', '.join(ChangeRequest.Mode.values)}", {"mode": ["invalid"]})
+    if (edits is None) == (upload is None and uploaded is None):
+        raise InvalidInput("give either edits or an archive", {"edits": ["edits or archive"]})
+    if edits is not None:
+        if mode != ChangeRequest.Mode.PARTIAL:
+            raise InvalidInput("edits are always partial: use mode 'partial'", {"mode": ["invalid"]})
+        proposal = proposal_from_edits(repo, project, edits)
+        return plan_proposal(repo, project, proposal), {"edits": list(edits)}
+    source_data: dict[str, Any] = {}
+    warnings: list[str] = []
+    if upload is not None:
+        data, filename = upload
+        parsed = gateway.parse_upload(data, filename=filename, project=project.name)
+        objects = [gateway.ObjectProto(o.kind, o.proto_type, o.name, o.proto) for o in parsed.objects]
+        warnings = list(parsed.warnings)
+        source_data = {
+            "archive": {"name": filename[:255], "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)},
+            "files": list(parsed.files),
+        }
+    else:
+        objects = list(uploaded or [])
+    if not objects:
+        raise InvalidInput("the definitions declare no Feast objects")
+    proposal = proposal_from_objects(repo, project, objects, mode=mode)
+    proposal.warnings = warnings
+    source_data["uploaded"] = Proposal(upserts={o.key: o for o in objects}).to_json()["upserts"]
+    return plan_proposal(repo, project, proposal), source_data
+
+
+# --- Creating and changing requests -----------------------------------------------------------------------------
+
+
+def change_request_create(
+    *,
+    actor: Any,
+    project: str,
+    title: str,
+    description: str = "",
+    edits: Sequence[Mapping[str, Any]] | None = None,
+    upload: tuple[bytes, str] | None = None,
+    mode: str = ChangeRequest.Mode.PARTIAL,
+    submit: bool = False,
+) -> ChangeRequest:
+    """Propose a change (edits or an uploaded repo), plan it against the live registry, store the protos.
+
+    Invalid input raises InvalidInput (or UploadRejected) before anything is stored.
+    """
+    if not can_propose(actor):
+        raise NotPermitted("Proposing a change needs the proposer role or above.")
+    title = (title or "").strip()
+    if not title or len(title) > 200:
+        raise InvalidInput("a title of 1 to 200 characters is required", {"title": ["required"]})
+    if len(description or "") > 20000:
+        raise InvalidInput("the description is longer than 20,000 characters", {"description": ["too long"]})
+    target = _project(project)
+    plan, source_data = _build(target, edits=edits, upload=upload, mode=mode)
+    with transaction.atomic():
+        cr = ChangeRequest(
+            project=target,
+            title=title,
+            description=description or "",
+            author=actor,
+            source=ChangeRequest.Source.EDIT if edits is not None else ChangeRequest.Source.UPLOAD,
+            mode=mode,
+        )
+        _store_plan(cr, plan, source_data=source_data)
+        cr.save()
+        audit_record(actor=actor, action="change_request.created", obj=cr, after=_snapshot(cr))
+        if submit:
+            change_request_submit(cr=cr, actor=actor)
+    return cr
+
+
+def change_request_revise(
+    *,
+    cr: ChangeRequest,
+    actor: Any,
+    edits: Sequence[Mapping[str, Any]] | None = None,
+    upload: tuple[bytes, str] | None = None,
+    mode: str | None = None,
+) -> ChangeRequest:
+    """Replace the proposal (new edits or upload) or, with neither, re-plan it against today's registry.
+
+    Either way the revision goes up and earlier approvals stop counting; a submitted, approved, stale,
+    rejected or failed request goes back to submitted.
+    """
+    if not can_edit(actor, cr):
+        raise NotPermitted("Only the author (or an admin) can change a request.")
+    if cr.status not in ChangeRequest.EDITABLE:
+        raise TransitionConflict(f"CR-{cr.pk} is {cr.status}; it can no longer change")
+    mode = mode or cr.mode
+    if edits is None and upload is None:  # re-plan what was proposed
+        if cr.source == ChangeRequest.Source.EDIT:
+            plan, source_data = _build(cr.project, edits=cr.proposal.get("edits", []), upload=None, mode=mode)
+        else:
+            plan, source_data = _build(
+                cr.project, edits=None, upload=None, mode=mode, uploaded=_source_objects(cr.proposal)
+            )
+            source_data = {**{k: cr.proposal[k] for k in ("archive", "files") if k in cr.proposal}, **source_data}
+    else:
+        plan, source_data = _build(cr.project, edits=edits, upload=upload, mode=mode)
+    with transaction.atomic():
+        locked = ChangeRequest.objects.select_for_update().get(pk=cr.pk)
+        if locked.status not in ChangeRequest.EDITABLE or locked.revision != cr.revision:
+            raise TransitionConflict(f"CR-{cr.pk} changed meanwhile ({locked.status}, revision {locked.revision})")
+        before = _snapshot(locked)
+        _store_plan(locked, plan, source_data=source_data)
+        locked.mode = mode
+        if edits is not None:
+            locked.source = ChangeRequest.Source.EDIT
+        elif upload is not None:
+            locked.source = ChangeRequest.Source.UPLOAD
+        locked.revision += 1
+        if locked.status != CR.DRAFT:
+            locked.status = CR.SUBMITTED
+            locked.submitted_at = timezone.now()
+        locked.stale_reason = ""
+        locked.decided_at = None
+        locked.apply_result = {}
+        locked.save()
+        audit_record(actor=actor, action="change_request.revised", obj=locked, before=before, after=_snapshot(locked))
+    return locked
+
+
+def change_request_submit(*, cr: ChangeRequest, actor: Any) -> ChangeRequest:
+    """Draft → submitted: reviewers see it and approvals start counting."""
+    if not can_edit(actor, cr):
+        raise NotPermitted("Only the author (or an admin) can submit a request.")
+    with transaction.atomic():
+        _transition(cr, [CR.DRAFT], CR.SUBMITTED, submitted_at=timezone.now())
+        audit_record(actor=actor, action="change_request.submitted", obj=cr, after=_snapshot(cr))
+        _notify(cr, "submitted", "submitted for review", author=actor.get_username(), url=cr.get_absolute_url())
+    return cr
+
+
+def change_request_withdraw(*, cr: ChangeRequest, actor: Any) -> ChangeRequest:
+    if not can_edit(actor, cr):
+        raise NotPermitted("Only the author (or an admin) can withdraw a request.")
+    with transaction.atomic():
+        before = _snapshot(cr)
+        _transition(cr, [CR.DRAFT, CR.SUBMITTED, CR.APPROVED, CR.STALE, CR.REJECTED, CR.FAILED], CR.WITHDRAWN)
+        audit_record(actor=actor, action="change_request.withdrawn", obj=cr, before=before, after=_snapshot(cr))
+    return cr
+
+
+def change_request_comment(*, cr: ChangeRequest, actor: Any, body: str) -> ChangeRequestComment:
+    if not has_role_at_least(actor, "viewer"):
+        raise NotPermitted("Commenting needs a portal role.")
+    body = (body or "").strip()
+    if not body or len(body) > 10000:
+        raise InvalidInput("a comment of 1 to 10,000 characters is required", {"body": ["required"]})
+    with transaction.atomic():
+        comment = ChangeRequestComment.objects.create(change_request=cr, author=actor, body=body)
+        audit_record(
+            actor=actor,
+            action="change_request.commented",
+            obj=cr,
+            after={"comment_id": comment.pk, "body": body[:1000]},
+        )
+    return comment
+
+
+# --- Approvals ---------------------------------------------------------------------------------------------------
+
+
+def approval_status(cr: ChangeRequest) -> dict[str, Any]:
+    """What the current revision has and still needs: approvals, team sign-offs, overrides."""
+    rows = list(cr.approvals.filter(revision=cr.revision).select_related("user", "override_team"))
+    approvals = [a for a in rows if a.decision == Approval.Decision.APPROVE]
+    overrides = {a.override_team_id: a for a in rows if a.decision == Approval.Decision.OVERRIDE}
+    team_ids = [t["id"] for t in cr.required_teams]
+    members: dict[int, set[int]] = {tid: set() for tid in team_ids}
+    for team_id, user_id in Team.members.through.objects.filter(team_id__in=team_ids).values_list("team_id", "user_id"):
+        members[team_id].add(user_id)
+    teams = []
+    for team in cr.required_teams:
+        by = [a.user.get_username() for a in approvals if a.user_id in members.get(team["id"], set())]
+        override = overrides.get(team["id"])
+        teams.append(
+            {
+                **team,
+                "approved_by": by,
+                "override": (
+                    {"by": override.user.get_username(), "reason": override.comment, "at": override.created_at}
+                    if override
+                    else None
+                ),
+                "satisfied": bool(by or override),
+            }
+        )
+    missing = []
+    if len(approvals) < cr.required_approvals:
+        missing.append(
+            f"{cr.required_approvals - len(approvals)} more approval(s) "
+            f"({cr.required_approvals} needed{' for a breaking change' if cr.required_approvals > 1 else ''})"
+        )
+    missing += [f"an approval from a member of {t['name']}" for t in teams if not t["satisfied"]]
+    return {
+        "revision": cr.revision,
+        "required_approvals": cr.required_approvals,
+        "approvals": [
+            {"user": a.user.get_username(), "comment": a.comment, "at": a.created_at, "teams": a.teams}
+            for a in approvals
+        ],
+        "teams": teams,
+        "missing": missing,
+        "satisfied": not missing,
+    }
+
+
+def _locked(cr: ChangeRequest) -> ChangeRequest:
+    fresh = ChangeRequest.objects.select_for_update().select_related("project", "author").filter(pk=cr.pk).first()
+    if fresh is None:
+        raise ObjectNotFound(f"CR-{cr.pk} does not exist")
+    return fresh
+
+
+def _check_revision(cr: ChangeRequest, revision: int | None) -> None:
+    if revision is not None and revision != cr.revision:
+        raise TransitionConflict(
+            f"CR-{cr.pk} was re-planned (revision {cr.revision}); review the new plan before approving"
+        )
+
+
+def change_request_approve(
+    *, cr: ChangeRequest, actor: Any, comment: str = "", revision: int | None = None
+) -> ChangeRequest:
+    """Record an approval; the request becomes approved once every rule is met (race-free)."""
+    if actor.pk == cr.author_id:
+        raise NotPermitted("You cannot approve your own change request (four-eyes rule).")
+    if not can_approve(actor, cr):
+        raise NotPermitted("Approving needs the approver role or above.")
+    with transaction.atomic():
+        # The row lock serialises approvals of one request: two approvers at once both count, once each.
+        cr = _locked(cr)
+        _check_revision(cr, revision)
+        mine = Approval.objects.filter(change_request=cr, revision=cr.revision, user=actor, decision="approve")
+        if mine.exists():
+            raise DuplicateObject(f"you already approved revision {cr.revision} of CR-{cr.pk}")
+        if cr.status != CR.SUBMITTED:
+            raise TransitionConflict(f"CR-{cr.pk} is {cr.status}; only submitted requests take approvals")
+        user_teams = set(actor.teams.values_list("id", flat=True))
+        counted = [t["name"] for t in cr.required_teams if t["id"] in user_teams]
+        try:
+            with transaction.atomic():
+                Approval.objects.create(
+                    change_request=cr,
+                    revision=cr.revision,
+                    user=actor,
+                    decision=Approval.Decision.APPROVE,
+                    comment=(comment or "")[:10000],
+                    teams=counted,
+                )
+        except IntegrityError:
+            raise DuplicateObject(f"you already approved revision {cr.revision} of CR-{cr.pk}") from None
+        audit_record(
+            actor=actor,
+            action="change_request.approved",
+            obj=cr,
+            after={"revision": cr.revision, "comment": comment[:1000], "teams": counted},
+        )
+        status = approval_status(cr)
+        if status["satisfied"]:
+            _transition(cr, [CR.SUBMITTED], CR.APPROVED, decided_at=timezone.now())
+            audit_record(actor=None, action="change_request.fully_approved", obj=cr, after=_snapshot(cr))
+            _notify(cr, "approved", "approved", by=actor.get_username())
+            approved = cr
+            transaction.on_commit(lambda: change_request_approved.send(sender=ChangeRequest, change_request=approved))
+        else:
+            _notify(cr, "approval", "got an approval", by=actor.get_username(), missing="; ".join(status["missing"]))
+    return cr
+
+
+def change_request_reject(*, cr: ChangeRequest, actor: Any, comment: str, revision: int | None = None) -> ChangeRequest:
+    """Reject with a (required) comment."""
+    if actor.pk == cr.author_id:
+        raise NotPermitted("You cannot reject your own change request: withdraw it instead.")
+    if not can_approve(actor, cr):
+        raise NotPermitted("Rejecting needs the approver role or above.")
+    comment = (comment or "").strip()
+    if not comment:
+        raise InvalidInput("a rejection needs a comment saying why", {"comment": ["required"]})
+    with transaction.atomic():
+        cr = _locked(cr)
+        _check_revision(cr, revision)
+        before = _snapshot(cr)
+        _transition(cr, [CR.SUBMITTED, CR.APPROVED], CR.REJECTED, decided_at=timezone.now())
+        Approval.objects.create(
+            change_request=cr, revision=cr.revision, user=actor, decision=Approval.Decision.REJECT, comment=comment
+        )
+        audit_record(
+            actor=actor,
+            action="change_request.rejected",
+            obj=cr,
+            before=before,
+            after={**_snapshot(cr), "comment": comment[:1000]},
+        )
+        _notify(cr, "rejected", "rejected", by=actor.get_username(), comment=comment[:500])
+    return cr
+
+
+def change_request_override(*, cr: ChangeRequest, actor: Any, team: str, reason: str) -> ChangeRequest:
+    """An admin signs off for a required team that cannot approve, with a written reason (recorded, shown)."""
+    if not has_role(actor, "admin"):
+        raise NotPermitted("Only an admin can override a team approval.")
+    if actor.pk == cr.author_id:
+        raise NotPermitted("You cannot override approvals on your own change request.")
+    reason = (reason or "").strip()
+    if len(reason) < 10:
+        raise InvalidInput("an override needs a written reason (at least 10 characters)", {"reason": ["required"]})
+    with transaction.atomic():
+        cr = _locked(cr)
+        if cr.status != CR.SUBMITTED:
+            raise TransitionConflict(f"CR-{cr.pk} is {cr.status}; overrides apply to submitted requests")
+        required = {t["name"]: t["id"] for t in cr.required_teams}
+        if team not in required:
+            raise InvalidInput(f"{team!r} is not a team this request needs ({', '.join(required) or 'none'})")
+        try:
+            with transaction.atomic():
+                Approval.objects.create(
+                    change_request=cr,
+                    revision=cr.revision,
+                    user=actor,
+                    decision=Approval.Decision.OVERRIDE,
+                    override_team_id=required[team],
+                    comment=reason,
+                )
+        except IntegrityError:
+            raise DuplicateObject(f"{team} is already overridden on revision {cr.revision}") from None
+        audit_record(
+            actor=actor,
+            action="change_request.team_overridden",
+            obj=cr,
+            after={"team": team, "reason": reason, "revision": cr.revision},
+        )
+        if approval_status(cr)["satisfied"]:
+            _transition(cr, [CR.SUBMITTED], CR.APPROVED, decided_at=timezone.now())
+            _notify(cr, "approved", "approved (with an admin override)", by=actor.get_username())
+            approved = cr
+            transaction.on_commit(lambda: change_request_approved.send(sender=ChangeRequest, change_request=approved))
+    return cr

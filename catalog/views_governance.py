@@ -1,0 +1,292 @@
+"""Governance pages: change requests (list, upload, edit forms on object pages, detail with the plan and
+actions) and the audit log. Views parse input, call a service, render; rules live in the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from catalog import selectors
+from catalog.decorators import reader_required
+from catalog.exceptions import PortalError
+from catalog.models import AuditEvent, CatalogObject, ChangeRequest, Project
+from catalog.permissions import has_role, has_role_at_least
+from catalog.services import change_requests as crs
+
+PER_PAGE = 25
+DTYPES = [
+    "Int32",
+    "Int64",
+    "Float32",
+    "Float64",
+    "String",
+    "Bool",
+    "Bytes",
+    "UnixTimestamp",
+    "Array(Int64)",
+    "Array(Float32)",
+    "Array(Float64)",
+    "Array(String)",
+]
+
+
+def _page(request: HttpRequest, items: Any) -> Any:
+    try:
+        number = max(1, int(request.GET.get("page") or 1))
+    except ValueError:
+        number = 1
+    return Paginator(items, PER_PAGE).get_page(number)
+
+
+def _cr(pk: int) -> ChangeRequest:
+    cr = ChangeRequest.objects.select_related("project", "author").filter(pk=pk).first()
+    if cr is None:
+        raise Http404(f"No change request CR-{pk}.")
+    return cr
+
+
+@reader_required
+def change_request_list(request: HttpRequest) -> HttpResponse:
+    """Change requests with filters: status (open by default), project, severity, mine."""
+    status = request.GET.get("status", "open")
+    rows = ChangeRequest.objects.select_related("project", "author").order_by("-updated_at", "-id")
+    if status == "open":
+        rows = rows.filter(status__in=ChangeRequest.OPEN + (ChangeRequest.Status.APPLYING,))
+    elif status in ChangeRequest.Status.values:
+        rows = rows.filter(status=status)
+    if project := request.GET.get("project"):
+        rows = rows.filter(project__name=project)
+    if severity := request.GET.get("severity"):
+        rows = rows.filter(severity=severity)
+    if request.GET.get("mine"):
+        rows = rows.filter(author_id=request.user.pk)
+    context = {
+        "page": _page(request, rows),
+        "status": status,
+        "statuses": ChangeRequest.Status.choices,
+        "projects": Project.objects.exclude(repo_key="").values_list("name", flat=True),
+        "can_propose": crs.can_propose(request.user),
+        "query": request.GET.copy(),
+    }
+    return render(request, "catalog/change_request_list.html", context)
+
+
+@reader_required
+def change_request_new(request: HttpRequest) -> HttpResponse:
+    """Upload a feature repo (zip or tar) as a change request: the browser path CI uses via the API."""
+    if not crs.can_propose(request.user):
+        raise PermissionDenied("Proposing a change needs the proposer role or above.")
+    projects = list(Project.objects.exclude(repo_key="").exclude(status="removed").values_list("name", flat=True))
+    error = ""
+    values = {"project": request.GET.get("project", projects[0] if len(projects) == 1 else ""), "mode": "partial"}
+    if request.method == "POST":
+        values = {k: request.POST.get(k, "") for k in ("project", "title", "description", "mode")}
+        archive = request.FILES.get("archive")
+        if archive is None:
+            error = "Choose a .zip or .tar.gz of your feature definitions."
+        else:
+            try:
+                cr = crs.change_request_create(
+                    actor=request.user,
+                    project=values["project"],
+                    title=values["title"],
+                    description=values["description"],
+                    upload=(archive.read(), archive.name or "upload"),
+                    mode=values["mode"] or "partial",
+                    submit=bool(request.POST.get("submit")),
+                )
+            except PortalError as exc:
+                error = str(exc)
+            else:
+                messages.success(request, f"CR-{cr.pk} planned: {cr.plan['summary']}")
+                return redirect(cr.get_absolute_url())
+    return render(
+        request,
+        "catalog/change_request_new.html",
+        {"projects": projects, "values": values, "error": error, "modes": ChangeRequest.Mode.choices},
+        status=400 if error else 200,
+    )
+
+
+def _edit_from_form(obj: CatalogObject, data: Any) -> dict[str, Any]:
+    """One edit (the JSON the API takes) from an object page's form."""
+    op = data.get("op", "")
+    base = {"op": op}
+    if op in {"change_dtype", "add_field", "remove_field", "set_ttl"}:
+        base["view"] = obj.name
+    if op in {"change_dtype", "add_field", "remove_field"}:
+        base["field"] = data.get("field", "")
+    if op in {"change_dtype", "add_field"}:
+        base["dtype"] = data.get("dtype", "")
+    if op == "add_field":
+        base["description"] = data.get("description", "")
+    if op == "set_ttl":
+        try:
+            base["ttl_seconds"] = int(float(data.get("ttl_days", "")) * 86400)
+        except ValueError:
+            base["ttl_seconds"] = -1
+    if op in {"set_metadata", "deprecate"}:
+        base.update({"kind": obj.kind, "name": obj.name})
+    if op == "deprecate":
+        base["reason"] = data.get("reason", "")
+    if op == "set_metadata":
+        base["description"] = data.get("description", "")
+        base["owner"] = data.get("owner", "")
+        tags: dict[str, str] = {}
+        for line in data.get("tags", "").splitlines():
+            if line.strip():
+                key, _, value = line.partition("=")
+                tags[key.strip()] = value.strip()
+        base["tags"] = tags
+    if op == "remove_from_service":
+        view, _, feature = data.get("reference", "").partition(":")
+        base.update({"service": obj.name, "view": view, "feature": feature})
+    return base
+
+
+@reader_required
+@require_POST
+def change_request_propose(request: HttpRequest, project: str, kind_slug: str, name: str) -> HttpResponse:
+    """An edit form on an object page: builds the proposed protos from the registry's, plans, redirects."""
+    kind = selectors.KIND_SLUGS.get(kind_slug)
+    if kind is None:
+        raise Http404("Unknown kind of object.")
+    try:
+        obj = selectors.object_get(user=request.user, project=project, kind=kind, name=name)
+    except CatalogObject.DoesNotExist:
+        raise Http404(f"No such object {name!r} in {project!r}.") from None
+    edit = _edit_from_form(obj, request.POST)
+    title = request.POST.get("title", "").strip() or f"{edit['op'].replace('_', ' ')} on {obj.name}"
+    try:
+        cr = crs.change_request_create(
+            actor=request.user,
+            project=project,
+            title=title,
+            description=request.POST.get("cr_description", ""),
+            edits=[edit],
+            submit=bool(request.POST.get("submit")),
+        )
+    except PortalError as exc:
+        messages.error(request, f"Nothing was proposed: {exc}")
+        return redirect(obj.get_absolute_url() + "#propose")
+    messages.success(request, f"CR-{cr.pk} created ({cr.get_status_display().lower()}): review its plan below.")
+    return redirect(cr.get_absolute_url())
+
+
+@reader_required
+def change_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The plan (classified, field-level), impact, approvals, actions, discussion and history."""
+    cr = _cr(pk)
+    user = request.user
+    status = crs.approval_status(cr)
+    approved_by_me = any(a["user"] == user.get_username() for a in status["approvals"])
+    context = {
+        "cr": cr,
+        "plan": cr.plan,
+        "approval": status,
+        "comments": cr.comments.select_related("author"),
+        "decisions": cr.approvals.select_related("user", "override_team").order_by("-created_at"),
+        "history": AuditEvent.objects.filter(object_type="changerequest", object_id=str(cr.pk)).order_by("created_at"),
+        "is_author": user.pk == cr.author_id,
+        "can_review": crs.can_approve(user, cr) and cr.status == ChangeRequest.Status.SUBMITTED,
+        "approved_by_me": approved_by_me,
+        "can_edit": crs.can_edit(user, cr) and cr.status in ChangeRequest.EDITABLE,
+        "can_submit": crs.can_edit(user, cr) and cr.status == ChangeRequest.Status.DRAFT,
+        "can_withdraw": crs.can_edit(user, cr) and cr.status in ChangeRequest.EDITABLE,
+        "can_apply": crs.can_apply(user) and cr.status == ChangeRequest.Status.APPROVED,
+        "can_override": has_role(user, "admin") and user.pk != cr.author_id and cr.status == "submitted",
+        "can_comment": has_role_at_least(user, "viewer"),
+        "apply_job": cr.apply_job_id,
+    }
+    return render(request, "catalog/change_request_detail.html", context)
+
+
+_ACTIONS = {"submit", "approve", "reject", "withdraw", "comment", "override", "replan"}
+
+
+@reader_required
+@require_POST
+def change_request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """One workflow action from the detail page; the services enforce every rule."""
+    if action not in _ACTIONS:
+        raise Http404("Unknown action.")
+    cr = _cr(pk)
+    data = request.POST
+    revision = int(data["revision"]) if data.get("revision", "").isdigit() else None
+    try:
+        if action == "submit":
+            crs.change_request_submit(cr=cr, actor=request.user)
+            text = "Submitted for review."
+        elif action == "approve":
+            cr = crs.change_request_approve(
+                cr=cr, actor=request.user, comment=data.get("comment", ""), revision=revision
+            )
+            text = (
+                "Approved: the request is ready to apply." if cr.status == "approved" else "Your approval is recorded."
+            )
+        elif action == "reject":
+            crs.change_request_reject(cr=cr, actor=request.user, comment=data.get("comment", ""), revision=revision)
+            text = "Rejected."
+        elif action == "withdraw":
+            crs.change_request_withdraw(cr=cr, actor=request.user)
+            text = "Withdrawn."
+        elif action == "override":
+            crs.change_request_override(
+                cr=cr, actor=request.user, team=data.get("team", ""), reason=data.get("reason", "")
+            )
+            text = "Override recorded."
+        elif action == "replan":
+            cr = crs.change_request_revise(cr=cr, actor=request.user)
+            text = f"Re-planned against today's registry (revision {cr.revision}); approvals start over."
+        else:
+            crs.change_request_comment(cr=cr, actor=request.user, body=data.get("body", ""))
+            text = "Comment added."
+    except PortalError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, text)
+    return redirect(cr.get_absolute_url())
+
+
+@reader_required
+def audit_list(request: HttpRequest) -> HttpResponse:
+    """The append-only audit log, filterable by action, actor, object and date (read-only: no edit path)."""
+    rows = AuditEvent.objects.all().order_by("-created_at", "-id")
+    filters = {k: request.GET.get(k, "").strip() for k in ("action", "actor", "object_type", "object_id", "q", "since")}
+    if filters["action"]:
+        rows = rows.filter(action__startswith=filters["action"])
+    if filters["actor"]:
+        rows = rows.filter(actor_name=filters["actor"])
+    if filters["object_type"]:
+        rows = rows.filter(object_type=filters["object_type"])
+    if filters["object_id"]:
+        rows = rows.filter(object_id=filters["object_id"])
+    if filters["q"]:
+        rows = rows.filter(Q(object_repr__icontains=filters["q"]) | Q(action__icontains=filters["q"]))
+    if filters["since"]:
+        rows = rows.filter(created_at__date__gte=filters["since"]) if _is_date(filters["since"]) else rows.none()
+    context = {
+        "page": _page(request, rows),
+        "filters": filters,
+        "actions": sorted(set(AuditEvent.objects.values_list("action", flat=True).distinct()[:500])),
+        "object_types": sorted(set(AuditEvent.objects.values_list("object_type", flat=True).distinct()[:100]) - {""}),
+        "query": request.GET.copy(),
+    }
+    return render(request, "catalog/audit_list.html", context)
+
+
+def _is_date(value: str) -> bool:
+    from datetime import date
+
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,280 @@
+"""Applying an approved change request: exactly its stored protos, one apply per project at a time.
+
+The worker:
+1. takes the project's apply lock (a conditional UPDATE with an expiry; Feast applies without any lock);
+2. compares the registry content of the plan's scope with the plan's base fingerprint: if anything in
+   scope changed since the plan, the request becomes stale (re-plan, re-approve) and nothing is written;
+3. records the content hashes it is about to write (ExpectedChange), so the catalog sync marks the new
+   versions as this request's, not out-of-band;
+4. applies the stored protos with Feast's SDK (only the objects the request touches);
+5. reads the touched objects back, syncs the project's catalog and records the result. On failure it
+   reports, object by object, what the registry holds now (applied / not applied).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from catalog import feast_gateway as gateway
+from catalog.exceptions import NotPermitted, PortalError
+from catalog.models import ChangeRequest, ExpectedChange, Project
+from catalog.notifications import notify
+from catalog.services.audit import audit_record
+from catalog.services.change_requests import TransitionConflict, approval_status, can_apply, governed_repo
+from catalog.services.planning import Proposal
+from catalog.services.sync import registry_sync
+from jobs.models import JobRun
+from jobs.services.core import job_run_log, job_run_progress, job_run_queue
+
+logger = logging.getLogger(__name__)
+CR = ChangeRequest.Status
+
+
+def change_request_apply_start(*, cr: ChangeRequest, actor: Any, trigger: str = "button") -> JobRun:
+    """Approved → applying, and queue the apply job (operators; or the system for auto-apply projects)."""
+    from jobs.tasks import change_request_apply_task
+
+    if actor is not None and not can_apply(actor):
+        raise NotPermitted("Applying needs the operator role or above.")
+    with transaction.atomic():
+        locked = ChangeRequest.objects.select_for_update().select_related("project").get(pk=cr.pk)
+        if locked.status != CR.APPROVED:
+            missing = approval_status(locked)["missing"] if locked.status == CR.SUBMITTED else []
+            raise TransitionConflict(
+                f"CR-{locked.pk} is {locked.status}; only approved requests can be applied"
+                + (f" (still needs {'; '.join(missing)})" if missing else "")
+            )
+        run = job_run_queue(
+            kind=JobRun.Kind.APPLY,
+            params={"change_request": locked.pk, "revision": locked.revision, "project": locked.project.name},
+            actor=actor,
+            trigger=trigger,
+            action="change_request.apply_started",
+            task=change_request_apply_task,
+        )
+        updated = ChangeRequest.objects.filter(pk=locked.pk, status=CR.APPROVED, revision=locked.revision).update(
+            status=CR.APPLYING, apply_job_id=run.pk, updated_at=timezone.now()
+        )
+        if not updated:  # pragma: no cover - the row lock makes this unreachable
+            raise TransitionConflict(f"CR-{locked.pk} changed while starting the apply")
+    cr.status, cr.apply_job_id = CR.APPLYING, run.pk
+    return run
+
+
+def change_request_auto_apply(*, change_request: ChangeRequest, **_: Any) -> None:
+    """Signal receiver: projects with auto-apply start the apply as soon as a request is approved."""
+    project = Project.objects.filter(pk=change_request.project_id).values_list("auto_apply", flat=True).first()
+    if project:
+        try:
+            change_request_apply_start(cr=change_request, actor=None, trigger="auto_apply")
+        except PortalError as exc:
+            logger.warning("auto-apply of CR-%s did not start: %s", change_request.pk, exc)
+
+
+# --- The worker side ---------------------------------------------------------------------------------------
+
+
+def _take_lock(project: Project, token: str) -> bool:
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.GOVERNANCE_APPLY_LOCK_SECONDS)
+    free = Project.objects.filter(pk=project.pk, apply_locked_until__isnull=True) | Project.objects.filter(
+        pk=project.pk, apply_locked_until__lt=now
+    )
+    return bool(free.update(apply_locked_until=until, apply_lock_token=token))
+
+
+def _release_lock(project: Project, token: str) -> None:
+    Project.objects.filter(pk=project.pk, apply_lock_token=token).update(apply_locked_until=None, apply_lock_token="")
+
+
+def _finish(cr: ChangeRequest, status: str, result: dict[str, Any], *, stale_reason: str = "") -> None:
+    fields: dict[str, Any] = {"status": status, "apply_result": result, "updated_at": timezone.now()}
+    if status == CR.APPLIED:
+        fields["applied_at"] = timezone.now()
+    if stale_reason:
+        fields["stale_reason"] = stale_reason
+    ChangeRequest.objects.filter(pk=cr.pk, status=CR.APPLYING).update(**fields)
+    cr.refresh_from_db()
+
+
+def _what_registry_holds(
+    repo: gateway.RepoRef, project: str, proposal: Proposal
+) -> tuple[list[str], list[str], dict[tuple[str, str], str]]:
+    """Per touched object: is the registry now as the request wanted it? (applied, not applied, hashes)."""
+    now = gateway.project_protos(repo, project, proposal.keys)
+    applied: list[str] = []
+    not_applied: list[str] = []
+    hashes: dict[tuple[str, str], str] = {}
+    for key in sorted(proposal.keys):
+        label = f"{key[0]}:{key[1]}"
+        obj = now.get(key)
+        hashes[key] = gateway.content_hash(obj) if obj else ""
+        if key in proposal.deletes:
+            (applied if obj is None else not_applied).append(label)
+        else:
+            wanted = gateway.content_hash(proposal.upserts[key])
+            (applied if obj is not None and hashes[key] == wanted else not_applied).append(label)
+    return applied, not_applied, hashes
+
+
+def change_request_apply_run(run: JobRun) -> dict[str, Any]:
+    """The apply job's body (see the module docstring)."""
+    cr = ChangeRequest.objects.select_related("project").get(pk=run.params["change_request"])
+    if cr.status != CR.APPLYING or cr.revision != run.params.get("revision"):
+        return {"_failed": True, "error": f"CR-{cr.pk} is {cr.status} (revision {cr.revision}); nothing applied"}
+    project = cr.project
+    token = uuid.uuid4().hex
+    started = time.monotonic()
+    if not _take_lock(project, token):
+        busy = {"error": f"another apply holds project {project.name}'s lock; try again when it finishes"}
+        _finish(cr, CR.APPROVED, busy)
+        return {"_failed": True, **busy}
+    try:
+        return _apply_locked(run, cr, token, started)
+    except Exception as exc:  # before anything was written (the registry unreachable, a bad config...)
+        logger.exception("apply of CR-%s failed before writing", cr.pk)
+        result: dict[str, Any] = {
+            "error": f"{type(exc).__name__}: {exc}"[:2000],
+            "applied": [],
+            "not_applied": cr.plan_keys(),
+        }
+        _finish(cr, CR.FAILED, result)
+        audit_record(actor=None, action="change_request.apply_failed", obj=cr, after=result, job_run_id=run.pk)
+        notify("change_request.failed", f"CR-{cr.pk} failed to apply: {cr.title}", {"error": result["error"][:500]})
+        return {"_failed": True, **result}
+    finally:
+        _release_lock(project, token)
+
+
+def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) -> dict[str, Any]:
+    project = cr.project
+    repo = governed_repo(project)
+    proposal = Proposal.from_json(cr.proposal)
+    scope = [(str(k[0]), str(k[1])) for k in cr.plan.get("scope", [])]
+    job_run_progress(run=run, done=0, total=3, message="checking the registry has not changed since the plan")
+    from catalog.services.planning import current_fingerprint
+
+    fingerprint = current_fingerprint(repo, project.name, scope)
+    if fingerprint != cr.base_fingerprint:
+        reason = "the registry changed since the plan (an object in the plan's scope was modified outside this request)"
+        _finish(cr, CR.STALE, {"error": reason, "fingerprint": fingerprint}, stale_reason=reason)
+        audit_record(actor=None, action="change_request.stale", obj=cr, after={"reason": reason}, job_run_id=run.pk)
+        notify("change_request.failed", f"CR-{cr.pk} is stale: {cr.title}", {"project": project.name, "reason": reason})
+        job_run_log(run=run, line=reason)
+        return {"_failed": True, "error": f"CR-{cr.pk} is stale: {reason}; re-plan and re-approve it", "stale": True}
+    source = f"change-request:{cr.pk}"
+    ExpectedChange.objects.bulk_create(
+        [
+            ExpectedChange(
+                project_name=project.name,
+                kind=key[0],
+                name=key[1],
+                content_hash="" if key in proposal.deletes else gateway.content_hash(proposal.upserts[key]),
+                source=source,
+                change_request=cr,
+            )
+            for key in sorted(proposal.keys)
+        ]
+    )
+    job_run_progress(run=run, done=1, total=3, message=f"applying {len(proposal.keys)} objects with Feast")
+    job_run_log(
+        run=run,
+        line=f"applying {len(proposal.upserts)} upserts, {len(proposal.deletes)} deletions to {project.name}",
+    )
+    try:
+        gateway.apply_protos(repo, project.name, list(proposal.upserts.values()), list(proposal.deletes.values()))
+    except Exception as exc:  # anything Feast raises: report what the registry holds now
+        logger.exception("apply of CR-%s failed", cr.pk)
+        return _failed(run, cr, proposal, repo, exc)
+    apply_seconds = time.monotonic() - started
+    applied, not_applied, hashes = _what_registry_holds(repo, project.name, proposal)
+    normalised = []
+    for key, actual in hashes.items():
+        if key in proposal.upserts and actual and actual != gateway.content_hash(proposal.upserts[key]):
+            # Feast's apply-time inference rewrote it (e.g. inferred a field): still this request's write.
+            normalised.append(f"{key[0]}:{key[1]}")
+            ExpectedChange.objects.create(
+                project_name=project.name,
+                kind=key[0],
+                name=key[1],
+                content_hash=actual,
+                source=source,
+                change_request=cr,
+            )
+    job_run_progress(run=run, done=2, total=3, message="syncing the catalog")
+    runs = registry_sync(project=project.name, trigger="apply", actor=cr.author)
+    ExpectedChange.objects.filter(change_request=cr, consumed_at__isnull=True).delete()
+    result = {
+        "applied": applied,
+        "normalised_by_feast": normalised,
+        "not_applied": [n for n in not_applied if n not in normalised],
+        "apply_seconds": round(apply_seconds, 3),
+        "sync_runs": [{"id": r.pk, "status": r.status, "changed": r.changed, "added": r.added} for r in runs],
+        "versions": list(cr.versions.values_list("object__kind", "object__name", "version")),
+    }
+    _finish(cr, CR.APPLIED, result)
+    audit_record(
+        actor=None,
+        action="change_request.applied",
+        obj=cr,
+        after={"applied": applied, "apply_seconds": result["apply_seconds"]},
+        job_run_id=run.pk,
+    )
+    notify(
+        "change_request.applied",
+        f"CR-{cr.pk} applied: {cr.title}",
+        {"project": project.name, "objects": ", ".join(applied)[:500], "severity": cr.severity},
+    )
+    job_run_progress(run=run, done=3, total=3, message="applied")
+    return result
+
+
+def _failed(
+    run: JobRun, cr: ChangeRequest, proposal: Proposal, repo: gateway.RepoRef, exc: Exception
+) -> dict[str, Any]:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    try:
+        applied, not_applied, _ = _what_registry_holds(repo, cr.project.name, proposal)
+        holds: dict[str, Any] = {"applied": applied, "not_applied": not_applied}
+    except PortalError as read_error:
+        holds = {"applied": [], "not_applied": [], "registry_unreadable": str(read_error)}
+    # What did reach the registry is this request's (in-band); what did not must not vouch for later changes.
+    ExpectedChange.objects.filter(change_request=cr, consumed_at__isnull=True).exclude(
+        name__in=[a.split(":", 1)[1] for a in holds["applied"]]
+    ).delete()
+    if holds["applied"]:
+        registry_sync(project=cr.project.name, trigger="apply", actor=cr.author)
+    result = {"error": error, **holds}
+    _finish(cr, CR.FAILED, result)
+    audit_record(actor=None, action="change_request.apply_failed", obj=cr, after=result, job_run_id=run.pk)
+    notify(
+        "change_request.failed",
+        f"CR-{cr.pk} failed to apply: {cr.title}",
+        {"project": cr.project.name, "error": error[:500], "applied": ", ".join(holds["applied"]) or "nothing"},
+    )
+    return {"_failed": True, **result}
+
+
+def change_requests_sweep() -> int:
+    """Requests left applying by a dead apply worker become failed (their job was failed by the sweeper)."""
+    stuck = ChangeRequest.objects.filter(status=CR.APPLYING, apply_job_id__isnull=False)
+    failed = 0
+    for cr in stuck:
+        job = JobRun.objects.filter(pk=int(cr.apply_job_id or 0)).values_list("status", flat=True).first()
+        if job in JobRun.TERMINAL:
+            failed += ChangeRequest.objects.filter(pk=cr.pk, status=CR.APPLYING).update(
+                status=CR.FAILED,
+                apply_result={
+                    "error": "the apply job ended without finishing (worker died); re-plan to see the registry"
+                },
+                updated_at=timezone.now(),
+            )
+    return failed

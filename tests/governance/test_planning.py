@@ -1,0 +1,173 @@
+"""Plans: proposals from edits, the field-level diff, and the breaking-change rules (real registry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from catalog import feast_gateway
+from catalog.exceptions import InvalidInput
+from catalog.models import ChangeRequest, Project
+from catalog.services.change_requests import change_request_create
+from tests.governance.conftest import PROJECT, register_model
+
+pytestmark = pytest.mark.django_db
+
+
+def create(author: User, *edits: dict[str, Any], title: str = "change") -> ChangeRequest:
+    return change_request_create(actor=author, project=PROJECT, title=title, edits=list(edits))
+
+
+def items(cr: ChangeRequest, name: str) -> list[dict[str, Any]]:
+    return next(o["items"] for o in cr.plan["objects"] if o["name"] == name)
+
+
+def rules(cr: ChangeRequest, name: str) -> dict[str, str]:
+    return {i["rule"]: i["severity"] for i in items(cr, name)}
+
+
+def test_dtype_change_is_breaking_and_cascades_into_the_service_vector(people: dict[str, User]) -> None:
+    register_model()
+    cr = create(
+        people["author"], {"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Int64"}
+    )
+    assert cr.severity == "breaking"
+    assert rules(cr, "employee_features")["view.dtype_changed"] == "breaking"
+    service = next(s for s in cr.plan["services"] if s["name"] == "attrition_model_v1")
+    assert service["before"][0] == {
+        "index": 0,
+        "view": "employee_features",
+        "alias": "",
+        "feature": "tenure",
+        "dtype": "Float32",
+    }
+    assert service["after"][0]["dtype"] == "Int64"
+    assert rules(cr, "attrition_model_v1")["service.vector_consumed"] == "breaking"
+    assert cr.plan["impact"]["models"][0]["name"] == "attrition-clf"
+    assert cr.required_approvals == 2
+    assert [t["name"] for t in cr.required_teams] == ["people-analytics"]
+    # The stored protos are exactly what the plan shows.
+    upserts = {u["name"] for u in cr.proposal["upserts"]}
+    assert upserts == {"employee_features", "attrition_model_v1", "attrition_model_v2"}
+
+
+def test_widening_is_risky_under_backward_and_breaking_under_full(people: dict[str, User]) -> None:
+    edit = {"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Float64"}
+    cr = create(people["author"], edit)
+    assert rules(cr, "employee_features")["view.dtype_widened"] == "risky"
+    Project.objects.filter(name=PROJECT).update(compatibility="FULL")
+    cr = create(people["author"], edit)
+    assert rules(cr, "employee_features")["view.dtype_changed"] == "breaking"
+
+
+def test_compatibility_none_keeps_only_key_changes_breaking(people: dict[str, User]) -> None:
+    Project.objects.filter(name=PROJECT).update(compatibility="NONE")
+    cr = create(
+        people["author"], {"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Int64"}
+    )
+    assert rules(cr, "employee_features")["view.dtype_changed"] == "risky"
+    assert cr.severity == "risky"
+    assert cr.required_approvals == 1
+
+
+def test_removing_a_field_a_service_reads_is_breaking_and_shown_in_the_vector(people: dict[str, User]) -> None:
+    cr = create(people["author"], {"op": "remove_field", "view": "department_features", "field": "attrition_rate_90d"})
+    assert rules(cr, "department_features")["view.field_removed_in_use"] == "breaking"
+    v2 = next(s for s in cr.plan["services"] if s["name"] == "attrition_model_v2")
+    assert [e["feature"] for e in v2["before"]][3:5] == ["attrition_rate_90d", "avg_satisfaction"]
+    assert [e["feature"] for e in v2["after"]][3:4] == ["avg_satisfaction"]
+    # No model registered: the vector change itself is risky, the field removal breaking.
+    assert rules(cr, "attrition_model_v2")["service.vector"] == "risky"
+
+
+def test_removing_an_unread_field_is_risky(people: dict[str, User]) -> None:
+    cr = create(people["author"], {"op": "remove_field", "view": "department_features", "field": "headcount"})
+    assert rules(cr, "department_features") == {"view.field_removed": "risky"}
+
+
+def test_removing_a_field_the_on_demand_view_reads_is_refused(people: dict[str, User]) -> None:
+    # employee_risk_signals reads overall_satisfaction and overtime: the end state would be inconsistent.
+    with pytest.raises(InvalidInput, match="employee_risk_signals"):
+        create(people["author"], {"op": "remove_field", "view": "employee_features", "field": "overall_satisfaction"})
+    assert ChangeRequest.objects.count() == 0
+
+
+def test_ttl_decrease_is_risky_and_breaking_with_consumers(people: dict[str, User]) -> None:
+    edit = {"op": "set_ttl", "view": "employee_features", "ttl_seconds": 86400}
+    assert rules(create(people["author"], edit), "employee_features")["view.ttl_decreased"] == "risky"
+    register_model()
+    assert rules(create(people["author"], edit), "employee_features")["view.ttl_decreased_consumed"] == "breaking"
+    longer = {"op": "set_ttl", "view": "employee_features", "ttl_seconds": 30 * 86400}
+    assert rules(create(people["author"], longer), "employee_features")["view.ttl_increased"] == "safe"
+
+
+def test_metadata_only_changes_are_safe(people: dict[str, User]) -> None:
+    cr = create(
+        people["author"],
+        {"op": "set_metadata", "kind": "feature_view", "name": "department_features", "description": "Better words."},
+    )
+    assert cr.severity == "safe"
+    assert cr.required_approvals == 1
+    assert [t["name"] for t in cr.required_teams] == ["hr-data-platform"]
+    feast_props = cr.plan["objects"][0]["feast_plan"]["properties"]
+    assert [p["property"] for p in feast_props] == ["description"], feast_props
+
+
+def test_adding_a_field_is_safe_and_the_service_keeps_its_vector(people: dict[str, User]) -> None:
+    cr = create(
+        people["author"], {"op": "add_field", "view": "department_features", "field": "open_roles", "dtype": "Int64"}
+    )
+    assert rules(cr, "department_features") == {"view.field_added": "safe"}
+    changes = cr.plan["objects"][0]["changes"]
+    assert any(c["path"] == "features[open_roles]" and c["change"] == "added" for c in changes)
+
+
+def test_removing_a_feature_from_a_consumed_service_is_breaking(people: dict[str, User]) -> None:
+    register_model("attrition_model_v2", "attrition-v2")
+    cr = create(
+        people["author"],
+        {
+            "op": "remove_from_service",
+            "service": "attrition_model_v2",
+            "view": "employee_features",
+            "feature": "tenure",
+        },
+    )
+    assert rules(cr, "attrition_model_v2")["service.vector_consumed"] == "breaking"
+    v2 = cr.plan["services"][0]
+    assert len(v2["after"]) == len(v2["before"]) - 1
+
+
+def test_deprecating_a_view_is_risky_metadata(people: dict[str, User]) -> None:
+    cr = create(
+        people["author"], {"op": "deprecate", "kind": "feature_view", "name": "employee_activity", "reason": "use v2"}
+    )
+    assert rules(cr, "employee_activity")["metadata.deprecated"] == "risky"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"op": "change_dtype", "view": "nope", "field": "tenure", "dtype": "Int64"}, "does not exist"),
+        ({"op": "change_dtype", "view": "employee_features", "field": "nope", "dtype": "Int64"}, "has no field"),
+        (
+            {"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Decimal128"},
+            "unknown dtype",
+        ),
+        ({"op": "add_field", "view": "employee_features", "field": "tenure", "dtype": "Int64"}, "already has"),
+        ({"op": "add_field", "view": "employee_features", "field": "bad name", "dtype": "Int64"}, "not a valid field"),
+        ({"op": "set_ttl", "view": "employee_features", "ttl_seconds": -5}, "ttl_seconds"),
+        ({"op": "explode"}, "unknown op"),
+        ({"op": "delete", "kind": "feature_view", "name": "employee_features"}, "deletes"),
+    ],
+)
+def test_bad_edits_are_refused_and_change_nothing(
+    people: dict[str, User], synced: feast_gateway.RepoRef, edit: dict[str, Any], message: str
+) -> None:
+    before = feast_gateway.registry_fingerprint(synced)
+    with pytest.raises(InvalidInput, match=message):
+        create(people["author"], edit)
+    assert ChangeRequest.objects.count() == 0
+    assert feast_gateway.registry_fingerprint(synced) == before

@@ -1,0 +1,472 @@
+"""catalog.feast_gateway.sandbox: uploaded feature repos are checked, extracted and parsed in isolation.
+
+Cases refused from the archive alone run in-process, with subprocess.Popen (and, before extraction,
+tempfile.mkdtemp) made to fail: they must never start the parser. Everything that reaches the parser's
+subprocess (the hostile definitions and the good uploads) runs in one test, concurrently, one subtest per
+case: each subprocess spends ~3.5 s of CPU importing feast, so running them one after another would take
+minutes.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import subprocess
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog import feast_gateway
+from catalog.exceptions import InvalidInput, UploadRejected
+from catalog.feast_gateway import sandbox
+from catalog.feast_gateway.sandbox import ParsedRepo
+from tests.governance.hostile_cases import BASE, HOSTILE_CASES, HostileCase, tar_bytes, zip_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "upload_project"
+ARCHIVE_CASES = [c for c in HOSTILE_CASES if c.stage != "parse"]
+PARSE_CASES = [c for c in HOSTILE_CASES if c.stage == "parse"]
+PARENT_SECRETS = {
+    "DJANGO_SECRET_KEY": "parent-django-secret-value",
+    "DATABASE_URL": "postgresql://portal:parent-db-password@db:5432/portal",
+    "REDIS_URL": "redis://:parent-redis-password@redis:6379/0",
+    "AWS_SECRET_ACCESS_KEY": "parent-aws-secret-value",
+    "GITHUB_TOKEN": "parent-github-token-value",
+}
+# What the worker's environment may hold: what sandbox builds, plus the thread-pool sizes the worker sets itself.
+WORKER_ENV = {
+    "PATH",
+    "LANG",
+    "HOME",
+    "TMPDIR",
+    "PYTHONHASHSEED",
+    "PYTHONDONTWRITEBYTECODE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_MAX_THREADS",
+    "ARROW_NUM_THREADS",
+    "PROMETHEUS_MULTIPROCESS_DIR",  # set by feast.metrics when imported (a directory under TMPDIR)
+    "PROMETHEUS_MULTIPROC_DIR",
+}
+
+
+def test_the_case_list() -> None:
+    ids = [c.id for c in HOSTILE_CASES]
+    assert len(ids) == len(set(ids))
+    assert len(HOSTILE_CASES) >= 22
+    assert {c.stage for c in HOSTILE_CASES} == {"archive", "extract", "parse"}
+    assert issubclass(UploadRejected, InvalidInput)
+
+
+def test_public_names_and_settings(settings: Any) -> None:
+    assert feast_gateway.parse_upload is sandbox.parse_upload
+    assert feast_gateway.ParsedRepo is ParsedRepo
+    assert settings.GOVERNANCE_UPLOAD_MAX_BYTES == 5 * 1024 * 1024
+    assert settings.GOVERNANCE_UPLOAD_MAX_FILES == 500
+    assert settings.GOVERNANCE_UPLOAD_MAX_UNCOMPRESSED == 20 * 1024 * 1024
+    assert settings.GOVERNANCE_PARSE_TIMEOUT_SECONDS == 60
+    assert settings.GOVERNANCE_PARSE_MEMORY_MB == 2048
+    settings.GOVERNANCE_PARSE_TIMEOUT_SECONDS = 30
+    assert sandbox._Limits.from_settings().timeout == 30
+    assert sandbox._Limits.from_settings({"GOVERNANCE_PARSE_TIMEOUT_SECONDS": 15}).timeout == 15
+
+
+# --- Refused before the parser runs ----------------------------------------------------------------
+
+
+@pytest.fixture
+def scratch_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """tempfile's directory for the test: the sandbox's temporary directories must all be gone afterwards."""
+    feast_gateway._feast()  # importing feast makes a feast_metrics_* directory: not in the scratch one
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return scratch
+
+
+@pytest.mark.parametrize("case", ARCHIVE_CASES, ids=lambda c: c.id)
+def test_refused_without_running_anything(
+    case: HostileCase, tmp_path: Path, scratch_tmp: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in case.settings.items():
+        setattr(settings, name, value)
+
+    def must_not_run(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError(f"{case.id}: got past the archive checks")
+
+    monkeypatch.setattr(subprocess, "Popen", must_not_run)
+    if case.stage == "archive":
+        monkeypatch.setattr(tempfile, "mkdtemp", must_not_run)
+    data, filename = case.build(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(UploadRejected) as excinfo:
+        feast_gateway.parse_upload(data, filename=filename, project=PROJECT)
+    message = str(excinfo.value)
+    assert case.message in message
+    assert message.startswith("upload rejected: ")
+    assert time.monotonic() - started < 5
+    assert not list(scratch_tmp.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("features.py", "features.py"),
+        ("./repo//views/./x.py", "repo/views/x.py"),
+        ("repo\\views\\x.py", "repo/views/x.py"),
+        ("./", ""),
+    ],
+)
+def test_member_paths_are_normalised(raw: str, expected: str) -> None:
+    assert sandbox._member_path(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("a\x00b.py", "has a NUL byte in its name"),
+        ("..\\..\\x.py", "escapes the archive"),
+        ("a/../b.py", "has a '..' component"),
+        ("//server/share/x.py", "is an absolute path"),
+        ("c:x.py", "starts with a drive letter"),
+        ("x" * 1100, "longer than 1024 characters"),
+        ("bad\u202ename.py", "control characters or invalid text"),
+    ],
+)
+def test_unsafe_member_names(raw: str, message: str) -> None:
+    with pytest.raises(UploadRejected, match=message):
+        sandbox._member_path(raw)
+
+
+def test_extraction_counts_bytes_whatever_the_header_says(tmp_path: Path) -> None:
+    """A member that yields more than its header declared is stopped at the limit while being written."""
+    limits = sandbox._Limits(max_bytes=1024, max_files=10, max_uncompressed=1024 * 1024, timeout=60, memory_mb=2048)
+    liar = sandbox._Member("features.py", "file", size=10, open=lambda: io.BytesIO(bytes(3 * 1024 * 1024)))
+    with pytest.raises(UploadRejected, match="the archive expands to more than 1 MB"):
+        sandbox._extract([sandbox._Checked("features.py", liar)], tmp_path, limits)
+    assert (tmp_path / "features.py").stat().st_size <= 1024 * 1024
+
+
+# --- Parsed in the subprocess ----------------------------------------------------------------------
+
+DEMO_OBJECTS = [
+    ("entity", "Entity", "department_id"),
+    ("entity", "Entity", "employee_id"),
+    ("data_source", "DataSource", "department_stats"),
+    ("data_source", "DataSource", "employee_activity_batch"),
+    ("data_source", "DataSource", "employee_activity_push"),
+    ("data_source", "DataSource", "employee_attrition"),
+    ("data_source", "DataSource", "scoring_request"),
+    ("feature_view", "FeatureView", "department_features"),
+    ("feature_view", "FeatureView", "employee_activity"),
+    ("feature_view", "FeatureView", "employee_features"),
+    ("feature_view", "OnDemandFeatureView", "employee_risk_signals"),
+    ("feature_service", "FeatureService", "attrition_model_v1"),
+    ("feature_service", "FeatureService", "attrition_model_v2"),
+]
+
+
+def _proto(repo: ParsedRepo, kind: str, name: str) -> Any:
+    obj = next(o for o in repo.objects if o.kind == kind and o.name == name)
+    return getattr(feast_gateway._feast(), obj.proto_type).FromString(obj.proto)
+
+
+def _spec(message: Any) -> Any:
+    return message.spec if "spec" in message.DESCRIPTOR.fields_by_name else message
+
+
+def _demo_zip(_: Path) -> tuple[bytes, str]:
+    repo = ROOT / "feature_repo"
+    files = {name: (repo / name).read_text() for name in ("features.py", "feature_store.yaml", "__init__.py")}
+    return zip_bytes(files), "feature_repo.zip"
+
+
+def check_demo(repo: ParsedRepo) -> None:
+    assert [(o.kind, o.proto_type, o.name) for o in repo.objects] == DEMO_OBJECTS
+    assert repo.files == ["features.py"]
+    assert repo.warnings == []
+    view = _proto(repo, "feature_view", "employee_features")
+    assert [f.name for f in view.spec.features] == [
+        "tenure",
+        "salary_band",
+        "overtime",
+        "promotion_stagnation",
+        "career_velocity",
+        "overall_satisfaction",
+    ]
+    assert list(view.spec.entities) == ["employee_id"]
+    assert view.spec.tags["materialize_filter"] == "is_active == 1"
+    v2 = _proto(repo, "feature_service", "attrition_model_v2")
+    assert [p.feature_view_name for p in v2.spec.features] == [
+        "employee_features",
+        "department_features",
+        "employee_risk_signals",
+    ]
+    for obj in repo.objects:
+        assert _spec(getattr(feast_gateway._feast(), obj.proto_type).FromString(obj.proto)).project == PROJECT
+
+
+NESTED: dict[str, bytes | str] = {
+    "feature_repo/feature_store.yaml": "project: ignored\nregistry: data/registry.db\nprovider: local\n",
+    "feature_repo/README.md": "# Drivers\n",
+    "feature_repo/__pycache__/services.cpython-311.pyc": b"\x6f\x0d\x0d\x0a" + bytes(12),
+    "feature_repo/entities/__init__.py": "",
+    "feature_repo/entities/people.py": 'from feast import Entity, ValueType\n\ndriver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)\n',
+    "feature_repo/sources/hr.py": 'from feast import FileSource\n\nsource = FileSource(name="driver_source", path="data/d.parquet", timestamp_field="ts")\n',
+    "feature_repo/views/driver.py": textwrap.dedent(
+        """\
+        from datetime import timedelta
+
+        from feast import Entity, FeatureService, FeatureView, Field, FileSource
+        from feast.types import Float32, Int64
+
+        from entities.people import driver
+        from sources.hr import source
+
+        driver_stats = FeatureView(
+            name="driver_stats",
+            entities=[driver],
+            ttl=timedelta(days=1),
+            schema=[Field(name="trips", dtype=Int64), Field(name="rating", dtype=Float32)],
+            source=source,
+        )
+        # A view on an entity this upload does not declare (it may already be in the registry).
+        orders = FeatureView(
+            name="orders",
+            entities=[Entity(name="customer", join_keys=["customer_id"])],
+            schema=[Field(name="count", dtype=Int64)],
+            source=source,
+        )
+        # A service using a view this upload does not declare (built inline, not at module level).
+        _existing = FeatureView(name="existing_view", entities=[driver], schema=[Field(name="a", dtype=Int64)], source=source)
+        driver_service = FeatureService(name="driver_service", features=[driver_stats, _existing])
+        del _existing
+        """
+    ),
+}
+
+
+ENV_DUMP = textwrap.dedent(
+    """\
+    import os
+    import sys
+
+    from feast import Entity
+
+    # 50 MB on stdout: read by the parent into a bounded buffer and dropped.
+    line = "y" * 1023 + "\\n"
+    for _ in range(50 * 1024):
+        sys.stdout.write(line)
+
+    env_names = Entity(name="env_names", join_keys=["k"], description=repr(sorted(os.environ)))
+    env_values = Entity(name="env_values", join_keys=["k"], description=repr(sorted(os.environ.values())))
+    """
+)
+
+
+def _nested_targz(_: Path) -> tuple[bytes, str]:
+    return tar_bytes({**NESTED, "feature_repo/env_dump.py": ENV_DUMP}, gz=True), "feature_repo.tar.gz"
+
+
+NOT_DECLARED = f"which this upload does not declare: it must already exist in project '{PROJECT}'"
+
+
+def check_nested(repo: ParsedRepo) -> None:
+    """A zipped folder, definitions in packages importing each other, partial references, pycache skipped."""
+    assert repo.files == ["entities/people.py", "env_dump.py", "sources/hr.py", "views/driver.py"]
+    assert [(o.kind, o.name) for o in repo.objects] == [
+        ("entity", "driver"),
+        ("entity", "env_names"),
+        ("entity", "env_values"),
+        ("data_source", "driver_source"),
+        ("feature_view", "driver_stats"),
+        ("feature_view", "orders"),
+        ("feature_service", "driver_service"),
+    ]
+    assert repo.warnings == [
+        "ignored 1 member(s) under __pycache__/ or __MACOSX/, or .DS_Store files",
+        "every file is under 'feature_repo/': that directory was parsed as the repo root",
+        f"feature service 'driver_service' uses feature view 'existing_view', {NOT_DECLARED}",
+        f"feature view 'orders' uses entity 'customer', {NOT_DECLARED}",
+    ]
+
+
+def _rich_zip(_: Path) -> tuple[bytes, str]:
+    """The rich test repo's definitions (stream view, Kafka source), and the escape attempts (one subprocess)."""
+    rich = (ROOT / "tests" / "repos" / "rich" / "features.py").read_text()
+    return zip_bytes({"features.py": rich, "escape.py": ESCAPES}), "rich.zip"
+
+
+def check_rich(repo: ParsedRepo) -> None:
+    kinds = {(o.proto_type, o.name) for o in repo.objects}
+    assert ("StreamFeatureView", "driver_event_counts") in kinds
+    assert ("OnDemandFeatureView", "trip_pricing") in kinds
+    assert ("DataSource", "driver_events") in kinds  # a Kafka source: the portal need not govern its kind
+    assert ("FeatureService", "pricing") in kinds
+    sfv = _proto(repo, "feature_view", "driver_event_counts")
+    assert sfv.spec.project == PROJECT
+
+
+def check_env(repo: ParsedRepo) -> None:
+    """The worker's environment holds none of the parent's variables (secrets set in it by the test)."""
+    names = ast.literal_eval(_proto(repo, "entity", "env_names").spec.description)
+    assert set(names) <= WORKER_ENV, set(names) - WORKER_ENV
+    values = _proto(repo, "entity", "env_values").spec.description
+    everything = b"".join(o.proto for o in repo.objects).decode("utf-8", "replace")
+    for name, value in PARENT_SECRETS.items():
+        assert name not in names
+        assert value not in values
+        assert value not in everything
+
+
+# One upload tries every way out the worker's audit hook refuses, each attempt caught and reported.
+ESCAPES = textwrap.dedent(
+    f"""\
+    import ctypes
+    import gc
+    import json
+    import os
+    import resource
+    import socket
+    import subprocess
+
+    from feast import Entity
+
+    results = {{}}
+
+
+    def attempt(name, action):
+        try:
+            action()
+            results[name] = "allowed"
+        except Exception as exc:
+            results[name] = f"{{type(exc).__name__}}: {{exc}}"
+
+
+    attempt("fork", os.fork)
+    attempt("subprocess", lambda: subprocess.run(["true"]))
+    attempt("posix_spawn", lambda: os.posix_spawn("/bin/true", ["true"], {{}}))
+    attempt("connect", lambda: socket.create_connection(("127.0.0.1", 5432), timeout=2))
+    attempt("dns", lambda: socket.getaddrinfo("example.com", 443))
+    attempt("parent_environ", lambda: open(f"/proc/{{os.getppid()}}/environ").read())
+    attempt("secret_mount", lambda: open("/run/secrets/portal/DATABASE_URL").read())
+    attempt("portal_source", lambda: open("{ROOT / "portal" / "settings.py"}").read())
+    attempt("list_portal", lambda: os.listdir("{ROOT}"))
+    attempt("write_tmp", lambda: open("/tmp/pwned", "w").write("x"))
+    attempt("write_repo", lambda: open("new.py", "w").write("x"))
+    attempt("os_open_write", lambda: os.open("/tmp/pwned2", os.O_WRONLY | os.O_CREAT))
+    attempt("mkdir", lambda: os.mkdir("/tmp/pwned-dir"))
+    attempt("remove_own_file", lambda: os.remove("escape.py"))
+    attempt("signal_parent", lambda: os.kill(os.getppid(), 0))
+    attempt("ctypes", lambda: ctypes.CDLL(None).getpid())
+    attempt("raise_rlimit", lambda: resource.setrlimit(resource.RLIMIT_AS, (-1, -1)))
+    attempt("gc_walk", gc.get_objects)
+
+
+    def rebind_hook_globals_then_fork():
+        import __main__  # the worker
+
+        __main__._PROCESS_EVENTS = frozenset()
+        os.fork()
+
+
+    attempt("rebind_hook_globals", rebind_hook_globals_then_fork)
+
+    report = Entity(name="escape_report", join_keys=["k"], description=json.dumps(results))
+    """
+)
+
+
+def check_escapes(repo: ParsedRepo) -> None:
+    results = json.loads(_proto(repo, "entity", "escape_report").spec.description)
+    assert len(results) == 19
+    refused = {name: r for name, r in results.items() if "is not allowed while parsing uploaded definitions" in r}
+    assert refused == results, {name: r for name, r in results.items() if name not in refused}
+    assert (ROOT / "portal" / "settings.py").exists() and not Path("/tmp/pwned").exists()
+
+
+# Good uploads (name -> builder), and the checks made on each (check name -> upload, check).
+UPLOADS: dict[str, Callable[[Path], tuple[bytes, str]]] = {
+    "demo_zip": _demo_zip,
+    "nested_tar_gz": _nested_targz,
+    "rich_with_escapes_zip": _rich_zip,
+}
+CHECKS: dict[str, tuple[str, Callable[[ParsedRepo], None]]] = {
+    "demo_repo_zip": ("demo_zip", check_demo),
+    "nested_tar_gz_with_partial_references": ("nested_tar_gz", check_nested),
+    "no_parent_secrets_and_50mb_stdout": ("nested_tar_gz", check_env),
+    "rich_repo_stream_view": ("rich_with_escapes_zip", check_rich),
+    "escape_attempts_refused": ("rich_with_escapes_zip", check_escapes),
+}
+
+
+def _outcome(data: bytes, filename: str, limits: sandbox._Limits) -> tuple[Any, float]:
+    started = time.monotonic()
+    try:
+        result: Any = sandbox._parse_upload(data, filename=filename, project=PROJECT, limits=limits)
+    except Exception as exc:  # noqa: BLE001 (the outcome is asserted per case)
+        result = exc
+    return result, time.monotonic() - started
+
+
+def test_parsed_in_the_sandbox(
+    subtests: pytest.Subtests, tmp_path: Path, scratch_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in PARENT_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    jobs: dict[str, tuple[bytes, str, sandbox._Limits]] = {}
+    for case in PARSE_CASES:
+        (tmp_path / case.id).mkdir()
+        jobs[case.id] = (*case.build(tmp_path / case.id), sandbox._Limits.from_settings(case.settings))
+    for name, build in UPLOADS.items():
+        (tmp_path / name).mkdir()
+        jobs[name] = (*build(tmp_path / name), sandbox._Limits.from_settings())
+    # The slowest first (the infinite loop runs to its timeout), then the rest on the free cores.
+    order = sorted(jobs, key=lambda k: k != "infinite_loop")
+    with ThreadPoolExecutor(max_workers=max(2, min(4, (os.cpu_count() or 2) + 1))) as pool:
+        futures = {key: pool.submit(_outcome, *jobs[key]) for key in order}
+    outcomes = {key: future.result() for key, future in futures.items()}
+
+    for case in PARSE_CASES:
+        with subtests.test(msg=case.id):
+            outcome, seconds = outcomes[case.id]
+            assert isinstance(outcome, UploadRejected), f"{case.id}: expected a rejection, got {outcome!r}"
+            message = str(outcome)
+            assert case.message in message, message
+            assert len(message) < 600 and "Traceback" not in message
+            assert str(ROOT) not in message and "site-packages" not in message
+            if case.id == "infinite_loop":
+                assert 10 <= seconds < 25
+    for name, (upload, check) in CHECKS.items():
+        with subtests.test(msg=name):
+            outcome, _ = outcomes[upload]
+            assert isinstance(outcome, ParsedRepo), f"{upload}: {outcome}"
+            check(outcome)
+    assert not list(scratch_tmp.iterdir()), "a temporary directory was left behind"
+
+
+def test_definitions_are_checked_again_on_the_portal_side(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scratch_tmp: Path
+) -> None:
+    """What the worker writes is untrusted (the definitions ran in that process): a forged result is refused."""
+    limits = sandbox._Limits.from_settings()
+
+    def forged(work: Path, repo: Path, project: str, limits: sandbox._Limits) -> sandbox._WorkerResult:
+        return sandbox._WorkerResult(
+            header={"status": "ok", "files": ["features.py", "/etc/passwd"], "warnings": [], "network_isolated": True},
+            records=[{"kind": "entity", "proto_type": "FeatureView", "name": "x", "proto": "AAAA"}],
+        )
+
+    monkeypatch.setattr(sandbox, "_run_worker", forged)
+    with pytest.raises(UploadRejected, match="parsing produced an unreadable result"):
+        sandbox._parse_upload(zip_bytes({"features.py": BASE}), filename="x.zip", project=PROJECT, limits=limits)
+    assert not list(scratch_tmp.iterdir())
