@@ -117,28 +117,18 @@ def _recreate(dbname: str) -> None:
         conn.execute(f'CREATE DATABASE "{dbname}"')
 
 
-def build_registry(url: str, views: int) -> None:
-    """Write a synthetic registry with Feast's own protos and tables."""
+def synthetic_objects(views: int) -> tuple[list[Any], list[Any], list[Any]]:
+    """The benchmark registry's Feast objects: (entities, feature views with their sources, services).
+
+    Shared by build_registry (which writes their protos straight into Feast's tables) and the governance
+    benchmark's definitions file (which `feast plan` / `feast apply` import), so both hold the same repo.
+    """
     from datetime import UTC, datetime, timedelta
 
     from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
-    from feast.infra.registry.sql import (
-        data_sources,
-        entities,
-        feast_metadata,
-        feature_services,
-        feature_views,
-        metadata,
-        projects,
-    )
-    from feast.project import Project
     from feast.types import Float32, Float64, Int64, String
-    from sqlalchemy import create_engine, insert
 
-    engine = create_engine(url)
-    metadata.create_all(engine)
-    now = datetime.now(UTC)
-    ts = int(now.timestamp())
+    now = datetime(2026, 11, 1, tzinfo=UTC)
     dtypes = [Float32, Int64, Float64, String]
     ents = [
         Entity(
@@ -151,17 +141,6 @@ def build_registry(url: str, views: int) -> None:
         )
         for i in range(10)
     ]
-    rows_e, rows_s, rows_v, rows_fs = [], [], [], []
-    for e in ents:
-        e.created_timestamp = e.last_updated_timestamp = now
-        rows_e.append(
-            {
-                "entity_name": e.name,
-                "project_id": PROJECT,
-                "last_updated_timestamp": ts,
-                "entity_proto": e.to_proto().SerializeToString(),
-            }
-        )
     fvs = []
     # Names and descriptions drawn from a vocabulary, so that a word matches a realistic share of the
     # catalog (about 1 field in 60) rather than every field.
@@ -195,9 +174,60 @@ def build_registry(url: str, views: int) -> None:
             owner=f"team{v % 25}@example.com",
             tags={"team": f"team-{v % 25}", "domain": f"domain-{v % 7}", "tier": ["gold", "silver"][v % 2]},
         )
-        fv.created_timestamp = fv.last_updated_timestamp = now
         fv.materialization_intervals = [(now - timedelta(days=1), now)]
+        # What `feast apply` infers (the join key column), so the registry holds what Feast itself writes.
+        fv.entity_columns = [Field(name=f"key_{v % 10}", dtype=Int64)]
         fvs.append(fv)
+    services = []
+    for s in range(max(1, views // 20)):
+        chosen = fvs[s * 5 % views : s * 5 % views + 5] or fvs[:5]
+        services.append(
+            FeatureService(
+                name=f"service_{s:04d}",
+                features=[fv[[f.name for f in fv.features[:5]]] for fv in chosen],
+                description=f"Model {s}",
+                owner="ml@example.com",
+                tags={"team": "ml-platform"},
+            )
+        )
+    return ents, fvs, services
+
+
+def build_registry(url: str, views: int) -> None:
+    """Write a synthetic registry with Feast's own protos and tables."""
+    from datetime import UTC, datetime
+
+    from feast.infra.registry.sql import (
+        data_sources,
+        entities,
+        feast_metadata,
+        feature_services,
+        feature_views,
+        metadata,
+        projects,
+    )
+    from feast.project import Project
+    from sqlalchemy import create_engine, insert
+
+    engine = create_engine(url)
+    metadata.create_all(engine)
+    now = datetime.now(UTC)
+    ts = int(now.timestamp())
+    ents, fvs, services = synthetic_objects(views)
+    rows_e, rows_s, rows_v, rows_fs = [], [], [], []
+    for e in ents:
+        e.created_timestamp = e.last_updated_timestamp = now
+        rows_e.append(
+            {
+                "entity_name": e.name,
+                "project_id": PROJECT,
+                "last_updated_timestamp": ts,
+                "entity_proto": e.to_proto().SerializeToString(),
+            }
+        )
+    for fv in fvs:
+        fv.created_timestamp = fv.last_updated_timestamp = now
+        source = fv.batch_source
         src_proto = source.to_proto()
         src_proto.project = PROJECT
         rows_s.append(
@@ -220,15 +250,7 @@ def build_registry(url: str, views: int) -> None:
                 "user_metadata": None,
             }
         )
-    for s in range(max(1, views // 20)):
-        chosen = fvs[s * 5 % views : s * 5 % views + 5] or fvs[:5]
-        fs = FeatureService(
-            name=f"service_{s:04d}",
-            features=[fv[[f.name for f in fv.features[:5]]] for fv in chosen],
-            description=f"Model {s}",
-            owner="ml@example.com",
-            tags={"team": "ml-platform"},
-        )
+    for fs in services:
         fs.created_timestamp = fs.last_updated_timestamp = now
         proto = fs.to_proto()
         proto.spec.project = PROJECT

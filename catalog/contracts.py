@@ -129,10 +129,15 @@ def contract_for_features(features: Sequence[tuple[str, str, str]]) -> Contract:
     return contract_for_vector([(view, "", feature, dtype) for view, feature, dtype in features])
 
 
-def contract_for_service(service: CatalogObject) -> Contract:
-    """The current contract of a feature service, from the catalog's vector (its latest synced version)."""
-    rows = ServiceFeature.objects.filter(service=service).order_by("index")
-    return contract_for_vector([(r.view_name, r.view_alias, r.feature_name, r.dtype) for r in rows])
+def contract_for_service(service: CatalogObject, rows: Iterable[ServiceFeature] | None = None) -> Contract:
+    """The current contract of a feature service, from the catalog's vector (its latest synced version).
+
+    `rows`: the service's ServiceFeature rows when the caller already holds them (a page).
+    """
+    if rows is None:
+        rows = ServiceFeature.objects.filter(service=service).order_by("index")
+    ordered = sorted(rows, key=lambda r: r.index)
+    return contract_for_vector([(r.view_name, r.view_alias, r.feature_name, r.dtype) for r in ordered])
 
 
 def contract_for_spec(spec: dict[str, Any]) -> Contract:
@@ -152,10 +157,12 @@ class ContractVersion:
     contract: Contract | None
 
 
-def contract_history(service: CatalogObject) -> list[ContractVersion]:
-    """The contract of every recorded version of a service, newest first."""
+def contract_history(service: CatalogObject, versions: Iterable[ObjectVersion] | None = None) -> list[ContractVersion]:
+    """The contract of every recorded version of a service, newest first (`versions`: already read)."""
+    if versions is None:
+        versions = ObjectVersion.objects.filter(object=service)
     out: list[ContractVersion] = []
-    for v in ObjectVersion.objects.filter(object=service).order_by("-version"):
+    for v in sorted(versions, key=lambda v: -v.version):
         contract = None if v.change == ObjectVersion.Change.REMOVED or not v.snapshot else contract_for_spec(v.snapshot)
         out.append(ContractVersion(v.version, v.recorded_at, v.change, contract))
     return out
@@ -279,10 +286,11 @@ class PinnedModel:
     matches: bool | None  # None: the model pins no contract
 
 
-def pinned_models(service: CatalogObject, contract: Contract | None = None) -> list[PinnedModel]:
+def pinned_models(
+    service: CatalogObject, contract: Contract | None = None, consumers: Iterable[ModelConsumer] | None = None
+) -> list[PinnedModel]:
     """Models registered against the service, each with whether its pin matches the current contract."""
     current = contract or contract_for_service(service)
-    return [
-        PinnedModel(c, (c.contract_hash.lower() == current.hash) if c.contract_hash else None)
-        for c in ModelConsumer.objects.filter(service=service).order_by("name", "version")
-    ]
+    if consumers is None:
+        consumers = ModelConsumer.objects.filter(service=service).order_by("name", "version")
+    return [PinnedModel(c, (c.contract_hash.lower() == current.hash) if c.contract_hash else None) for c in consumers]

@@ -10,7 +10,9 @@ from django.db import migrations, models
 #   #n:<word>   the word is in the name (weight A)           -> "all words in the name" tier
 #   #r:<word>   the word is in the name or related names, tags, owners (A, B) -> "related" tier
 #   #f:<facet>:<value>  a facet value, incl. kind/project/status -> filters run inside the index
-#   #s:<j>      the entry is in the deterministic 1-in-2^j sample (j = 1..8, nested) -> estimated counts
+#   #s:<j>      the entry is in the deterministic 1-in-2^j sample (j = 1..8, by a hash of its id; nested)
+#   #4:<word>, #8:<word>  the entry's words again, if it is in the 1-in-16 (1-in-256) sample -> estimated
+#               counts read only the sampled matches, even for a prefix of a common word
 # The GIN index is on the expression (not a stored column): typed words and markers are exact or prefix
 # terms, so the index never asks for a recheck and the function is only evaluated when rows are written.
 # PARALLEL UNSAFE keeps queries that use it out of parallel plans, whose rows come back in no fixed order
@@ -26,6 +28,8 @@ POSTGRES_FORWARD = [
             || ARRAY(SELECT '#f:' || f FROM jsonb_array_elements_text(p_facets) AS f)
             || ARRAY['#f:kind:' || p_kind, '#f:project:' || p_project, '#f:status:' || p_status]
             || ARRAY(SELECT '#s:' || j FROM generate_series(1, 8) AS j WHERE (hashint8(p_id) & 255) < (256 >> j))
+            || ARRAY(SELECT '#' || j || ':' || l FROM (VALUES (4), (8)) AS s(j),
+                     unnest(tsvector_to_array(p_vector)) AS l WHERE (hashint8(p_id) & 255) < (256 >> j))
         )
     $$""",
     """CREATE INDEX catalog_searchentry_terms ON catalog_searchentry USING gin (

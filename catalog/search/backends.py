@@ -129,8 +129,10 @@ def _lexeme(text: str) -> str:
 
 
 # The expression of the terms GIN index (migration 0007): text terms plus #n:/#r: tier markers, #f: facet
-# values and #s: sample buckets. Queries must spell it exactly like this to use the index.
+# values, #s: sample buckets and #4:/#8: sampled words. Queries must spell it exactly like this to use the index.
 TERMS = "catalog_search_terms(e.vector, e.facet_values, e.kind, e.project, e.status, e.id)"
+# Samples whose words the index holds again (migration 0007): 1 in 2^4 and 1 in 2^8 entries.
+SAMPLE_WORDS = (4, 8)
 # A tier estimated to hold at most this many matches is read whole and sorted by name; a larger one is
 # listed in index order (as the terms index hands its rows over), so a page reads about a page of rows.
 SORT_LIMIT = 1000
@@ -160,10 +162,10 @@ def _term_frequencies() -> tuple[dict[str, float], float]:
 
 
 class PostgresBackend:
-    """Weighted tsvector + one GIN index over terms, tier markers, facet values and sample buckets.
+    """Weighted tsvector + one GIN index over terms, tier markers, facet values and sampled words.
 
     Work is bounded by what is shown, not by how much matches: counts over a large match set come from a
-    deterministic sample (`#s:` terms: the index hands over only the sampled matches), and a page of the
+    deterministic sample (`#4:`/`#8:` terms: the index hands over only the sampled matches), and a page of the
     ranking reads, tier by tier, about a page of rows (the name btree for names that start with the
     query; the terms index in its own order for large tiers) or, for small tiers, the tier sorted by name.
     The index is asked for the query's rarest word only (expanding a prefix of a common word is costly);
@@ -202,7 +204,7 @@ class PostgresBackend:
         )
         return sql, [len(query.raw), query.raw, query.tsquery("A"), query.tsquery("AB")]
 
-    def _counts_sql(self, query: Query, *, extra: tuple[str, ...], cap: int) -> tuple[str, list[Any]]:
+    def _counts_sql(self, query: Query, *, marker: str, cap: int, extra: tuple[str, ...] = ()) -> tuple[str, list[Any]]:
         tier, tier_params = self._tier_case(query)
         rest, rest_params = self._rest(query)
         sql = (
@@ -217,7 +219,7 @@ class PostgresBackend:
             " UNION ALL SELECT 'f', f.value, count(*), 0"
             " FROM m CROSS JOIN LATERAL jsonb_array_elements_text(m.facet_values) AS f(value) GROUP BY f.value"
         )
-        params = [*tier_params, query.raw, self._gin(query, extra=extra), *rest_params, cap]
+        params = [*tier_params, query.raw, self._gin(query, marker, extra), *rest_params, cap]
         return sql, params
 
     @staticmethod
@@ -232,15 +234,22 @@ class PostgresBackend:
         return counts
 
     def sample(self, query: Query, *, scale: int, cap: int) -> Counts:
+        """Counts over the sampled matches (`scale` a power of two, 2 to 256).
+
+        The index holds the words of the entries in the 1-in-16 and 1-in-256 samples again (`#4:word`,
+        `#8:word`), so it hands over only the sampled matches; other rates intersect with `#s:` markers.
+        """
         level = scale.bit_length() - 1
-        extra = (f"#s:{level}",) if level > 0 else ()
-        sql, params = self._counts_sql(query, extra=extra, cap=cap)
+        if level in SAMPLE_WORDS:
+            sql, params = self._counts_sql(query, marker=f"#{level}:", cap=cap)
+        else:
+            sql, params = self._counts_sql(query, marker="", extra=(f"#s:{level}",), cap=cap)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return self._read_counts(cursor.fetchall(), 1 << level)
+            return self._read_counts(cursor.fetchall(), scale)
 
     def exact(self, query: Query, *, offset: int, limit: int, cap: int) -> tuple[Counts, Page] | None:
-        sql, params = self._counts_sql(query, extra=(), cap=cap + 1)
+        sql, params = self._counts_sql(query, marker="", cap=cap + 1)
         sql += (
             " UNION ALL SELECT * FROM (SELECT 'h', CAST(m.id AS text), m.tier, CAST(m.exact AS int) FROM m"
             " ORDER BY m.tier, m.lname, m.id LIMIT %s OFFSET %s) page"

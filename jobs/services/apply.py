@@ -30,7 +30,6 @@ from catalog.notifications import notify
 from catalog.services.audit import audit_record
 from catalog.services.change_requests import TransitionConflict, approval_status, can_apply, governed_repo
 from catalog.services.planning import Proposal
-from catalog.services.sync import registry_sync
 from jobs.models import JobRun
 from jobs.services.core import job_run_log, job_run_progress, job_run_queue
 
@@ -209,16 +208,16 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
                 source=source,
                 change_request=cr,
             )
-    job_run_progress(run=run, done=2, total=3, message="syncing the catalog")
-    runs = registry_sync(project=project.name, trigger="apply", actor=cr.author)
-    ExpectedChange.objects.filter(change_request=cr, consumed_at__isnull=True).delete()
+    job_run_progress(run=run, done=2, total=3, message="queueing the catalog sync")
+    # The catalog catches up in its own sync job (a full read of a 10k-view registry takes seconds); its
+    # sync consumes the ExpectedChange rows above, so the new versions link to this request, in-band.
+    sync_job = _catalog_sync(cr)
     result = {
         "applied": applied,
         "normalised_by_feast": normalised,
         "not_applied": [n for n in not_applied if n not in normalised],
         "apply_seconds": round(apply_seconds, 3),
-        "sync_runs": [{"id": r.pk, "status": r.status, "changed": r.changed, "added": r.added} for r in runs],
-        "versions": list(cr.versions.values_list("object__kind", "object__name", "version")),
+        "catalog_sync_job": sync_job,
     }
     _finish(cr, CR.APPLIED, result)
     audit_record(
@@ -250,9 +249,9 @@ def _failed(
     ExpectedChange.objects.filter(change_request=cr, consumed_at__isnull=True).exclude(
         name__in=[a.split(":", 1)[1] for a in holds["applied"]]
     ).delete()
-    if holds["applied"]:
-        registry_sync(project=cr.project.name, trigger="apply", actor=cr.author)
     result = {"error": error, **holds}
+    if holds["applied"]:
+        result["catalog_sync_job"] = _catalog_sync(cr)
     _finish(cr, CR.FAILED, result)
     audit_record(actor=None, action="change_request.apply_failed", obj=cr, after=result, job_run_id=run.pk)
     notify(
@@ -261,6 +260,18 @@ def _failed(
         {"project": cr.project.name, "error": error[:500], "applied": ", ".join(holds["applied"]) or "nothing"},
     )
     return {"_failed": True, **result}
+
+
+def _catalog_sync(cr: ChangeRequest) -> int | None:
+    """Queue a sync of the request's project; its id (None when the broker refused it: the beat's next
+    scheduled sync links the versions instead)."""
+    from jobs.services.core import registry_sync_start
+
+    try:
+        return registry_sync_start(actor=cr.author, project=cr.project.name, trigger="apply", force=True).pk
+    except PortalError as exc:  # pragma: no cover - queueing only writes a row
+        logger.warning("could not queue the catalog sync after CR-%s: %s", cr.pk, exc)
+        return None
 
 
 def change_requests_sweep() -> int:

@@ -67,7 +67,8 @@ def feature_statistics(context: dict[str, Any], project: str, view: str, feature
 def service_datasets(context: dict[str, Any], service: Any, limit: int = 10) -> dict[str, Any]:
     """The training datasets built from a feature service (newest first), flagged when built on an old contract.
 
-    `{% service_datasets obj %}` on the feature service page.
+    `{% service_datasets obj %}` on the feature service page (one query; the page's `vector` gives the
+    current contract).
     """
     from catalog.contracts import contract_for_service
     from jobs.permissions import can_build_training_dataset
@@ -76,14 +77,14 @@ def service_datasets(context: dict[str, Any], service: Any, limit: int = 10) -> 
     user = context.get("user")
     if user is None or not can_view_catalog(user):
         return {"datasets": []}
-    qs = training_dataset_list(user=user, project=service.project.name, feature_service=service.name)
-    total = qs.count()
+    datasets = list(
+        training_dataset_list(user=user, project=service.project.name, feature_service=service.name)[: limit + 1]
+    )
     return {
-        "datasets": list(qs[:limit]),
-        "total": total,
-        "more": total > limit,
+        "datasets": datasets[:limit],
+        "more": len(datasets) > limit,
         "project": service.project.name,
         "service": service.name,
-        "current_hash": contract_for_service(service).hash if total else "",
+        "current_hash": contract_for_service(service, context.get("vector")).hash if datasets else "",
         "can_build": can_build_training_dataset(user),
     }

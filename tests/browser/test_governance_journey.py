@@ -12,7 +12,7 @@ from catalog import feast_gateway
 from catalog.models import ChangeRequest
 from tests.browser_fixtures import login, shot
 from tests.catalog.test_sync import sync_one
-from tests.governance.conftest import make_user, register_model, wait_for
+from tests.governance.conftest import make_user, register_model, wait_for, wait_for_catalog
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -82,6 +82,7 @@ def test_retype_a_field_review_it_and_apply_it(
     shot(page, "governance-04-applied")
 
     # The feature view page shows the new version, its dtype, and the request that made it.
+    wait_for_catalog(cr)
     page.goto(view_url)
     assert "v2" in page.locator(".pagehead").first.inner_text()
     schema = page.locator("table:has(th:text-is('Position')) tbody tr").first.inner_text()

@@ -62,3 +62,18 @@ def wait_for(cr: ChangeRequest, *states: str, timeout: float = 90) -> ChangeRequ
         time.sleep(0.2)
     job = JobRun.objects.filter(pk=cr.apply_job_id).first()
     raise AssertionError(f"CR-{cr.pk} still {cr.status} after {timeout}s (job: {job and (job.status, job.error)})")
+
+
+def wait_for_catalog(cr: ChangeRequest, timeout: float = 90) -> JobRun:
+    """After an apply: wait for the catalog sync job it queued (it links the new versions to the request)."""
+    cr.refresh_from_db()
+    job_id = cr.apply_result.get("catalog_sync_job")
+    assert job_id, cr.apply_result
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = JobRun.objects.get(pk=job_id)
+        if job.is_terminal:
+            assert job.status == "succeeded", job.error
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"catalog sync job {job_id} did not finish in {timeout}s")

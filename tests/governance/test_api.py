@@ -16,6 +16,7 @@ from catalog import feast_gateway
 from catalog.models import AuditEvent, ChangeRequest, Project, Team
 from catalog.services.tokens import api_token_create
 from tests.governance.conftest import PROJECT, wait_for
+from tests.governance.hostile_cases import HOSTILE_CASES
 
 RETYPE = {"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Int64"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,7 +243,6 @@ def test_the_audit_log_cannot_be_edited_or_deleted_over_the_api(people: dict[str
 
 # --- The hostile-input suite, through the API: a clear error, no request stored, the registry untouched ------
 
-from tests.governance.hostile_cases import HOSTILE_CASES  # noqa: E402
 
 # Every archive-level case (instant), plus the code-level cases that matter most end to end (each spawns the
 # sandbox: ~4 s). tests/governance/test_sandbox.py runs all of them against the parser itself.

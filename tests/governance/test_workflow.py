@@ -27,7 +27,7 @@ from catalog.services.change_requests import (
 from catalog.services.sync import registry_sync
 from jobs.models import JobRun
 from jobs.services.apply import change_request_apply_start
-from tests.governance.conftest import PROJECT, make_user, register_model, wait_for
+from tests.governance.conftest import PROJECT, make_user, register_model, wait_for, wait_for_catalog
 
 RETYPE = {"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Int64"}
 DESCRIBE = {"op": "set_metadata", "kind": "feature_view", "name": "department_features", "description": "New words."}
@@ -206,7 +206,9 @@ def test_apply_on_a_real_worker_writes_exactly_the_approved_protos(
         u["name"]: u["content_hash"] for u in cr.proposal["upserts"]
     }
     assert sorted(cr.apply_result["applied"]) == sorted(f"{u['kind']}:{u['name']}" for u in cr.proposal["upserts"])
-    # The catalog shows the new version, linked to the request and not flagged out-of-band.
+    # The catalog (synced by the job the apply queued) shows the new version, linked to the request and
+    # not flagged out-of-band.
+    assert wait_for_catalog(cr).trigger == "apply"
     version = ObjectVersion.objects.get(object__name="employee_features", change_request=cr)
     assert not version.out_of_band
     assert CatalogObject.objects.get(project__name=PROJECT, name="employee_features").version == version.version

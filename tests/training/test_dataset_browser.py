@@ -29,7 +29,7 @@ def test_a_proposer_builds_a_dataset_and_sees_its_schema_and_contract(
     contract_hash = page.inner_text("#contract-hash").strip()
     shot(page, "service-contract")
     page.click("#service-datasets >> text=Build a training dataset")
-    page.wait_for_url(f"{live_server.url}/jobs/datasets/new/*")
+    page.wait_for_url(f"{live_server.url}/jobs/datasets/new/**")
     assert page.input_value("#dataset-target") == f"service:{PROJECT}/attrition_model_v1"
     page.set_input_files("#dataset-file", str(entities))
     page.fill("input[name=name]", "browser-built")
@@ -44,7 +44,8 @@ def test_a_proposer_builds_a_dataset_and_sees_its_schema_and_contract(
     path = shot(page, "training-dataset")
     dataset = TrainingDataset.objects.get(name="browser-built")
     assert dataset.status == "ready" and dataset.created_by == proposer
-    with page.expect_download() as download:
-        page.click('#dataset-downloads a[data-download="csv"]')
-    assert download.value.suggested_filename == "browser-built.csv"
+    href = page.get_attribute('#dataset-downloads a[data-download="csv"]', "href")
+    download = page.request.get(f"{live_server.url}{href}")  # the browser's session, without a navigation
+    assert download.ok and download.headers["content-disposition"] == 'attachment; filename="browser-built.csv"'
+    assert download.text().splitlines()[0].startswith('"employee_id","event_timestamp","left","employee_features__tenure"')
     assert path.exists()

@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from catalog import feast_gateway
 from catalog.exceptions import RegistryUnavailable
-from catalog.models import FeatureView
+from catalog.models import FeatureView, Team
 from catalog.permissions import ROLES
 from catalog.services.sync import registry_sync
 from jobs.models import JobRun
@@ -37,6 +37,9 @@ DEMO_USERS = [
     ("operator", ["operator"]),
     ("admin", ["admin"]),
 ]
+# Owner teams of the demo repo (its `team` tags), so change requests can gather team approvals: a
+# people-analytics change needs `approver`; an hr-data-platform change needs `approver2`.
+DEMO_TEAMS = {"approver": "people-analytics", "approver2": "hr-data-platform", "proposer": "people-analytics"}
 
 
 class Command(BaseCommand):
@@ -118,6 +121,8 @@ class Command(BaseCommand):
                 is_superuser=username == "admin",
             )
             user.groups.set(Group.objects.filter(name__in=roles))
+            if username in DEMO_TEAMS:
+                user.teams.add(Team.objects.get_or_create(name=DEMO_TEAMS[username])[0])
             created.append((username, password))
         credentials = settings.VAR_DIR / "demo-credentials.txt"
         if created:
