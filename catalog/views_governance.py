@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from catalog import selectors
 from catalog.decorators import reader_required
-from catalog.exceptions import PortalError
+from catalog.exceptions import InvalidInput, PortalError
 from catalog.models import AuditEvent, CatalogObject, ChangeRequest, Project
 from catalog.permissions import has_role, has_role_at_least
 from catalog.services import change_requests as crs
@@ -204,11 +204,12 @@ def change_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_override": has_role(user, "admin") and user.pk != cr.author_id and cr.status == "submitted",
         "can_comment": has_role_at_least(user, "viewer"),
         "apply_job": cr.apply_job_id,
+        "modes": ChangeRequest.Mode.choices,
     }
     return render(request, "catalog/change_request_detail.html", context)
 
 
-_ACTIONS = {"submit", "approve", "reject", "withdraw", "comment", "override", "replan"}
+_ACTIONS = {"submit", "approve", "reject", "withdraw", "comment", "override", "replan", "upload"}
 
 
 @reader_required
@@ -245,6 +246,17 @@ def change_request_action(request: HttpRequest, pk: int, action: str) -> HttpRes
         elif action == "replan":
             cr = crs.change_request_revise(cr=cr, actor=request.user)
             text = f"Re-planned against today's registry (revision {cr.revision}); approvals start over."
+        elif action == "upload":
+            archive = request.FILES.get("archive")
+            if archive is None:
+                raise InvalidInput("choose a .zip or .tar.gz of the new definitions")
+            cr = crs.change_request_revise(
+                cr=cr,
+                actor=request.user,
+                upload=(archive.read(), archive.name or "upload"),
+                mode=data.get("mode") or cr.mode,
+            )
+            text = f"New upload planned (revision {cr.revision}); approvals start over."
         else:
             crs.change_request_comment(cr=cr, actor=request.user, body=data.get("body", ""))
             text = "Comment added."

@@ -176,7 +176,9 @@ def _facets(counts: Counts, *, scale: int) -> dict[str, list[tuple[str, int]]]:
 
 
 def _hits(rows: list[tuple[int, float]], terms: list[str]) -> list[SearchHit]:
-    entries = {e.pk: e for e in SearchEntry.objects.filter(pk__in=[r[0] for r in rows])}
+    entries = {
+        e.pk: e for e in SearchEntry.objects.filter(pk__in=[r[0] for r in rows]).defer("related", "facet_values")
+    }
     hits = []
     for pk, score in rows:
         e = entries.get(pk)

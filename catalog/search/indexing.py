@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+from django.db import connection
+
 from catalog.bulk import bulk_insert
 from catalog.models import CatalogObject, Feature, SearchEntry, ServiceFeature, Status
 from catalog.models.search import SearchTerm
 from catalog.search.backends import WORD
 
 BATCH = 2000
+FLUSH_AFTER = 1000  # entries written at once past which the GIN pending list is merged right away
 
 
 class _Field(NamedTuple):
@@ -128,6 +131,11 @@ def index_objects(object_ids: Iterable[int]) -> int:
         bulk_insert(SearchEntry, entries)
         _add_vocabulary(entries)
         written += len(entries)
+    if written >= FLUSH_AFTER and connection.vendor == "postgresql":
+        # A large import leaves up to 4 MB of new terms in the GIN index's pending list, which every search
+        # would scan until autovacuum merges it: merge it now.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT gin_clean_pending_list('catalog_searchentry_terms'::regclass)")
     return written
 
 

@@ -171,3 +171,50 @@ def test_bad_edits_are_refused_and_change_nothing(
         create(people["author"], edit)
     assert ChangeRequest.objects.count() == 0
     assert feast_gateway.registry_fingerprint(synced) == before
+
+
+def _modified(repo: feast_gateway.RepoRef, kind: str, name: str, change: Any) -> feast_gateway.ObjectProto:
+    current = feast_gateway.project_protos(repo, PROJECT, [(kind, name)])[(kind, name)]
+    message = current.message()
+    change(message)
+    return feast_gateway.object_proto(message, PROJECT)
+
+
+def _plan_objects(repo: feast_gateway.RepoRef, *objects: feast_gateway.ObjectProto) -> Any:
+    from catalog.services.planning import plan_proposal, proposal_from_objects
+
+    project = Project.objects.get(name=PROJECT)
+    return plan_proposal(repo, project, proposal_from_objects(repo, project, list(objects), mode="partial"))
+
+
+def test_a_join_key_change_is_breaking_even_under_none(people: dict[str, User], synced: feast_gateway.RepoRef) -> None:
+    Project.objects.filter(name=PROJECT).update(compatibility="NONE")
+
+    def rekey(message: Any) -> None:
+        message.spec.join_key = "employee_uuid"
+
+    plan = _plan_objects(synced, _modified(synced, "entity", "employee_id", rekey))
+    items = plan.diff["objects"][0]["items"]
+    assert ("entity.join_key", "breaking") in [(i["rule"], i["severity"]) for i in items]
+    assert plan.severity == "breaking"
+
+
+def test_a_source_change_is_risky(people: dict[str, User], synced: feast_gateway.RepoRef) -> None:
+    def move(message: Any) -> None:
+        message.file_options.uri = "data/department_stats_v2.parquet"
+
+    plan = _plan_objects(synced, _modified(synced, "data_source", "department_stats", move))
+    assert [(i["rule"], i["severity"]) for i in plan.diff["objects"][0]["items"]] == [("source.changed", "risky")]
+
+
+def test_moving_ownership_needs_the_old_and_the_new_team(people: dict[str, User]) -> None:
+    cr = create(
+        people["author"],
+        {
+            "op": "set_metadata",
+            "kind": "feature_view",
+            "name": "department_features",
+            "tags": {"team": "people-analytics", "domain": "org"},
+        },
+    )
+    assert sorted(t["name"] for t in cr.required_teams) == ["hr-data-platform", "people-analytics"]

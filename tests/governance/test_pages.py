@@ -1,0 +1,116 @@
+"""Governance pages (server-rendered): who sees what, the propose forms, the upload form, the audit page."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from catalog.models import AuditEvent, ChangeRequest
+from catalog.services.change_requests import change_request_create
+from tests.governance.conftest import PROJECT
+
+pytestmark = pytest.mark.django_db
+VIEW_URL = f"/projects/{PROJECT}/feature-views/employee_features/"
+
+
+def test_anonymous_users_go_to_login(client: Client) -> None:
+    for url in ("/change-requests/", "/change-requests/new/", "/audit/", "/change-requests/1/"):
+        response = client.get(url)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_viewers_see_no_propose_forms_and_cannot_propose(client: Client, people: dict[str, User]) -> None:
+    client.force_login(people["viewer"])
+    page = client.get(VIEW_URL).content.decode()
+    assert 'id="propose"' not in page
+    response = client.post(VIEW_URL + "propose/", {"op": "set_ttl", "ttl_days": "1"}, follow=True)
+    assert "Nothing was proposed" in response.content.decode()
+    assert not ChangeRequest.objects.exists()
+    assert client.get("/change-requests/new/").status_code == 403
+
+
+def test_a_proposer_plans_a_change_from_the_view_page(client: Client, people: dict[str, User]) -> None:
+    client.force_login(people["author"])
+    page = client.get(VIEW_URL).content.decode()
+    assert 'id="propose"' in page and "Change a field" in page
+    response = client.post(
+        VIEW_URL + "propose/", {"op": "set_ttl", "ttl_days": "1", "title": "shorter TTL", "submit": "1"}
+    )
+    cr = ChangeRequest.objects.get()
+    assert response.status_code == 302 and response["Location"] == cr.get_absolute_url()
+    assert cr.status == "submitted" and cr.title == "shorter TTL"
+    detail = client.get(cr.get_absolute_url()).content.decode()
+    assert "TTL 7d → 1d" in detail and "view.ttl_decreased" in detail
+    assert "someone else must approve" in detail
+    # The open request shows on the view's page and on the dashboard.
+    assert f"CR-{cr.pk}" in client.get(VIEW_URL).content.decode()
+    assert f"CR-{cr.pk}" in client.get("/").content.decode()
+
+
+def test_a_bad_form_value_changes_nothing_and_says_why(client: Client, people: dict[str, User]) -> None:
+    client.force_login(people["author"])
+    response = client.post(VIEW_URL + "propose/", {"op": "set_ttl", "ttl_days": "soon"}, follow=True)
+    assert "Nothing was proposed" in response.content.decode() and "ttl_seconds" in response.content.decode()
+    assert not ChangeRequest.objects.exists()
+
+
+def test_the_upload_form_refuses_a_bad_archive_clearly(client: Client, people: dict[str, User]) -> None:
+    client.force_login(people["author"])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../evil.py", "x = 1")
+    response = client.post(
+        "/change-requests/new/",
+        {
+            "project": PROJECT,
+            "title": "evil",
+            "mode": "partial",
+            "archive": SimpleUploadedFile("evil.zip", buffer.getvalue()),
+        },
+    )
+    assert response.status_code == 400
+    assert "escapes the archive" in response.content.decode()
+    assert not ChangeRequest.objects.exists()
+
+
+def test_reviewers_act_from_the_detail_page(client: Client, people: dict[str, User]) -> None:
+    cr = change_request_create(
+        actor=people["author"],
+        project=PROJECT,
+        title="describe",
+        edits=[{"op": "set_metadata", "kind": "entity", "name": "department_id", "description": "Org unit id."}],
+        submit=True,
+    )
+    client.force_login(people["hr_approver"])
+    assert 'id="approve-button"' in client.get(cr.get_absolute_url()).content.decode()
+    response = client.post(f"/change-requests/{cr.pk}/reject/", {"comment": ""}, follow=True)
+    assert "needs a comment" in response.content.decode()
+    client.post(f"/change-requests/{cr.pk}/approve/", {"revision": cr.revision})
+    cr.refresh_from_db()
+    assert cr.status == "approved"
+    client.force_login(people["operator"])
+    assert 'id="apply-button"' in client.get(cr.get_absolute_url()).content.decode()
+
+
+def test_the_audit_page_filters_and_offers_no_edits(
+    client: Client, people: dict[str, User], django_assert_max_num_queries: Any
+) -> None:
+    change_request_create(
+        actor=people["author"],
+        project=PROJECT,
+        title="t",
+        edits=[{"op": "set_metadata", "kind": "entity", "name": "department_id", "description": "x"}],
+    )
+    client.force_login(people["viewer"])
+    with django_assert_max_num_queries(12):
+        page = client.get("/audit/?action=change_request.created").content.decode()
+    assert "change_request.created" in page and "catalog.sync" not in page
+    assert 'method="post" action="/audit' not in page  # no page offers to change an event
+    assert AuditEvent.objects.filter(action="change_request.created").count() == 1
+    assert client.get("/audit/?since=not-a-date").status_code == 200
