@@ -73,7 +73,8 @@ def _exact_matches(q: str, filters: dict[str, str]) -> int:
             params.append(_json.dumps([f"{name}:{value}"]))
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM catalog_searchentry e WHERE {' AND '.join(where)}", params)
-        return int(cursor.fetchone()[0])
+        (count,) = cursor.fetchone() or (0,)
+        return int(count)
 
 
 def _free_port() -> int:
@@ -162,10 +163,14 @@ def main() -> None:
         # An object's own name: few matches, the everyday "open the thing I know" search.
         "name": [f"view_{n // 3:05d}", f"service_{n // 60:04d}", "entity_7", f"source_{n // 2:05d}"],
     }
-    classes = {name: [(q, {}) for q in queries] for name, queries in queries_by_class.items()}
+    classes: dict[str, list[tuple[str, dict[str, str]]]] = {
+        name: [(q, {}) for q in queries] for name, queries in queries_by_class.items()
+    }
     classes["with_facets"] = FACETED
     for name, cases in classes.items():
-        samples, estimated, matches = [], 0, {}
+        samples: list[float] = []
+        estimated = 0
+        matches: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[str, dict[str, str]]] = {}
         for _ in range(args.repeat):
             for q, filters in cases:
                 started = time.perf_counter()

@@ -10,6 +10,7 @@ than the TTL is null).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -353,6 +354,8 @@ def saved_dataset_register(
         return f"the {kind} offline store keeps saved datasets in its own tables; the portal's parquet is not one"
     if "://" in uri and not uri.startswith(("s3://", "file://")):
         return f"Feast's file offline store cannot read {uri.split('://', 1)[0]}:// paths"
+    if uri.startswith("s3://") and importlib.util.find_spec("s3fs") is None:
+        return "Feast's file offline store reads s3:// through s3fs (dask), which is not installed"
     dataset = SavedDataset(
         name=name,
         features=list(features),

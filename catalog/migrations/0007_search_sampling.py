@@ -42,7 +42,8 @@ POSTGRES_FORWARD = [
 ]
 POSTGRES_BACKWARD = [
     "DROP INDEX IF EXISTS catalog_searchterm_trgm",
-    "CREATE INDEX IF NOT EXISTS catalog_searchentry_name_trgm ON catalog_searchentry USING gin (lower(name) gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS catalog_searchentry_name_trgm ON catalog_searchentry"
+    " USING gin (lower(name) gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS catalog_searchentry_vector ON catalog_searchentry USING gin (vector)",
     "DROP INDEX IF EXISTS catalog_searchentry_name_c",
     "DROP INDEX IF EXISTS catalog_searchentry_terms",

@@ -165,9 +165,10 @@ class PostgresBackend:
     """Weighted tsvector + one GIN index over terms, tier markers, facet values and sampled words.
 
     Work is bounded by what is shown, not by how much matches: counts over a large match set come from a
-    deterministic sample (`#4:`/`#8:` terms: the index hands over only the sampled matches), and a page of the
-    ranking reads, tier by tier, about a page of rows (the name btree for names that start with the
-    query; the terms index in its own order for large tiers) or, for small tiers, the tier sorted by name.
+    deterministic sample (`#4:`/`#8:` terms: the index hands over only the sampled matches), and a page
+    of the ranking reads, tier by tier, about a page of rows (the name btree for names that start with
+    the query; the terms index in its own order for large tiers) or, for small tiers, the tier sorted by
+    name.
     The index is asked for the query's rarest word only (expanding a prefix of a common word is costly);
     the other words, and the order of a token's parts, are checked on the rows it returns.
     """

@@ -402,16 +402,22 @@ def change_request_approve(
             obj=cr,
             after={"revision": cr.revision, "comment": comment[:1000], "teams": counted},
         )
-        status = approval_status(cr)
-        if status["satisfied"]:
-            _transition(cr, [CR.SUBMITTED], CR.APPROVED, decided_at=timezone.now())
-            audit_record(actor=None, action="change_request.fully_approved", obj=cr, after=_snapshot(cr))
-            _notify(cr, "approved", "approved", by=actor.get_username())
-            approved = cr
-            transaction.on_commit(lambda: change_request_approved.send(sender=ChangeRequest, change_request=approved))
-        else:
-            _notify(cr, "approval", "got an approval", by=actor.get_username(), missing="; ".join(status["missing"]))
+        missing = _approve_if_satisfied(cr, actor, "approved")
+        if missing:
+            _notify(cr, "approval", "got an approval", by=actor.get_username(), missing="; ".join(missing))
     return cr
+
+
+def _approve_if_satisfied(cr: ChangeRequest, actor: Any, text: str) -> list[str]:
+    """Submitted → approved once every rule is met (inside the caller's transaction); what is still missing."""
+    status = approval_status(cr)
+    if not status["satisfied"]:
+        return list(status["missing"])
+    _transition(cr, [CR.SUBMITTED], CR.APPROVED, decided_at=timezone.now())
+    audit_record(actor=None, action="change_request.fully_approved", obj=cr, after=_snapshot(cr))
+    _notify(cr, "approved", text, by=actor.get_username())
+    transaction.on_commit(lambda: change_request_approved.send(sender=ChangeRequest, change_request=cr))
+    return []
 
 
 def change_request_reject(*, cr: ChangeRequest, actor: Any, comment: str, revision: int | None = None) -> ChangeRequest:
@@ -476,9 +482,5 @@ def change_request_override(*, cr: ChangeRequest, actor: Any, team: str, reason:
             obj=cr,
             after={"team": team, "reason": reason, "revision": cr.revision},
         )
-        if approval_status(cr)["satisfied"]:
-            _transition(cr, [CR.SUBMITTED], CR.APPROVED, decided_at=timezone.now())
-            _notify(cr, "approved", "approved (with an admin override)", by=actor.get_username())
-            approved = cr
-            transaction.on_commit(lambda: change_request_approved.send(sender=ChangeRequest, change_request=approved))
+        _approve_if_satisfied(cr, actor, "approved (with an admin override)")
     return cr

@@ -290,8 +290,9 @@ def test_typos_are_corrected_to_words_that_still_name_something(viewer: Any, syn
     assert str(results.hits[0].name_html).count("<mark>satisfaction</mark>") == 1
 
 
-def test_the_vocabulary_follows_the_index(viewer: Any, synced: None) -> None:
+def test_the_vocabulary_follows_the_index(viewer: Any, synced: None, monkeypatch: pytest.MonkeyPatch) -> None:
     from catalog.models.search import SearchTerm
+    from catalog.search import indexing
 
     words = set(SearchTerm.objects.filter(kind="word").values_list("value", flat=True))
     assert {"tenure", "satisfaction", "employee", "attrition"} <= words
@@ -300,6 +301,7 @@ def test_the_vocabulary_follows_the_index(viewer: Any, synced: None) -> None:
     assert {"people-analytics", "people-analytics@example.com"} <= owners
     SearchTerm.objects.create(kind="owner", value="gone-team")
     assert "gone-team" not in [h.name for h in catalog_search.suggest(user=viewer, q="gone-te")]
+    monkeypatch.setattr(indexing, "FLUSH_AFTER", 1)  # a "large" rebuild: the GIN pending list is merged too
     rebuild_index()
     assert not SearchTerm.objects.filter(value="gone-team").exists()
     assert set(SearchTerm.objects.filter(kind="word").values_list("value", flat=True)) == words

@@ -47,5 +47,7 @@ def test_a_proposer_builds_a_dataset_and_sees_its_schema_and_contract(
     href = page.get_attribute('#dataset-downloads a[data-download="csv"]', "href")
     download = page.request.get(f"{live_server.url}{href}")  # the browser's session, without a navigation
     assert download.ok and download.headers["content-disposition"] == 'attachment; filename="browser-built.csv"'
-    assert download.text().splitlines()[0].startswith('"employee_id","event_timestamp","left","employee_features__tenure"')
+    assert (
+        download.text().splitlines()[0].startswith('"employee_id","event_timestamp","left","employee_features__tenure"')
+    )
     assert path.exists()
