@@ -213,8 +213,10 @@ def _count_and_rank(results: SearchResults, query: Query) -> Page:
     counts = engine.sample(query, scale=PROBE_SCALE, cap=SAMPLE_CAP)
     if counts.rows >= SAMPLE_CAP:
         counts = engine.sample(query, scale=BROAD_SCALE, cap=SAMPLE_CAP)
+    at_least = 0
     if counts.scale == 1 or counts.rows * counts.scale <= EXACT_LIMIT:  # (scale 1: a backend that counts all)
-        found = engine.exact(query, offset=offset, limit=results.per_page, cap=4 * EXACT_LIMIT)
+        cap = 4 * EXACT_LIMIT
+        found = engine.exact(query, offset=offset, limit=results.per_page, cap=cap)
         if found is not None:
             exact, page = found
             results.total, results.facets = exact.rows, _facets(exact, scale=1)
@@ -223,8 +225,12 @@ def _count_and_rank(results: SearchResults, query: Query) -> Page:
                 results.page = results.pages
                 return _count_and_rank(results, query)
             return page
+        # More than `cap` matches where the sample suggested few (a freak sample, or an index built before
+        # it held sampled words): count the same sample through its markers; the total is at least cap + 1.
+        counts = engine.sample(query, scale=PROBE_SCALE, cap=SAMPLE_CAP, markers=True)
+        at_least = cap + 1
     # Broad: totals and facets from the sample, the page from the ranking itself.
-    results.total = about(counts.rows * counts.scale)
+    results.total = about(max(counts.rows * counts.scale, at_least))
     results.facets = _facets(counts, scale=counts.scale)
     results.total_exact = results.facets_exact = False
     results.sample_size, results.sample_rate = counts.rows, counts.scale

@@ -106,7 +106,7 @@ class Page:
 
 
 class Backend(Protocol):
-    def sample(self, query: Query, *, scale: int, cap: int) -> Counts: ...
+    def sample(self, query: Query, *, scale: int, cap: int, markers: bool = False) -> Counts: ...
 
     def exact(self, query: Query, *, offset: int, limit: int, cap: int) -> tuple[Counts, Page] | None: ...
 
@@ -234,14 +234,15 @@ class PostgresBackend:
                 counts.add_facet(key, int(n))
         return counts
 
-    def sample(self, query: Query, *, scale: int, cap: int) -> Counts:
+    def sample(self, query: Query, *, scale: int, cap: int, markers: bool = False) -> Counts:
         """Counts over the sampled matches (`scale` a power of two, 2 to 256).
 
         The index holds the words of the entries in the 1-in-16 and 1-in-256 samples again (`#4:word`,
-        `#8:word`), so it hands over only the sampled matches; other rates intersect with `#s:` markers.
+        `#8:word`), so it hands over only the sampled matches; other rates, or `markers`, intersect the
+        word with `#s:` markers instead (slower for a common word, but the same sample).
         """
         level = scale.bit_length() - 1
-        if level in SAMPLE_WORDS:
+        if level in SAMPLE_WORDS and not markers:
             sql, params = self._counts_sql(query, marker=f"#{level}:", cap=cap)
         else:
             sql, params = self._counts_sql(query, marker="", extra=(f"#s:{level}",), cap=cap)
@@ -476,7 +477,7 @@ class SqliteBackend:
         hits.sort(key=lambda h: -h[1])  # UNION ALL keeps no order: the page is re-sorted (stable for ties)
         return counts, Page(rows=hits[:limit], has_next=len(hits) > limit, total=counts.rows)
 
-    def sample(self, query: Query, *, scale: int, cap: int) -> Counts:
+    def sample(self, query: Query, *, scale: int, cap: int, markers: bool = False) -> Counts:
         found = self.exact(query, offset=0, limit=0, cap=cap)
         return found[0] if found else Counts()
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from catalog import feast_gateway as gateway
+from catalog.contracts import contract_hash
 from catalog.diff import diff_specs
 from catalog.exceptions import InvalidInput
 from catalog.models import (
@@ -656,9 +657,14 @@ def _classify_service(
             pass
         text = "vector " + "; ".join(parts or ["changes"])
         if models:
-            pinned = [m for m in models if m["contract_hash"]]
+            # The contract (catalog/contracts.py) of the proposed vector: pinned models stop matching it.
+            new_hash = contract_hash([(e["view"], e["alias"], e["feature"], e["dtype"]) for e in after])
+            broken = [
+                f"{m['name']}@{m['version']}" for m in models if m["contract_hash"] and m["contract_hash"] != new_hash
+            ]
+            vector["contract_hash_after"] = new_hash
             text += f": the model reads positions ({len(models)} registered models"
-            text += f", {len(pinned)} with a pinned contract)" if pinned else ")"
+            text += f"; pinned contracts that stop matching: {', '.join(broken)})" if broken else ")"
             items.append(_item(Severity.BREAKING, "service.vector_consumed", text))
         else:
             items.append(_item(Severity.RISKY, "service.vector", text + " (no registered model yet)"))

@@ -305,3 +305,17 @@ def test_the_vocabulary_follows_the_index(viewer: Any, synced: None, monkeypatch
     rebuild_index()
     assert not SearchTerm.objects.filter(value="gone-team").exists()
     assert set(SearchTerm.objects.filter(kind="word").values_list("value", flat=True)) == words
+
+
+def test_a_sample_that_misses_a_broad_search_is_caught(
+    viewer: Any, synced: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 1-in-256 sample of the demo's 20 "employee" matches is (nearly always) empty: it suggests an exact
+    # count, which stops at 4 × EXACT_LIMIT; the total is then an estimate of at least that many, and the
+    # ranking still pages through every match.
+    monkeypatch.setattr(catalog_search, "EXACT_LIMIT", 1)
+    monkeypatch.setattr(catalog_search, "PROBE_SCALE", 256)
+    first = catalog_search.search(user=viewer, q="employee", per_page=3)
+    assert not first.total_exact and first.total >= 5 and first.has_next
+    ids, last = _all_pages(viewer, "employee")
+    assert len(set(ids)) == len(ids) == 20 and last.total == 20 and last.total_exact

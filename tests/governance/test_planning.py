@@ -218,3 +218,23 @@ def test_moving_ownership_needs_the_old_and_the_new_team(people: dict[str, User]
         },
     )
     assert sorted(t["name"] for t in cr.required_teams) == ["hr-data-platform", "people-analytics"]
+
+
+def test_a_pinned_contract_that_would_stop_matching_is_named(people: dict[str, User]) -> None:
+    from catalog.contracts import contract_for_service
+
+    model = register_model()
+    model.contract_hash = contract_for_service(model.service).hash  # pinned to today's contract
+    model.save()
+    cr = create(
+        people["author"], {"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Int64"}
+    )
+    item = next(i for i in items(cr, "attrition_model_v1") if i["rule"] == "service.vector_consumed")
+    assert "pinned contracts that stop matching: attrition-clf@3" in item["message"]
+    assert item["severity"] == "breaking"
+    # A metadata-only edit leaves the contract (and the pin) alone.
+    safe = create(
+        people["author"],
+        {"op": "set_metadata", "kind": "feature_service", "name": "attrition_model_v1", "description": "v1"},
+    )
+    assert safe.severity == "safe"
