@@ -369,7 +369,15 @@ class SearchResultsSerializer(serializers.Serializer[Any]):
     corrected = serializers.CharField(
         allow_blank=True, help_text="The query run instead, when the typed one matched nothing."
     )
-    total = serializers.IntegerField()
+    total = serializers.IntegerField(
+        help_text="Exact when `total_exact`; otherwise an estimate (2 significant figures)."
+    )
+    total_exact = serializers.BooleanField(help_text="False above 2,000 matches: `total` and `pages` are estimated.")
+    facets_exact = serializers.BooleanField(help_text="False when facet counts come from a sample of the matches.")
+    sample_rate = serializers.IntegerField(
+        help_text="The estimates counted 1 in this many matches (0: nothing was estimated)."
+    )
+    has_next = serializers.BooleanField(help_text="Whether another page exists (exact even when `pages` is estimated).")
     page = serializers.IntegerField()
     pages = serializers.IntegerField()
     page_size = serializers.IntegerField()

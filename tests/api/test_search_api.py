@@ -98,3 +98,11 @@ def test_a_broad_search_pages_through_the_api_in_the_browsers_order(
     client.force_login(viewer)
     first = client.get("/search/", {"q": "employee"}).context["results"]
     assert [h.reference for h in first.hits] == exact[:20]
+
+
+def test_the_api_says_whether_counts_are_exact(
+    synced: None, viewer: User, token_client: Callable[..., APIClient]
+) -> None:
+    body = token_client(viewer, ["read"]).get("/api/v1/search/?q=tenure").json()
+    assert body["total_exact"] is True and body["facets_exact"] is True
+    assert body["total"] >= 1 and body["has_next"] is (body["pages"] > 1)
