@@ -80,6 +80,7 @@ def main() -> None:
     repo, _, registry_url = prepare(n, "gov")
     build_registry(registry_url, n)
     (repo / "definitions.py").write_text(DEFINITIONS.format(root=str(ROOT), views=n))
+    (repo / "var").mkdir(exist_ok=True)  # the quickstart broker (SQLite) the apply queues its catalog sync on
 
     import django
 
