@@ -176,7 +176,7 @@ def markdown(r: dict[str, Any]) -> str:
             f"`feast plan`: {cli(r.get('cli_plan'))} |"
         ),
         (
-            f"| apply | {r['portal_apply_s']} s (Feast SDK part {r['portal_apply_feast_s']} s) | "
+            f"| apply | {r['portal_apply_s']} s (lock, scope check and Feast apply: {r['portal_apply_feast_s']} s) | "
             f"≤ {r['targets']['apply_s']} s | `feast apply`: {cli(r.get('cli_apply'))} |"
         ),
         "",
