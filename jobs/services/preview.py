@@ -31,6 +31,18 @@ def _active(qs: Any) -> Any:
     return qs.exclude(status=CatalogStatus.REMOVED)
 
 
+def project_objects_for_selection(*, project: str, feature_service: str | None, features: Any) -> Any:
+    """The project's present catalog objects, once the project exists and exactly one of a feature service
+    or a feature list was given (previews and training datasets select features the same way)."""
+    if not Project.objects.filter(name=project).exclude(status=CatalogStatus.REMOVED).exists():
+        raise ObjectNotFound(f"project {project} is not in the catalog")
+    if bool(feature_service) == bool(features):
+        raise InvalidInput(
+            "give either feature_service or features", {"feature_service": ["give feature_service or features"]}
+        )
+    return _active(CatalogObject.objects.filter(project__name=project))
+
+
 def _views_needing(view: CatalogObject, seen: set[int]) -> list[CatalogObject]:
     """A view plus, for on-demand views, the views they read (recursively)."""
     if view.pk in seen:
@@ -88,13 +100,7 @@ def preview_params(
 ) -> dict[str, Any]:
     """Check a preview request against the catalog; the JobRun params. Bad input raises, changes nothing."""
     reject_nul(project=project, feature_service=feature_service, features=features, entities=entities)
-    if not Project.objects.filter(name=project).exclude(status=CatalogStatus.REMOVED).exists():
-        raise ObjectNotFound(f"project {project} is not in the catalog")
-    if bool(feature_service) == bool(features):
-        raise InvalidInput(
-            "give either feature_service or features", {"feature_service": ["give feature_service or features"]}
-        )
-    objects = _active(CatalogObject.objects.filter(project__name=project))
+    objects = project_objects_for_selection(project=project, feature_service=feature_service, features=features)
     # only the columns validation needs: a view's spec JSON is large and read on every preview
     view_rows: dict[str, CatalogObject] = {
         v.name: v for v in objects.filter(kind=CatalogObject.Kind.FEATURE_VIEW).only("id", "name", "entity_names")

@@ -12,11 +12,11 @@ from django.conf import settings
 
 from catalog import feast_gateway as gateway
 from catalog.contracts import Contract, contract_for_features, contract_for_vector
-from catalog.exceptions import InvalidInput, ObjectNotFound, PortalError
-from catalog.models import CatalogObject, Feature, Project, ServiceFeature
+from catalog.exceptions import InvalidInput, PortalError
+from catalog.models import CatalogObject, Feature, ServiceFeature
 from catalog.models.projects import Status as CatalogStatus
 from jobs.services.materialization import _parse_time
-from jobs.services.preview import _request_fields, _views_needing
+from jobs.services.preview import _request_fields, _views_needing, project_objects_for_selection
 
 TIMESTAMP = "event_timestamp"
 MAX_TIMESTAMPS = 1000
@@ -78,13 +78,7 @@ def _active(qs: Any) -> Any:
 
 def training_target(*, project: str, feature_service: str | None, features: list[str] | None) -> DatasetTarget:
     """Resolve and check the service or feature list; InvalidInput / ObjectNotFound name what is wrong."""
-    if not Project.objects.filter(name=project).exclude(status=CatalogStatus.REMOVED).exists():
-        raise ObjectNotFound(f"project {project} is not in the catalog")
-    if bool(feature_service) == bool(features):
-        raise InvalidInput(
-            "give either feature_service or features", {"feature_service": ["give feature_service or features"]}
-        )
-    objects = _active(CatalogObject.objects.filter(project__name=project))
+    objects = project_objects_for_selection(project=project, feature_service=feature_service, features=features)
     views: dict[str, CatalogObject] = {
         v.name: v
         for v in objects.filter(kind=CatalogObject.Kind.FEATURE_VIEW).only("id", "name", "entity_names", "subkind")
