@@ -14,7 +14,9 @@ Design notes (Feast 0.67):
 
 Modules: base (plain data, configuration, Feast's lazy import), protos (protos -> plain data), registry
 (reading a registry), online (online reads), materialize (per-view materialization), preview (the online
-preview's worker side) and quality (skew, statistics). Callers import the package, not its modules:
+preview's worker side), quality (skew, statistics), changes (governance: current and proposed protos,
+Feast's per-object plan, apply), sandbox with upload_archive and _parse_worker (parsing uploaded repos in
+an isolated process) and training (training datasets). Callers import the package, not its modules:
 `from catalog import feast_gateway`.
 """
 

@@ -26,7 +26,7 @@ import pytest
 
 from catalog import feast_gateway
 from catalog.exceptions import InvalidInput, UploadRejected
-from catalog.feast_gateway import sandbox
+from catalog.feast_gateway import sandbox, upload_archive
 from catalog.feast_gateway.sandbox import ParsedRepo
 from tests.governance.hostile_cases import BASE, HOSTILE_CASES, HostileCase, tar_bytes, zip_bytes
 
@@ -127,7 +127,7 @@ def test_refused_without_running_anything(
     ],
 )
 def test_member_paths_are_normalised(raw: str, expected: str) -> None:
-    assert sandbox._member_path(raw) == expected
+    assert upload_archive._member_path(raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -144,15 +144,15 @@ def test_member_paths_are_normalised(raw: str, expected: str) -> None:
 )
 def test_unsafe_member_names(raw: str, message: str) -> None:
     with pytest.raises(UploadRejected, match=message):
-        sandbox._member_path(raw)
+        upload_archive._member_path(raw)
 
 
 def test_extraction_counts_bytes_whatever_the_header_says(tmp_path: Path) -> None:
     """A member that yields more than its header declared is stopped at the limit while being written."""
     limits = sandbox._Limits(max_bytes=1024, max_files=10, max_uncompressed=1024 * 1024, timeout=60, memory_mb=2048)
-    liar = sandbox._Member("features.py", "file", size=10, open=lambda: io.BytesIO(bytes(3 * 1024 * 1024)))
+    liar = upload_archive._Member("features.py", "file", size=10, open=lambda: io.BytesIO(bytes(3 * 1024 * 1024)))
     with pytest.raises(UploadRejected, match="the archive expands to more than 1 MB"):
-        sandbox._extract([sandbox._Checked("features.py", liar)], tmp_path, limits)
+        sandbox._extract([upload_archive._Checked("features.py", liar)], tmp_path, limits)
     assert (tmp_path / "features.py").stat().st_size <= 1024 * 1024
 
 
