@@ -267,7 +267,17 @@ def test_feature_server_command_serves_online_features_and_metrics(pod: Pod, tmp
         statuses = [status for result in body["results"] for status in result["statuses"]]
         assert "PRESENT" in statuses, body
         if metrics_free:
-            status, text = _get("http://127.0.0.1:8000/metrics")
+            # The metrics endpoint is its own server, started beside the app: it may reset a connection
+            # while it binds. Retry for a while; the assertion on what it serves is unchanged.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    status, text = _get("http://127.0.0.1:8000/metrics")
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
             assert status == 200 and b"feast_feature_server_request_latency_seconds" in text
     finally:
         proc.terminate()
