@@ -4,6 +4,14 @@ Registry isolation: once per worker, the demo repo and the rich repo are applied
 `feast` CLI into a template database (one SQL registry, two projects) and the demo repo is
 materialized into the worker's Redis database. Each test that needs a registry gets a fresh clone
 (`CREATE DATABASE ... TEMPLATE ...`, ~0.2 s) so tests can change it freely.
+
+Online isolation: the template's online values are snapshotted once (Redis DUMP); each test that takes
+a registry gets them back exactly (every Feast key deleted, the snapshot RESTOREd). So a test reads only
+what the fixture materialized and what it wrote itself, whatever ran before it in the worker.
+
+Time: the template is materialized with explicit windows ending at the data's "now" (`env.DATA_END`,
+today unless TEST_DATA_SHIFT_DAYS moves it), never `materialize-incremental`, whose start Feast takes
+from the real clock.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +68,49 @@ def rich_repo_dir() -> Path:
     return copy_rich_repo(env.WORK / "rich")
 
 
+def materialize_over_ttls(repo: feast_gateway.RepoRef, end: datetime = env.DATA_END) -> dict[str, tuple[str, str]]:
+    """`feast materialize START END -v VIEW` for every online batch view, START = END - the view's TTL.
+
+    What `materialize-incremental END` writes on END's own day, without its dependence on the real clock
+    (its start is `now - ttl`). Returns each view's window as the ISO strings given to the CLI.
+    """
+    windows = {}
+    for view in feast_gateway.read_registry(repo).feature_views:
+        if view.kind == "on_demand" or not view.online:
+            continue
+        ttl = timedelta(seconds=view.ttl_seconds) if view.ttl_seconds else timedelta(days=3650)  # 0: no expiry
+        windows[view.name] = ((end - ttl).isoformat(), end.isoformat())
+        run_feast(repo, "materialize", windows[view.name][0], windows[view.name][1], "-v", view.name)
+    return windows
+
+
+def feast_keys(client: redis.Redis) -> list[bytes]:
+    """Feast's Redis keys in this worker's database: serialized entity key + project name."""
+    projects = (b"employee_attrition", b"ride_sharing")
+    return [k for k in client.scan_iter(count=1000) if k.endswith(projects)]
+
+
+@pytest.fixture(scope="session")
+def online_snapshot(registry_template: str) -> dict[bytes, bytes]:
+    """The template's online values, as Redis DUMP payloads (restored for every test that takes a registry)."""
+    client = redis.Redis.from_url(settings.REDIS_URL.url)
+    snapshot = {key: client.dump(key) for key in feast_keys(client)}
+    assert snapshot, "the template materialization wrote no online values"
+    return snapshot  # type: ignore[return-value]
+
+
+def restore_online_store(snapshot: dict[bytes, bytes]) -> None:
+    """Make the worker's online store exactly the template's: no key a previous test wrote survives."""
+    client = redis.Redis.from_url(settings.REDIS_URL.url)
+    pipe = client.pipeline(transaction=False)
+    stale = feast_keys(client)
+    if stale:
+        pipe.delete(*stale)
+    for key, payload in snapshot.items():
+        pipe.restore(key, 0, payload, replace=True)
+    pipe.execute()
+
+
 @pytest.fixture(scope="session")
 def registry_template() -> str:
     """Template registry DB with the demo project, applied and materialized once per worker."""
@@ -66,7 +118,7 @@ def registry_template() -> str:
     _recreate_database(env.REGISTRY_DB)
     demo = feast_gateway.repo_ref(env.DEMO_REPO)
     run_feast(demo, "apply")
-    run_feast(demo, "materialize-incremental", f"{env.DATA_END}T00:00:00")
+    materialize_over_ttls(demo)
     _recreate_database(env.REGISTRY_TEMPLATE_DB, template=env.REGISTRY_DB)
     return env.REGISTRY_TEMPLATE_DB
 
@@ -82,9 +134,11 @@ def registry_template_two_projects(registry_template: str, rich_repo_dir: Path) 
 
 
 @pytest.fixture
-def registry(registry_template: str) -> Iterator[str]:
-    """A fresh clone of the demo template registry for this test (the SQL registry URL)."""
+def registry(registry_template: str, online_snapshot: dict[bytes, bytes]) -> Iterator[str]:
+    """A fresh clone of the demo template registry for this test (the SQL registry URL), and the
+    template's online values restored exactly."""
     _recreate_database(env.REGISTRY_DB, template=registry_template)
+    restore_online_store(online_snapshot)
     yield settings.FEAST_REGISTRY_URL
     feast_gateway.dispose_engines()
     feast_gateway.reset_stores()

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,21 @@ REGISTRY_TEMPLATE_DB = f"fp_registry_tmpl_{TAG}"
 
 WORK = Path(tempfile.mkdtemp(prefix=f"feature-portal-tests-{WORKER}-"))
 DEMO_REPO = WORK / "feature_repo"
-DATA_END = "2026-11-20"  # fixed "now" of the generated data: test expectations are reproducible
+
+
+def _data_end() -> datetime:
+    """The generated data's "now": today 00:00 UTC, moved by TEST_DATA_SHIFT_DAYS.
+
+    Feast measures TTLs and incremental windows against the real clock, so the data must be as old as the
+    day the suite runs on, never a fixed calendar date. `make test` also runs a subset with the data's "now"
+    months in the past and in the future (bin/test), so a test that only passes near one date fails today.
+    """
+    shift = int(os.environ.get("TEST_DATA_SHIFT_DAYS", "0"))
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today + timedelta(days=shift)
+
+
+DATA_END = _data_end()  # tz-aware; tests derive every window and timestamp from it
 
 
 def _copy_repo(src: Path, dst: Path) -> None:
@@ -53,7 +68,7 @@ subprocess.run(
         "--years",
         "1",
         "--end",
-        DATA_END,
+        DATA_END.date().isoformat(),
         "--out",
         str(DEMO_REPO / "data"),
     ],

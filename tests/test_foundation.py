@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,10 @@ from django.test import Client
 from catalog import feast_gateway
 from portal.celery import app as celery_app
 from tests import environment as env
-from tests.conftest import run_feast
+from tests import online
+from tests.conftest import materialize_over_ttls, run_feast
 
 ROOT = Path(__file__).resolve().parent.parent
-V1_ORDER = ["tenure", "salary_band", "overtime", "promotion_stagnation", "career_velocity", "overall_satisfaction"]
 
 
 def run_manage(
@@ -143,45 +144,27 @@ def test_readyz_names_the_broker_when_it_is_down(client: Client, demo_repo: feas
     assert response.json()["failing"] == ["broker"]
 
 
-def _expected_online_row(data_dir: Path, employee_id: int, end: str, ttl_days: int = 7) -> dict[str, Any]:
-    """What Feast should serve for one employee: the latest row inside the materialized window."""
-    frame = pd.read_parquet(data_dir / "employee_attrition.parquet")
-    end_ts = pd.Timestamp(end, tz="UTC")
-    rows = frame[
-        (frame.employee_id == employee_id)
-        & (frame.event_timestamp <= end_ts)
-        & (frame.event_timestamp > end_ts - pd.Timedelta(days=ttl_days))
-    ]
-    return rows.sort_values("event_timestamp").iloc[-1].to_dict()
-
-
-def _active_employee(data_dir: Path) -> int:
-    frame = pd.read_parquet(data_dir / "employee_attrition.parquet")
-    latest = frame.sort_values("event_timestamp").drop_duplicates("employee_id", keep="last")
-    return int(latest[latest.is_active == 1].employee_id.iloc[3])
-
-
+@pytest.mark.clock
 @pytest.mark.django_db
 def test_services_profile_serves_attrition_model_v1_in_the_service_order(demo_repo: feast_gateway.RepoRef) -> None:
-    """feast apply + materialize-incremental ran (SQL registry, Redis); read back a known employee."""
+    """feast apply + feast materialize ran (SQL registry, Redis); read back known employees."""
     assert feast_gateway.registry_location(demo_repo).kind == "sql"
-    employee = _active_employee(env.DEMO_REPO / "data")
-    expected = _expected_online_row(env.DEMO_REPO / "data", employee, env.DATA_END)
+    rows = online.employee_rows()
+    employees = [online.active_employee(rows, n) for n in range(5)]
     read = feast_gateway.online_read(
-        demo_repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": employee}]
+        demo_repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": e} for e in employees]
     )
-    row = read.rows[0]
-    assert [v.feature for v in row] == V1_ORDER
-    assert [v.index for v in row] == list(range(6))
-    assert all(v.status == "PRESENT" for v in row)
-    assert [v.value for v in row] == pytest.approx([expected[name] for name in V1_ORDER], rel=1e-6)
+    for employee, values in zip(employees, read.rows, strict=True):
+        assert [v.index for v in values] == list(range(6))
+        online.assert_served(values, rows.loc[employee])
     # An unknown employee is NOT_FOUND for every position, in the same order.
     missing = feast_gateway.online_read(
         demo_repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": 1}]
     )
-    assert [(v.feature, v.status) for v in missing.rows[0]] == [(name, "NOT_FOUND") for name in V1_ORDER]
+    assert [(v.feature, v.status) for v in missing.rows[0]] == [(name, "NOT_FOUND") for name in online.V1_ORDER]
 
 
+@pytest.mark.clock
 def test_quickstart_profile_applies_materializes_and_serves(tmp_path: Path) -> None:
     """The same feature_repo/ definitions on the file registry + SQLite online store."""
     repo_dir = tmp_path / "feature_repo"
@@ -190,20 +173,19 @@ def test_quickstart_profile_applies_materializes_and_serves(tmp_path: Path) -> N
     )
     repo = feast_gateway.repo_ref(repo_dir, "feature_store.yaml")
     run_feast(repo, "apply")
-    run_feast(repo, "materialize-incremental", f"{env.DATA_END}T00:00:00")
+    materialize_over_ttls(repo)
     assert (repo_dir / "data" / "registry.db").exists() and (repo_dir / "data" / "online_store.db").exists()
-    employee = _active_employee(repo_dir / "data")
-    expected = _expected_online_row(repo_dir / "data", employee, env.DATA_END)
+    rows = online.employee_rows(repo_dir / "data")
+    employee = online.active_employee(rows)
     read = feast_gateway.online_read(
         repo, feature_service="attrition_model_v1", entity_rows=[{"employee_id": employee}]
     )
-    assert [v.feature for v in read.rows[0]] == V1_ORDER
-    assert [v.value for v in read.rows[0]] == pytest.approx([expected[n] for n in V1_ORDER], rel=1e-6)
+    online.assert_served(read.rows[0], rows.loc[employee])
     feast_gateway.reset_stores()
 
 
 def test_generator_is_deterministic_and_has_leavers(tmp_path: Path) -> None:
-    args = ["--employees", "200", "--years", "2", "--end", "2026-01-01"]
+    args = ["--employees", "200", "--years", "2", "--end", (env.DATA_END - timedelta(days=300)).date().isoformat()]
     for out in ("a", "b"):
         subprocess.run(
             [sys.executable, "-m", "feature_repo.generate", *args, "--out", str(tmp_path / out)],

@@ -306,7 +306,8 @@ def test_a_deleted_object_is_kept_as_removed_with_its_history_and_can_come_back(
 def test_materialization_moves_timestamps_but_is_not_a_change(demo_repo: feast_gateway.RepoRef) -> None:
     sync_one()
     before = obj("employee_attrition", "feature_view", "employee_features").last_materialized_end
-    run_feast(demo_repo, "materialize-incremental", f"{env.DATA_END}T12:00:00")
+    later = env.DATA_END + timedelta(hours=12)
+    run_feast(demo_repo, "materialize", env.DATA_END.isoformat(), later.isoformat(), "-v", "employee_features")
     run = sync_one()
     assert run.status == SyncRun.Status.SUCCEEDED  # the fingerprint moved ...
     assert (run.changed, run.out_of_band) == (0, 0)  # ... but no content did

@@ -4,19 +4,22 @@ teams and project governance settings, and bad input that changes nothing."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from catalog import feast_gateway
 from catalog.models import AuditEvent, ChangeRequest, Project, Team
 from catalog.services.tokens import api_token_create
 from tests.governance.conftest import PROJECT, wait_for
-from tests.governance.hostile_cases import HOSTILE_CASES
+from tests.governance.hostile_cases import ESCAPE_CASES, HOSTILE_CASES, EscapeTargets, escape_upload, leftovers
 
 RETYPE = {"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Int64"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +214,7 @@ def test_teams_and_project_governance_are_admin_managed(people: dict[str, User])
     assert approver.post("/api/v1/teams/", payload, format="json").status_code == 403
     created = admin.post("/api/v1/teams/", payload, format="json")
     assert created.status_code == 201, created.json()
-    assert created.json()["members"] == ["abe", "amy"] or sorted(created.json()["members"]) == ["abe", "amy"]
+    assert created.json()["members"] == ["abe", "amy"]  # sorted by username, whatever order they came in
     changed = admin.patch("/api/v1/teams/ml-platform/", {"aliases": ["mlp@example.com", "mlp"]}, format="json")
     assert changed.json()["aliases"] == ["mlp", "mlp@example.com"]
     taken = admin.patch("/api/v1/teams/people-analytics/", {"aliases": ["mlp"]}, format="json")
@@ -286,6 +289,41 @@ def test_hostile_upload_is_refused_and_changes_nothing(
     assert "Traceback" not in error["message"] and "/work/" not in error["message"]
     assert not ChangeRequest.objects.exists()
     assert feast_gateway.registry_fingerprint(synced) == before
+
+
+@pytest.mark.django_db
+def test_the_sandbox_escape_shows_no_secret_anywhere(
+    people: dict[str, User], escape_targets: EscapeTargets, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The report's request, end to end: the escape's record reaches the plan (it declares an entity), and
+    neither the response, the stored plan, the request's pages, the audit log nor the logs hold the secret."""
+    caplog.set_level("INFO")
+    secret = escape_targets.secret.read_text()
+    case = next(c for c in ESCAPE_CASES if c.id == "realpath_code_swap")
+    data, filename = escape_upload(case, escape_targets)
+    upload = io.BytesIO(data)
+    upload.name = filename
+    author = client_for(people["author"], "read", "propose")
+    response = author.post(
+        "/api/v1/change-requests/",
+        {"project": PROJECT, "title": "escape", "archive": upload, "submit": "true"},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content[:500]
+    cr = ChangeRequest.objects.get()
+    page = Client()
+    page.force_login(people["approver1"])
+    shown = {
+        "response": response.content.decode(),
+        "api detail": author.get(f"/api/v1/change-requests/{cr.pk}/").content.decode(),
+        "plan": json.dumps(cr.plan),
+        "page": page.get(reverse("catalog:change_request_detail", args=[cr.pk])).content.decode(),
+        "audit": json.dumps(list(AuditEvent.objects.values("before", "after", "object_repr")), default=str),
+        "logs": caplog.text,
+    }
+    assert "escape_report" in shown["plan"]  # the attempts ran and their record was proposed
+    assert [name for name, text in shown.items() if secret in text] == []
+    assert leftovers(escape_targets) == []
 
 
 def test_the_suite_covers_the_issues_list() -> None:

@@ -4,6 +4,7 @@ concurrent approvals, failures (real Feast SQL registry, PostgreSQL, Redis, Cele
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from catalog.services.change_requests import (
 from catalog.services.sync import registry_sync
 from jobs.models import JobRun
 from jobs.services.apply import change_request_apply_start
+from tests import environment as env
 from tests.governance.conftest import PROJECT, make_user, register_model, wait_for, wait_for_catalog
 
 RETYPE = {"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Int64"}
@@ -257,7 +259,8 @@ def test_materialization_between_plan_and_apply_does_not_make_it_stale(
     fingerprint = feast_gateway.registry_fingerprint(synced)
     from tests.conftest import run_feast
 
-    result = run_feast(synced, "materialize-incremental", "2026-11-22T00:00:00")
+    end = env.DATA_END + timedelta(days=1)
+    result = run_feast(synced, "materialize", env.DATA_END.isoformat(), end.isoformat(), "-v", "employee_features")
     assert result.returncode == 0, result.stderr
     assert feast_gateway.registry_fingerprint(synced) != fingerprint  # the raw registry did change
     change_request_apply_start(cr=cr, actor=people["operator"])

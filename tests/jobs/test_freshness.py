@@ -18,7 +18,7 @@ from jobs.services.freshness import freshness_check
 from jobs.tasks import freshness_check_task
 from tests.jobs.conftest import Receiver
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+NOW = datetime.now(UTC)  # freshness() takes its clock as an argument: any instant will do
 
 
 def test_freshness_states() -> None:
@@ -44,6 +44,7 @@ def test_notify_posts_slack_json_and_never_raises(webhook: type[Receiver], setti
     assert not notify("x", "y", {})
 
 
+@pytest.mark.clock
 def test_a_view_that_turns_stale_is_alerted_once(
     demo_repo: feast_gateway.RepoRef, db: None, webhook: type[Receiver]
 ) -> None:
@@ -68,12 +69,14 @@ def test_a_view_that_turns_stale_is_alerted_once(
     assert len(webhook.received) == 2
 
 
+@pytest.mark.clock
 def test_the_beat_task_reports_counts(demo_repo: feast_gateway.RepoRef, db: None) -> None:
     registry_sync(project="employee_attrition", trigger="test", force=True)
     counts = freshness_check_task()["counts"]
     assert sum(counts.values()) == 3 and counts["never"] == 0
 
 
+@pytest.mark.clock
 def test_the_freshness_panel_lists_online_views(
     client: Client, viewer: Any, demo_repo: feast_gateway.RepoRef, db: None
 ) -> None:

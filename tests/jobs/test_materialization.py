@@ -21,11 +21,13 @@ from catalog.services.sync import registry_sync
 from jobs.models import JobRun, MaterializationRecord, ViewLock
 from jobs.services.materialization import materialization_start, view_lock_acquire, view_lock_release
 from tests import environment as env
+from tests import online
+from tests.conftest import feast_keys
 
 PROJECT = "employee_attrition"
-DATA_END = datetime.fromisoformat(env.DATA_END).replace(tzinfo=UTC)
+DATA_END = env.DATA_END
 RANGE_START = DATA_END - timedelta(days=400)
-V1_ORDER = ["tenure", "salary_band", "overtime", "promotion_stagnation", "career_velocity", "overall_satisfaction"]
+V1_ORDER = online.V1_ORDER
 
 
 def wait_for_terminal(run: JobRun, timeout: float = 120) -> JobRun:
@@ -38,20 +40,20 @@ def wait_for_terminal(run: JobRun, timeout: float = 120) -> JobRun:
     raise AssertionError(f"job {run.pk} still {run.status} after {timeout}s: {run.progress_message}")
 
 
-def clear_online_store(project: str = PROJECT) -> int:
-    """Delete the project's Feast keys from the worker's Redis database (Feast keys end with the project)."""
+def clear_online_store() -> int:
+    """Delete every Feast key from the worker's Redis database; how many there were."""
     client = redis.Redis.from_url(settings.REDIS_URL.url)
-    keys = [k for k in client.scan_iter(count=1000) if k.endswith(project.encode())]
+    keys = feast_keys(client)
     if keys:
         client.delete(*keys)
     return len(keys)
 
 
 def latest_rows() -> pd.DataFrame:
-    """Each employee's latest snapshot in [RANGE_START, DATA_END) from the offline parquet."""
-    df = pd.read_parquet(env.DEMO_REPO / "data" / "employee_attrition.parquet")
-    df = df[(df.event_timestamp >= RANGE_START) & (df.event_timestamp < DATA_END)]
-    return df.sort_values(["event_timestamp", "created"]).drop_duplicates("employee_id", keep="last")
+    """Each employee's latest snapshot in [RANGE_START, DATA_END] from the offline parquet, by employee_id."""
+    return online.latest_offline_rows(
+        env.DEMO_REPO / "data" / "employee_attrition.parquet", "employee_id", RANGE_START, DATA_END
+    )
 
 
 @pytest.fixture
@@ -61,6 +63,7 @@ def synced(demo_repo: feast_gateway.RepoRef, transactional_db: None) -> feast_ga
     return demo_repo
 
 
+@pytest.mark.clock
 def test_materialize_through_the_api_applies_the_filter_and_preview_reads_canonical_order(
     client: Client, operator: Any, synced: feast_gateway.RepoRef, celery_worker: Any
 ) -> None:
@@ -70,8 +73,9 @@ def test_materialize_through_the_api_applies_the_filter_and_preview_reads_canoni
     all_rows = pd.read_parquet(env.DEMO_REPO / "data" / "employee_attrition.parquet")
     # a leaver with earlier, active snapshots in the range: chunks before the leaving one hold them
     earlier_active = all_rows[(all_rows.is_active == 1) & (all_rows.event_timestamp >= RANGE_START)]
-    leaver = int(leavers[leavers.employee_id.isin(earlier_active.employee_id)].employee_id.iloc[0])
-    active = latest[latest.is_active == 1].iloc[0]
+    leaver = int(leavers[leavers.index.isin(earlier_active.employee_id)].index[0])
+    active_id = online.active_employee(latest, 0)
+    active = latest.loc[active_id]
     client.force_login(operator)
 
     response = client.post(
@@ -106,21 +110,24 @@ def test_materialize_through_the_api_applies_the_filter_and_preview_reads_canoni
 
     response = client.post(
         f"/api/v1/projects/{PROJECT}/online-preview/",
-        {"feature_service": "attrition_model_v1", "entities": {"employee_id": [int(active.employee_id), leaver]}},
+        {"feature_service": "attrition_model_v1", "entities": {"employee_id": [active_id, leaver]}},
         content_type="application/json",
     )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["job"]["kind"] == "preview" and body["job"]["status"] == "succeeded"
     first, second = body["results"]
-    assert first["entity"] == {"employee_id": int(active.employee_id)}
+    assert first["entity"] == {"employee_id": active_id}
     assert [v["index"] for v in first["values"]] == list(range(6))
     assert [v["feature"] for v in first["values"]] == [f"employee_features:{f}" for f in V1_ORDER]
-    for v in first["values"]:
-        assert v["status"] in ("PRESENT", "OUTSIDE_MAX_AGE")
-        assert v["ttl_seconds"] == 7 * 24 * 3600 and v["event_timestamp"]
-        if v["status"] == "PRESENT":
-            assert v["value"] == pytest.approx(float(active[v["feature"].split(":")[1]]), rel=1e-5)
+    # Exactly the offline row: its values and event timestamp; within the TTL as the real clock says.
+    stamped = active.event_timestamp.to_pydatetime()
+    within_ttl = datetime.now(UTC) - stamped <= online.EMPLOYEE_TTL
+    for v, name in zip(first["values"], V1_ORDER, strict=True):
+        assert v["status"] == "PRESENT", v
+        assert v["value"] == pytest.approx(float(active[name]), rel=1e-6), v
+        assert datetime.fromisoformat(v["event_timestamp"]) == stamped, v
+        assert v["ttl_seconds"] == 7 * 24 * 3600 and v["within_ttl"] is within_ttl, v
     # the leaver's latest snapshot says is_active = 0: the filter kept them out of the online store
     assert {v["status"] for v in second["values"]} == {"NOT_FOUND"}
     assert "/get-online-features" in body["feature_server_curl"]
@@ -134,6 +141,7 @@ def test_materialize_through_the_api_applies_the_filter_and_preview_reads_canoni
     assert b'data-job-status="succeeded"' in detail.content and b'hx-trigger="every 1s"' not in detail.content
 
 
+@pytest.mark.clock
 def test_preview_keeps_the_requested_order_of_a_features_list(
     client: Client, viewer: Any, synced: feast_gateway.RepoRef, celery_worker: Any
 ) -> None:
@@ -184,7 +192,13 @@ def test_bad_materialization_requests_change_nothing(operator: Any, viewer: Any,
     with pytest.raises(InvalidInput, match="on-demand"):
         materialization_start(actor=operator, project=PROJECT, views=["employee_risk_signals"])
     with pytest.raises(InvalidInput, match="start must be before end"):
-        materialization_start(actor=operator, project=PROJECT, mode="range", start="2026-02-01", end="2026-01-01")
+        materialization_start(
+            actor=operator,
+            project=PROJECT,
+            mode="range",
+            start=(DATA_END - timedelta(days=30)).isoformat(),
+            end=(DATA_END - timedelta(days=60)).isoformat(),
+        )
     with pytest.raises(InvalidInput, match="needs start and end"):
         materialization_start(actor=operator, project=PROJECT, mode="range")
     with pytest.raises(NotPermitted):
@@ -262,6 +276,7 @@ def test_materialize_filter_grammar_selects_rows() -> None:
     assert feast_gateway.materialize_filter_columns("a == 1 and (b > 2 or a < 0)") == ["a", "b"]
 
 
+@pytest.mark.clock
 def test_materialize_command_runs_in_process_with_the_ledger(synced: feast_gateway.RepoRef) -> None:
     from io import StringIO
 
@@ -319,6 +334,7 @@ def test_an_unreachable_online_store_fails_the_run_with_a_clear_error(
     feast_gateway.reset_stores()
 
 
+@pytest.mark.clock
 def test_the_browser_preview_form_runs_on_a_worker_and_shows_the_vector(
     client: Client, viewer: Any, synced: feast_gateway.RepoRef, celery_worker: Any
 ) -> None:
@@ -388,6 +404,7 @@ def test_an_unreachable_registry_fails_the_run_with_a_clear_error(
     feast_gateway.reset_stores()
 
 
+@pytest.mark.clock
 def test_the_portal_writes_byte_identical_online_values_to_feasts_cli(
     synced: feast_gateway.RepoRef, transactional_db: None
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -18,7 +18,7 @@ from jobs.services.skew import skew_check_start
 from tests import environment as env
 
 PROJECT = "employee_attrition"
-DATA_END = datetime.fromisoformat(env.DATA_END).replace(tzinfo=UTC)
+DATA_END = env.DATA_END
 FEATURES = ["tenure", "salary_band", "overtime", "promotion_stagnation", "career_velocity", "overall_satisfaction"]
 
 
@@ -38,6 +38,7 @@ def synced(demo_repo: feast_gateway.RepoRef, transactional_db: None) -> feast_ga
     return demo_repo
 
 
+@pytest.mark.clock
 def test_a_planted_online_value_is_reported_as_skew(
     client: Client, operator: Any, synced: feast_gateway.RepoRef, celery_worker: Any
 ) -> None:

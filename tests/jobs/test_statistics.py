@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -18,7 +18,7 @@ from jobs.services.stats import feature_statistics_start
 from tests import environment as env
 
 PROJECT = "employee_attrition"
-DATA_END = datetime.fromisoformat(env.DATA_END).replace(tzinfo=UTC)
+DATA_END = env.DATA_END
 START = DATA_END - timedelta(days=180)
 
 
@@ -81,7 +81,11 @@ def test_bad_statistics_requests_change_nothing(operator: Any, viewer: Any, sync
         feature_statistics_start(actor=operator, project=PROJECT, view="employee_risk_signals")
     with pytest.raises(InvalidInput, match="before end"):
         feature_statistics_start(
-            actor=operator, project=PROJECT, view="employee_features", start="2026-05-01", end="2026-01-01"
+            actor=operator,
+            project=PROJECT,
+            view="employee_features",
+            start=(DATA_END - timedelta(days=30)).isoformat(),
+            end=(DATA_END - timedelta(days=150)).isoformat(),
         )
     with pytest.raises(NotPermitted):
         feature_statistics_start(actor=viewer, project=PROJECT, view="employee_features")
@@ -98,8 +102,8 @@ def test_template_tags_show_operations_data_on_any_page(operator: Any, synced: A
         status=JobRun.Status.SUCCEEDED,
         params={"project": PROJECT, "view": "employee_features"},
         result={
-            "start": "2026-01-01T00:00:00+00:00",
-            "end": "2026-02-01T00:00:00+00:00",
+            "start": (DATA_END - timedelta(days=31)).isoformat(),
+            "end": DATA_END.isoformat(),
             "features": [
                 {
                     "feature": "tenure",

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from catalog import feast_gateway
@@ -21,33 +17,9 @@ from jobs.models import JobRun, MaterializationRecord, ViewLock
 from jobs.services import stale_runs_sweep
 from jobs.services.materialization import materialization_start
 from tests import environment as env
+from tests.jobs.conftest import worker_process
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA_END = datetime.fromisoformat(env.DATA_END).replace(tzinfo=UTC)
-
-
-def _worker(environ: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("celery")),
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "solo",
-            "--queues",
-            settings.CELERY_TASK_DEFAULT_QUEUE,
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+DATA_END = env.DATA_END
 
 
 @pytest.mark.slow
@@ -63,7 +35,7 @@ def test_a_sigkilled_worker_leaves_no_run_running_forever(
         "DATABASE_URL": f"{env.PG}/{db['NAME']}",
         "JOBS_STALE_AFTER_SECONDS": "3",
     }
-    worker = _worker(environ)
+    worker = worker_process(environ)
     try:
         run = materialization_start(
             actor=operator,

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +32,14 @@ from django.conf import settings
 from django.db import connection
 
 from tests import environment as env
-from tests.k8s.test_manifests import KUBECTL, SECRET_TEMPLATE, by_kind, configmap_data, container, render
+from tests import online
+from tests.k8s.test_manifests import SECRET_TEMPLATE, by_kind, configmap_data, container, render
 from tests.test_quickstart_smoke import _free_port, _wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed"),
-]
+pytestmark = pytest.mark.slow
 
 
 class Pod:
@@ -253,19 +252,27 @@ def test_feature_server_command_serves_online_features_and_metrics(pod: Pod, tmp
                 time.sleep(0.5)
         if not ready:
             pytest.fail(f"the feature server did not become ready:\n{log.read_text(errors='replace')[-4000:]}")
+        rows = online.employee_rows()
+        known = [online.active_employee(rows, n) for n in range(3)]
         request = urllib.request.Request(
             f"{base}/get-online-features",
             data=json.dumps(
-                {"feature_service": "attrition_model_v1", "entities": {"employee_id": [101, 102, 103]}}
+                {"feature_service": "attrition_model_v1", "entities": {"employee_id": [*known, 1]}}
             ).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             body = json.load(response)
-        names = body["metadata"]["feature_names"]
-        assert "employee_id" in names and "tenure" in names, names
-        statuses = [status for result in body["results"] for status in result["statuses"]]
-        assert "PRESENT" in statuses, body
+        columns = dict(zip(body["metadata"]["feature_names"], body["results"], strict=True))
+        assert set(columns) == {"employee_id", *online.V1_ORDER}, list(columns)
+        assert columns["employee_id"]["values"] == [*known, 1]
+        for name in online.V1_ORDER:  # the offline rows the template materialized, value and timestamp
+            column = columns[name]
+            assert column["values"][:3] == [pytest.approx(float(rows.loc[e][name]), rel=1e-6) for e in known], name
+            assert column["statuses"][:3] == ["PRESENT"] * 3, name
+            stamps = [datetime.fromisoformat(t) for t in column["event_timestamps"][:3]]
+            assert stamps == [rows.loc[e].event_timestamp.to_pydatetime() for e in known], name
+            assert column["values"][3] is None, name  # employee 1 does not exist
         if metrics_free:
             # The metrics endpoint is its own server, started beside the app: it may reset a connection
             # while it binds. Retry for a while; the assertion on what it serves is unchanged.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from jobs.models import JobRun
 from tests import environment as env
 
 PROJECT = "employee_attrition"
-DATA_END = datetime.fromisoformat(env.DATA_END).replace(tzinfo=UTC)
+DATA_END = env.DATA_END
 V1_COLUMNS = [
     "employee_features__tenure",
     "employee_features__salary_band",

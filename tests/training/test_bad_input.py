@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ from jobs.models import JobRun, TrainingDataset
 from jobs.services.training import training_dataset_start
 from jobs.services.training_input import EntityFileTooLarge
 from jobs.tasks import training_dataset_task
-from tests.training.conftest import PROJECT, files_under
+from tests.training.conftest import DATA_END, PROJECT, files_under
 
-GOOD_CSV = b"employee_id,event_timestamp\n101,2026-11-19T00:00:00Z\n"
+DAY = (DATA_END - timedelta(days=1)).date().isoformat()  # a day inside the data
+GOOD_CSV = f"employee_id,event_timestamp\n101,{DAY}T00:00:00Z\n".encode()
 
 
 def nothing_left(storage_dir: Path) -> None:
@@ -36,17 +38,17 @@ def post(client: Client, body: dict[str, Any], **extra: Any) -> Any:
 @pytest.mark.parametrize(
     ("upload", "message"),
     [
-        (b"event_timestamp,label\n2026-11-19T00:00:00Z,1\n", "no join key column employee_id"),
+        (f"event_timestamp,label\n{DAY}T00:00:00Z,1\n".encode(), "no join key column employee_id"),
         (b"employee_id,label\n101,1\n", "no event_timestamp column"),
         (b"employee_id,event_timestamp\n", "the entity rows are empty"),
         (b"", "the entity file is empty"),
         (b"employee_id,event_timestamp\n101,yesterday\n", "'yesterday' (row 1) is not an ISO 8601 date-time"),
-        (b"employee_id,event_timestamp\nabc,2026-11-19T00:00:00Z\n", "not a readable csv file"),
+        (f"employee_id,event_timestamp\nabc,{DAY}T00:00:00Z\n".encode(), "not a readable csv file"),
         (
-            b"employee_id,event_timestamp\n101,2026-11-19\n,2026-11-19\n",
+            f"employee_id,event_timestamp\n101,{DAY}\n,{DAY}\n".encode(),
             "employee_id is empty in 1 row(s) (first: row 2)",
         ),
-        (b"employee_id,event_timestamp,employee_features__tenure\n101,2026-11-19,1\n", "would clash"),
+        (f"employee_id,event_timestamp,employee_features__tenure\n101,{DAY},1\n".encode(), "would clash"),
     ],
     ids=["no-join-key", "no-timestamp", "zero-rows", "empty-file", "bad-time", "bad-key", "null-key", "clash"],
 )
@@ -91,7 +93,7 @@ def test_an_empty_parquet_file_and_an_unknown_feature_are_refused(
             "kind": "training_dataset",
             "project": PROJECT,
             "feature_service": "attrition_model_v2",
-            "entity_timestamps": ["2026-11-19T00:00:00Z"],
+            "entity_timestamps": [f"{DAY}T00:00:00Z"],
         },
         content_type="application/json",
     )
@@ -152,14 +154,14 @@ def test_a_2_gb_upload_is_refused_from_its_size_before_it_is_read(
 def test_roles_and_names_are_checked_first(proposer: User, viewer: User, synced: Any, storage_dir: Path) -> None:
     with pytest.raises(NotPermitted):
         training_dataset_start(
-            actor=viewer, project=PROJECT, feature_service="attrition_model_v1", entity_timestamps=["2026-11-19"]
+            actor=viewer, project=PROJECT, feature_service="attrition_model_v1", entity_timestamps=[DAY]
         )
     with pytest.raises(InvalidInput, match="must be a slug"):
         training_dataset_start(
             actor=proposer,
             project=PROJECT,
             feature_service="attrition_model_v1",
-            entity_timestamps=["2026-11-19"],
+            entity_timestamps=[DAY],
             name="a b",
         )
     nothing_left(storage_dir)
@@ -196,7 +198,7 @@ def test_inline_rows_are_typed_and_deduplicated(proposer: User, synced: Any, sto
         feature_service="attrition_model_v1",
         entities={
             "employee_id": ["101", "101", "102"],
-            "event_timestamp": ["2026-11-19T00:00:00", "2026-11-19T00:00:00+00:00", "2026-11-19T01:00:00+01:00"],
+            "event_timestamp": [f"{DAY}T00:00:00", f"{DAY}T00:00:00+00:00", f"{DAY}T01:00:00+01:00"],
         },
     )
     assert run.params["entity_rows"] == 2  # 101 twice at the same time (naive means UTC) is one row

@@ -98,7 +98,7 @@ def planted(editable_demo_repo: feast_gateway.RepoRef, transactional_db: None, s
     path = editable_demo_repo.path / "data" / "employee_attrition.parquet"
     source = pd.read_parquet(path)
     victim = source[source.is_active == 1].iloc[5]
-    t = pd.Timestamp("2026-06-10T12:00:00Z")
+    t = pd.Timestamp(DATA_END - timedelta(days=170, hours=-12))  # mid-history, at noon
     history = source[source.employee_id == victim.employee_id]
     source = pd.concat([source[source.employee_id != victim.employee_id], history[history.event_timestamp < t - TTL]])
     before = victim.copy()

@@ -7,7 +7,7 @@ import pandas as pd
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "data")
 out.mkdir(parents=True, exist_ok=True)
-ts = pd.Timestamp("2026-11-01", tz="UTC")
+ts = pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=19)  # never a fixed date: Feast reads the clock
 pd.DataFrame(
     {
         "driver_id": [1, 2],
