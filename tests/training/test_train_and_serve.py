@@ -20,8 +20,7 @@ from catalog.contracts import contract_hash
 from catalog.models import ModelConsumer
 from jobs.models import JobRun, TrainingDataset
 from jobs.services.training import training_dataset_start
-from jobs.tasks import training_dataset_task
-from tests.training.conftest import DATA_END, PROJECT, V1_COLUMNS
+from tests.training.conftest import DATA_END, PROJECT, V1_COLUMNS, wait_for_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "feature_repo" / "examples" / "train_and_serve.py"
@@ -123,8 +122,7 @@ def test_the_loop_serves_the_training_columns_whatever_the_hash_seed(
         feature_service="attrition_model_v1",
         entities={"employee_id": entities, "event_timestamp": [DATA_END.isoformat()] * len(entities)},
     )
-    training_dataset_task(job_run_id=run.pk)
-    run.refresh_from_db()
+    run = wait_for_terminal(run)  # the test's Celery worker runs it (a direct call here would race it)
     assert run.status == JobRun.Status.SUCCEEDED, run.error
     offline = pq.read_table(storage_dir / PROJECT / TrainingDataset.objects.get(job_run=run).name / "data.parquet")
     rows = offline.select(V1_COLUMNS).to_pandas().to_numpy(dtype="float64")
