@@ -36,13 +36,13 @@ def fetch_snippets(obj: CatalogObject, *, base_url: str) -> dict[str, str]:
         order = [f"{v.view_alias or v.view_name}__{v.feature_name}" for v in obj.vector.all()]
         select = f'store.get_feature_service("{obj.name}")'
         body: dict[str, Any] = {"feature_service": obj.name, "entities": entities}
-        api = f"{base_url}api/v1/projects/{obj.project.name}/feature-services/{obj.name}/"
+        api = base_url.rstrip("/") + obj.get_api_url()
     else:
         features = [f for f in obj.features.all() if f.status == "active"]
         order = [f"{obj.name}__{f.name}" for f in features]
         select = "[\n" + "".join(f'        "{obj.name}:{f.name}",\n' for f in features) + "    ]"
         body = {"features": [f"{obj.name}:{f.name}" for f in features], "entities": entities}
-        api = f"{base_url}api/v1/projects/{obj.project.name}/feature-views/{obj.name}/"
+        api = base_url.rstrip("/") + obj.get_api_url()
     order_lines = "".join(f'    "{name}",\n' for name in order)
     python = (
         "from feast import FeatureStore\n\n"

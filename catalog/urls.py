@@ -1,5 +1,6 @@
 from django.urls import path
 
+import catalog.urlnames  # noqa: F401  (registers the `name` converter: any Feast name, `/` included)
 from catalog import views, views_discovery, views_governance
 
 app_name = "catalog"
@@ -20,25 +21,25 @@ urlpatterns = [
         name="change_request_action",
     ),
     path("search/suggest/", views_discovery.suggest, name="suggest"),
-    path("owners/<str:name>/", views_discovery.owner_detail, name="owner_detail"),
+    path("owners/<name:name>/", views_discovery.owner_detail, name="owner_detail"),
     path("models/<int:pk>/", views_discovery.model_detail, name="model_detail"),
     path("models/<int:pk>/delete/", views_discovery.model_delete, name="model_delete"),
-    path("projects/<str:project>/", views.project_detail, name="project_detail"),
-    path("projects/<str:project>/lineage/", views_discovery.project_lineage, name="project_lineage"),
+    path("projects/<name:project>/", views.project_detail, name="project_detail"),
+    path("projects/<name:project>/lineage/", views_discovery.project_lineage, name="project_lineage"),
     path(
-        "projects/<str:project>/feature-views/<str:view>/features/<str:name>/",
+        "projects/<name:project>/feature-views/<name:view>/features/<name:name>/",
         views_discovery.feature_detail,
         name="feature_detail",
     ),
     path(
-        "projects/<str:project>/feature-services/<str:name>/register-model/",
+        "projects/<name:project>/feature-services/<name:name>/register-model/",
         views_discovery.model_register,
         name="model_register",
     ),
     path(
-        "projects/<str:project>/<slug:kind_slug>/<str:name>/propose/",
+        "projects/<name:project>/<slug:kind_slug>/<name:name>/propose/",
         views_governance.change_request_propose,
         name="change_request_propose",
     ),
-    path("projects/<str:project>/<slug:kind_slug>/<str:name>/", views.object_detail, name="object_detail"),
+    path("projects/<name:project>/<slug:kind_slug>/<name:name>/", views.object_detail, name="object_detail"),
 ]

@@ -1,5 +1,6 @@
 from django.urls import path
 
+import catalog.urlnames  # noqa: F401  (registers the `name` converter: any Feast name, `/` included)
 from jobs import views, views_datasets
 
 app_name = "jobs"
@@ -13,9 +14,9 @@ urlpatterns = [
     path("materialize/", views.materialize, name="materialize"),
     path("preview/", views.preview, name="preview"),
     path("freshness/", views.freshness_panel, name="freshness"),
-    path("ledger/<str:project>/<str:view>/", views.view_ledger_page, name="view_ledger"),
-    path("ledger/<str:project>/<str:view>/skew/", views.skew_check, name="skew_check"),
-    path("ledger/<str:project>/<str:view>/statistics/", views.feature_statistics, name="feature_statistics"),
+    path("ledger/<name:project>/<name:view>/", views.view_ledger_page, name="view_ledger"),
+    path("ledger/<name:project>/<name:view>/skew/", views.skew_check, name="skew_check"),
+    path("ledger/<name:project>/<name:view>/statistics/", views.feature_statistics, name="feature_statistics"),
     path("datasets/", views_datasets.dataset_list, name="dataset_list"),
     path("datasets/new/", views_datasets.dataset_new, name="dataset_new"),
     path("datasets/<int:pk>/", views_datasets.dataset_detail, name="dataset_detail"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -22,11 +21,6 @@ from catalog.models import (
 # Named choice sets for the schema's enums (SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
 OBJECT_KINDS = CatalogObject.Kind.choices
 TOKEN_SCOPES = ApiToken.Scope.choices
-
-
-def object_api_url(obj: CatalogObject) -> str:
-    """The API URL of a catalog object."""
-    return reverse(f"catalog_api:{obj.kind}_detail", args=[obj.project.name, obj.name])
 
 
 class ProjectSerializer(serializers.ModelSerializer[Project]):
@@ -72,7 +66,7 @@ class ObjectSummarySerializer(serializers.ModelSerializer[CatalogObject]):
         return obj.team.name if obj.team else None
 
     def get_url(self, obj: CatalogObject) -> str:
-        return object_api_url(obj)
+        return obj.get_api_url()
 
     def get_html_url(self, obj: CatalogObject) -> str:
         return obj.get_absolute_url()

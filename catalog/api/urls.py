@@ -1,27 +1,13 @@
 """Catalog API endpoints (mounted under /api/v1/)."""
 
-from django.urls import URLPattern, URLResolver, path, register_converter
+from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView
 
+import catalog.urlnames  # noqa: F401  (registers the `name` converter: any Feast name, `/` included)
 from catalog.api import contracts, docs, governance, views
 from catalog.models import CatalogObject
 
 app_name = "catalog_api"
-
-
-class NameConverter:
-    """A path segment without NUL characters (no database column can hold them: such a name is a 404)."""
-
-    regex = "[^/\x00]+"
-
-    def to_python(self, value: str) -> str:
-        return value
-
-    def to_url(self, value: str) -> str:
-        return value
-
-
-register_converter(NameConverter, "name")
 
 Kind = CatalogObject.Kind
 KINDS = [

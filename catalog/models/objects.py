@@ -88,6 +88,10 @@ class CatalogObject(TimestampedModel):
     def get_absolute_url(self) -> str:
         return reverse("catalog:object_detail", args=[self.project.name, self.kind_slug, self.name])
 
+    def get_api_url(self) -> str:
+        """The object's URL in the REST API (/api/v1/projects/<project>/<kind>/<name>/)."""
+        return reverse(f"catalog_api:{self.kind}_detail", args=[self.project.name, self.name])
+
 
 KIND_SLUG: dict[str, str] = {
     CatalogObject.Kind.ENTITY: "entities",

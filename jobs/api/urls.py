@@ -2,6 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
+import catalog.urlnames  # noqa: F401  (registers the `name` converter: any Feast name, `/` included)
 from jobs.api import governance, views
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -17,9 +18,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views.TrainingDatasetDownloadApi.as_view(),
         name="api_training_dataset_download",
     ),
-    path("projects/<str:project>/online-preview/", views.OnlinePreviewApi.as_view(), name="api_online_preview"),
+    path("projects/<name:project>/online-preview/", views.OnlinePreviewApi.as_view(), name="api_online_preview"),
     path(
-        "projects/<str:project>/feature-views/<str:view>/ledger/",
+        "projects/<name:project>/feature-views/<name:view>/ledger/",
         views.ViewLedgerApi.as_view(),
         name="api_view_ledger",
     ),
