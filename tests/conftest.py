@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,6 +54,17 @@ def run_feast(repo: feast_gateway.RepoRef, *args: str) -> subprocess.CompletedPr
     result = feast_gateway.run_cli(repo, list(args), timeout=600)
     assert result.returncode == 0, f"feast {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     return result
+
+
+def wait_for_terminal(run: Any, timeout: float = 120) -> Any:
+    """Poll a JobRun row until a worker finished it (succeeded, failed, ...); fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.is_terminal:
+            return run
+        time.sleep(0.1)
+    raise AssertionError(f"job {run.pk} still {run.status} after {timeout}s: {run.progress_message}")
 
 
 def copy_rich_repo(dst: Path) -> Path:

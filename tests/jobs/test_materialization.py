@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,22 +21,12 @@ from jobs.models import JobRun, MaterializationRecord, ViewLock
 from jobs.services.materialization import materialization_start, view_lock_acquire, view_lock_release
 from tests import environment as env
 from tests import online
-from tests.conftest import feast_keys
+from tests.conftest import feast_keys, wait_for_terminal
 
 PROJECT = "employee_attrition"
 DATA_END = env.DATA_END
 RANGE_START = DATA_END - timedelta(days=400)
 V1_ORDER = online.V1_ORDER
-
-
-def wait_for_terminal(run: JobRun, timeout: float = 120) -> JobRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if run.is_terminal:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"job {run.pk} still {run.status} after {timeout}s: {run.progress_message}")
 
 
 def clear_online_store() -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,9 @@ from catalog import feast_gateway
 from catalog.models import AuditEvent, Project, SyncRun
 from jobs.models import JobRun
 from jobs.services import registry_sync_start, stale_runs_sweep
+from tests.conftest import wait_for_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for_terminal(run: JobRun, timeout: float = 60) -> JobRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if run.is_terminal:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"job {run.pk} still {run.status} after {timeout}s")
 
 
 def test_sync_now_button_runs_on_a_real_worker(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -16,20 +15,11 @@ from catalog.services.sync import registry_sync
 from jobs.models import JobRun
 from jobs.services.skew import skew_check_start
 from tests import environment as env
+from tests.conftest import wait_for_terminal
 
 PROJECT = "employee_attrition"
 DATA_END = env.DATA_END
 FEATURES = ["tenure", "salary_band", "overtime", "promotion_stagnation", "career_velocity", "overall_satisfaction"]
-
-
-def wait_for_terminal(run: JobRun, timeout: float = 120) -> JobRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if run.is_terminal:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"job {run.pk} still {run.status}")
 
 
 @pytest.fixture

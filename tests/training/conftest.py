@@ -3,7 +3,6 @@ storage directory per test, the demo data as the generator wrote it, and a wait 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ from django.contrib.auth.models import User
 
 from catalog import feast_gateway
 from catalog.services.sync import registry_sync
-from jobs.models import JobRun
 from tests import environment as env
 
 PROJECT = "employee_attrition"
@@ -27,17 +25,6 @@ V1_COLUMNS = [
     "employee_features__career_velocity",
     "employee_features__overall_satisfaction",
 ]
-
-
-def wait_for_terminal(run: JobRun, timeout: float = 120) -> JobRun:
-    """Poll the JobRun row until the worker finished it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if run.is_terminal:
-            return run
-        time.sleep(0.1)
-    raise AssertionError(f"job {run.pk} still {run.status}: {run.progress_message}")
 
 
 @pytest.fixture

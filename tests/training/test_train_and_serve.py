@@ -20,7 +20,8 @@ from catalog.contracts import contract_hash
 from catalog.models import ModelConsumer
 from jobs.models import JobRun, TrainingDataset
 from jobs.services.training import training_dataset_start
-from tests.training.conftest import DATA_END, PROJECT, V1_COLUMNS, wait_for_terminal
+from tests.conftest import wait_for_terminal
+from tests.training.conftest import DATA_END, PROJECT, V1_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "feature_repo" / "examples" / "train_and_serve.py"

@@ -18,7 +18,8 @@ from catalog import feast_gateway
 from catalog.contracts import contract_for_service
 from catalog.models import AuditEvent, CatalogObject, Team
 from jobs.models import JobRun, TrainingDataset
-from tests.training.conftest import DATA_END, PROJECT, V1_COLUMNS, files_under, wait_for_terminal
+from tests.conftest import wait_for_terminal
+from tests.training.conftest import DATA_END, PROJECT, V1_COLUMNS, files_under
 
 
 def _entity_csv(employees: pd.DataFrame, n: int = 40) -> tuple[bytes, pd.DataFrame]:
