@@ -63,3 +63,33 @@ def diff_specs(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
                 out.append({"path": path, "change": "reordered", "before": common_old, "after": common_new})
             return out
     return [{"path": path, "change": "changed", "before": before, "after": after}]
+
+
+# Where a view's spec (registry JSON) keeps its transformation's source text: the current field, then the legacy one.
+_UDF_SOURCE_PATHS = (
+    ("feature_transformation", "user_defined_function", "body_text"),
+    ("user_defined_function", "body_text"),
+)
+
+
+def udf_source(spec: dict[str, Any] | None) -> str:
+    """The transformation source text of a view's spec JSON ("" when it has none): what Feast runs."""
+    for path in _UDF_SOURCE_PATHS:
+        node: Any = spec or {}
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, str) and node:
+            return node
+    return ""
+
+
+def source_diff(before: str, after: str, *, before_label: str = "before", after_label: str = "after") -> str:
+    """A unified diff of two source texts, complete (every changed line), "" when they are equal."""
+    import difflib
+
+    if before == after:
+        return ""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), before_label, after_label, n=3
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)

@@ -73,3 +73,11 @@ class InvalidInput(PortalError):
 class UploadRejected(InvalidInput):
     """An uploaded feature repo was refused (catalog.feast_gateway.sandbox): the archive, a member, the
     definitions, or a time/memory limit. The message says why, in words for the user (never a traceback)."""
+
+
+class UploadSandboxUnavailable(UploadRejected):
+    """This machine cannot isolate uploaded code (catalog.feast_gateway.sandbox.isolation_check failed): uploads
+    are refused until it can. Never replaced by a weaker sandbox."""
+
+    status_code = 503
+    code = "unavailable"

@@ -317,3 +317,19 @@ def open_change_requests(*, obj: CatalogObject | None = None, limit: int = 10) -
     return [
         cr for cr in rows if any(o["kind"] == obj.kind and o["name"] == obj.name for o in cr.plan.get("objects", []))
     ][:limit]
+
+
+def view_transformation(*, user: Any, obj: CatalogObject) -> dict[str, Any] | None:
+    """A view's transformation source (what Feast runs) and its complete diff against the last recorded version
+    whose source differed; None for objects without one."""
+    from catalog.diff import source_diff, udf_source
+
+    current = udf_source(obj.spec)
+    if obj.kind != CatalogObject.Kind.FEATURE_VIEW or not current:
+        return None
+    for version, snapshot in object_history(user=user, obj=obj).values_list("version", "snapshot"):
+        previous = udf_source(snapshot)
+        if previous != current:
+            label = f"version {version}"
+            return {"after": current, "diff": source_diff(previous, current, before_label=label), "since": version}
+    return {"after": current, "diff": "", "since": None}

@@ -83,6 +83,7 @@ def object_detail(request: HttpRequest, project: str, kind_slug: str, name: str)
     }
     if kind == "feature_view":
         context["freshness"] = feature_view_freshness(obj)
+        context["transformation"] = selectors.view_transformation(user=request.user, obj=obj)
         context["usage"] = selectors.view_feature_usage(view=obj)
     if kind == "feature_service":
         context["consumers"] = selectors.service_consumers(user=request.user, service=obj)

@@ -1,4 +1,4 @@
-"""/healthz (liveness, no I/O) and /readyz (database, broker, Feast registry)."""
+"""/healthz (liveness, no I/O) and /readyz (database, broker, Feast registry; and whether uploads can be isolated)."""
 
 from __future__ import annotations
 
@@ -42,20 +42,32 @@ CHECKS: dict[str, Callable[[], str]] = {
 }
 
 
+def _check_upload_sandbox() -> str:
+    return feast_gateway.isolation_check()
+
+
+# Reported by /readyz but never a reason for 503: without the kernel features the upload sandbox needs, the portal
+# serves everything except uploads (which it refuses with the same message).
+INFORMATIONAL: dict[str, Callable[[], str]] = {"upload_sandbox": _check_upload_sandbox}
+
+
+def _run(check: Callable[[], str]) -> dict[str, object]:
+    started = time.perf_counter()
+    try:
+        result: dict[str, object] = {"ok": True, "detail": check()}
+    except Exception as exc:  # noqa: BLE001 - any failure of a dependency means "not ready"
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        result = {"ok": False, "error": f"{type(exc).__name__}: {message}"[:500]}
+    result["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result
+
+
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: every dependency answers; 503 names the failing part(s)."""
-    results: dict[str, dict[str, object]] = {}
-    for name, check in CHECKS.items():
-        started = time.perf_counter()
-        try:
-            detail = check()
-            results[name] = {"ok": True, "detail": detail}
-        except Exception as exc:  # noqa: BLE001 - any failure of a dependency means "not ready"
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            results[name] = {"ok": False, "error": f"{type(exc).__name__}: {message}"[:500]}
-        results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    results = {name: _run(check) for name, check in CHECKS.items()}
     failing = [name for name, r in results.items() if not r["ok"]]
+    results.update({name: {**_run(check), "informational": True} for name, check in INFORMATIONAL.items()})
     body = {"status": "ok" if not failing else "unavailable", "failing": failing, "checks": results}
     return JsonResponse(body, status=200 if not failing else 503)

@@ -66,7 +66,7 @@ def check_configuration(*, create_databases: bool = False) -> list[Problem]:
         if problem:
             problems.append(problem)
     else:
-        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        settings.VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     registry_url = settings.FEAST_REGISTRY_URL
     if registry_url.startswith("postgresql"):
         try:
@@ -94,3 +94,34 @@ def check_configuration(*, create_databases: bool = False) -> list[Problem]:
         except PortalError as exc:
             problems.append(Problem("FEAST_REPO_PATH", str(exc)))
     return problems
+
+
+def upload_isolation() -> tuple[bool, str]:
+    """Whether uploaded definitions can be isolated here, and how (or why not). Not a configuration error: without
+    it the portal serves everything except uploads, which it refuses with the same message."""
+    from catalog import feast_gateway
+    from catalog.exceptions import UploadSandboxUnavailable
+
+    try:
+        return True, feast_gateway.isolation_check()
+    except UploadSandboxUnavailable as exc:
+        return False, str(exc)
+
+
+def secret_file_warnings() -> list[str]:
+    """Secret files on disk that users other than the portal's own can read (they should be 0600/0400)."""
+    import os
+    import stat
+    from pathlib import Path
+
+    candidates = [settings.VAR_DIR / "secret_key", settings.VAR_DIR / "demo-credentials.txt"]
+    candidates += [Path(v) for k, v in os.environ.items() if k.endswith("_FILE") and v.startswith("/")]
+    warnings = []
+    for path in dict.fromkeys(candidates):
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and mode & (stat.S_IROTH | stat.S_IWOTH):
+            warnings.append(f"{path} is readable by other users (mode {stat.S_IMODE(mode):o}): chmod 600 it")
+    return warnings

@@ -15,9 +15,9 @@ Design notes (Feast 0.67):
 Modules: base (plain data, configuration, Feast's lazy import), protos (protos -> plain data), registry
 (reading a registry), online (online reads), materialize (per-view materialization), preview (the online
 preview's worker side), quality (skew, statistics), changes (governance: current and proposed protos,
-Feast's per-object plan, apply), sandbox with upload_archive and _parse_worker (parsing uploaded repos in
-an isolated process) and training (training datasets). Callers import the package, not its modules:
-`from catalog import feast_gateway`.
+Feast's per-object plan, apply), registry_write (the apply's all-or-nothing registry writes), sandbox with
+upload_archive and _parse_worker (parsing uploaded repos in an isolated process) and training (training
+datasets). Callers import the package, not its modules: `from catalog import feast_gateway`.
 """
 
 from catalog.feast_gateway.base import (
@@ -305,10 +305,11 @@ __all__ += [
 ]
 
 # --- Sandbox (upload parsing) ---
-from catalog.feast_gateway.sandbox import ParsedObject, ParsedRepo, parse_upload
+from catalog.feast_gateway.sandbox import ParsedObject, ParsedRepo, isolation_check, parse_upload
 
 __all__ += [
     "ParsedObject",
     "ParsedRepo",
+    "isolation_check",
     "parse_upload",
 ]

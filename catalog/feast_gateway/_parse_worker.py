@@ -4,6 +4,7 @@ Run only by sandbox.parse_upload, in a fresh process (no secrets in its environm
 a wall-clock timeout, its own process group):
 
     python -I _parse_worker.py <repo dir> <result file> <project> [<policy file>]
+    python -I _parse_worker.py --udf <udfs JSON file> <result file> <policy file>
 
 It imports Feast and the standard library only (never Django or the portal), runs Feast's own parser
 (feast.repo_operations.parse_repo) on <repo dir> (the working directory) and writes <result file> as
@@ -12,12 +13,19 @@ line per object {"kind", "proto_type", "name", "proto" (base64), "file", "line"}
 {"status": "error", "kind", "type", "message", "file", "line"} line. The result is written under a
 temporary name and renamed, so a process that is killed leaves no result.
 
+With --udf it imports no uploaded module. It checks each transformation's source text: first its shape (one
+plain function definition whose defaults and annotations are constants or names, so loading it runs no code),
+then that it runs alone the way Feast's udf_rehydrate runs it when it builds the view (that module's own
+helpers, loaded without the rest of Feast). It writes a header and one {"index", "error"} line per UDF.
+
 Before the uploaded code runs, a Python audit hook (PEP 578) refuses what parsing definitions never
 needs: starting processes, network access, writing files, sending signals, native code through ctypes,
 changing resource limits, walking the garbage collector, and reading other processes' /proc entries,
 secret mounts and the portal's own directories (the policy file lists those). An audit hook is not a
-security boundary (determined Python code can get around it); it turns the obvious attempts into clear
-errors. The boundary is the process and its limits (sandbox.py).
+security boundary (the definitions run in this interpreter and can get around it: see the escape cases in
+tests/governance/hostile_cases.py); it turns the obvious attempts into clear errors. The boundary is the
+operating system's jail this process runs in (sandbox.py, _jail.py): it sees only the interpreter, the upload
+and a private /tmp, has no network and runs as a user that owns nothing.
 """
 
 from __future__ import annotations
@@ -392,7 +400,92 @@ def _network_isolated() -> bool:
         return False
 
 
+def _udf_rehydrate() -> Any:
+    """feast/transformation/udf_rehydrate.py, loaded alone: importing the feast package costs seconds."""
+    import importlib.util
+
+    feast_spec = importlib.util.find_spec("feast")
+    if feast_spec is None or not feast_spec.submodule_search_locations:
+        raise ImportError("feast is not installed")
+    path = Path(next(iter(feast_spec.submodule_search_locations))) / "transformation" / "udf_rehydrate.py"
+    spec = importlib.util.spec_from_file_location("feast_udf_rehydrate_check", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# What a default value or an annotation of a transformation may be: names, attributes, constants and
+# containers of them. Anything else (a call, a lambda, an f-string) would run when the text is loaded.
+_INERT = (ast.Constant, ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.List, ast.Load, ast.UnaryOp, ast.USub)
+
+
+def _shape_error(rehydrate: Any, name: str, source: str) -> str | None:
+    """None when the text (decorators stripped, as Feast does) is one plain definition of `name`: loading it then
+    runs no code (Feast loads it in every process that builds the view, the portal's worker included)."""
+    try:
+        tree = ast.parse(rehydrate._strip_leading_decorators(source))
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        return f"{type(exc).__name__}: {exc}"[:MAX_MESSAGE]
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef):
+        return f"its source must be the definition of {name!r} alone, with no other statement"
+    func = tree.body[0]
+    if func.name != name:
+        return f"its source defines {func.name!r}, not {name!r}"
+    args = func.args
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    evaluated = [*args.defaults, *(d for d in args.kw_defaults if d is not None), func.returns]
+    evaluated += [a.annotation for a in every if a is not None]
+    for node in evaluated:
+        if node is not None and not all(isinstance(n, _INERT) for n in ast.walk(node)):
+            return "a default value or an annotation runs code when the source is loaded (use constants)"
+    return None
+
+
+def _check_udf(rehydrate: Any, name: str, source: str) -> str | None:
+    """None when `source` alone defines a callable `name` in Feast's namespace; else what went wrong."""
+    namespace = rehydrate._exec_namespace()
+    try:
+        code = compile(rehydrate._strip_leading_decorators(source), f"<transformation {name}>", "exec")
+        exec(code, namespace)  # noqa: S102 (the reviewed text, in the jail, as Feast will run it)
+    except BaseException as exc:  # noqa: BLE001 (the text may raise anything, SystemExit included)
+        return f"{type(exc).__name__}: {exc}"[:MAX_MESSAGE]
+    if not callable(namespace.get(name)):
+        return f"it does not define a function named {name!r}"
+    return None
+
+
+def udf_main(argv: list[str]) -> int:
+    if len(argv) != 5:
+        sys.stderr.write("usage: python -I _parse_worker.py --udf <udfs file> <result file> <policy file>\n")
+        return 2
+    udfs = json.loads(Path(argv[2]).read_text())
+    result = Path(argv[3])
+    policy: dict[str, Any] = json.loads(Path(argv[4]).read_text())
+    partial = result.with_name(result.name + ".partial")
+    sys.dont_write_bytecode = True
+    rehydrate = _udf_rehydrate()
+    rehydrate._exec_namespace()  # pandas and numpy load before the hook
+    _install_audit_hook(
+        allowed_writes=frozenset({str(partial), str(result)}),
+        deny_read=tuple(os.path.realpath(p) for p in policy.get("deny_read", [])),
+        allow_read=tuple(os.path.realpath(p) for p in policy.get("allow_read", [])),
+    )
+    # Every shape first, before any text runs (a text that runs could change how the next one is checked).
+    errors = [_shape_error(rehydrate, str(u["name"]), str(u["source"])) for u in udfs]
+    errors = [e or _check_udf(rehydrate, str(u["name"]), str(u["source"])) for e, u in zip(errors, udfs, strict=True)]
+    records: list[dict[str, Any]] = [{"status": "ok"}]
+    records += [{"index": index, "error": error} for index, error in enumerate(errors)]
+    with open(partial, "w", encoding="utf-8") as out:
+        out.writelines(json.dumps(record) + "\n" for record in records)
+    os.replace(partial, result)
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) > 1 and argv[1] == "--udf":
+        return udf_main(argv)
     if len(argv) not in (4, 5):
         sys.stderr.write("usage: python -I _parse_worker.py <repo dir> <result file> <project> [<policy file>]\n")
         return 2

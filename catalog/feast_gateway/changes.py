@@ -38,6 +38,7 @@ from catalog.feast_gateway.protos import (
     dtype_value,
 )
 from catalog.feast_gateway.registry import _engine, _file_bytes, _sql_error
+from catalog.feast_gateway.registry_write import atomic_file_store, one_sql_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -544,13 +545,19 @@ def view_field_names(obj: ObjectProto) -> set[str]:
 # --- Apply ---------------------------------------------------------------------------------------------
 
 
-def _store_for(repo: RepoRef, project: str) -> Any:
+def _store_for(repo: RepoRef, project: str, *, uncached_sql: bool = False) -> Any:
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
     raw = _raw_config(repo)
     if str(raw["project"]) != project:
         raise FeastConfigInvalid(f"{repo.yaml_path} governs project {raw['project']!r}, not {project!r}")
+    registry = raw.get("registry")
+    if uncached_sql and isinstance(registry, dict) and registry.get("registry_type") == "sql":
+        # No registry cache while applying: "sync" re-reads the whole registry after every object written
+        # (and once more at the end), and "thread" would read it from a timer thread, over the one
+        # connection the apply's transaction holds. The worker reads back what it wrote itself.
+        raw["registry"] = {**registry, "cache_mode": "none"}
     try:
         config = RepoConfig(**raw)
     except Exception as exc:  # pydantic's ValidationError and Feast's config errors
@@ -638,19 +645,33 @@ def infer_objects(repo: RepoRef, project: str, objects: Sequence[ObjectProto]) -
 
 
 def apply_protos(repo: RepoRef, project: str, upserts: Sequence[ObjectProto], deletes: Sequence[ObjectProto]) -> None:
-    """Apply exactly these objects with Feast's SDK (`FeatureStore.apply`), deleting `deletes` explicitly.
+    """Apply exactly these objects with Feast's SDK (`FeatureStore.apply`), deleting `deletes` explicitly,
+    all or nothing: afterwards the registry holds either all of it or none of it.
 
-    Objects not named are never touched (partial apply). The SQL registry writes each object in its
-    own transaction: callers compare the registry afterwards to know what was applied.
+    Objects not named are never touched (partial apply). On a SQL registry every row Feast writes (objects,
+    version history, project row, `feast_metadata`) goes into one database transaction, committed after
+    Feast's apply (including its online-store infrastructure update) has returned; a local file registry is
+    written to a new file and renamed over the old one (see `registry_write`). Online-store infrastructure is
+    not transactional: a failure after it ran leaves created tables (harmless) or deleted online rows of a
+    view whose deletion was rolled back (re-materialize it).
     """
-    store = _store_for(repo, project)
+    from feast.infra.registry.sql import SqlRegistry
+
+    store = _store_for(repo, project, uncached_sql=True)
     registry: Any = store.registry
-    if getattr(registry, "cache_mode", None) == "sync":
-        # Feast refreshes its whole registry cache after every object written in "sync" mode (a full
-        # read of a 10k-view registry per object). The worker reads back what it wrote itself.
-        registry.cache_mode = "none"
     objects = [_feast_object_for_apply(o, project) for o in upserts]
     to_delete = [_feast_object_for_apply(o, project) for o in deletes]
+    if isinstance(registry, SqlRegistry):
+        try:
+            with one_sql_transaction(registry):
+                store.apply(objects, objects_to_delete=to_delete, partial=not to_delete)
+        finally:  # this store is used once: do not leave its connection pool behind in a long-lived worker
+            registry.write_engine.dispose()
+            registry.read_engine.dispose()
+        return
+    if getattr(registry, "cache_mode", None) == "sync":
+        registry.cache_mode = "none"  # a file registry is read once; the apply writes it once, at the end
+    atomic_file_store(registry)
     store.apply(objects, objects_to_delete=to_delete, partial=not to_delete)
 
 

@@ -6,23 +6,26 @@ with a message for the user. Steps:
 1. The archive is checked before anything is extracted: its format from magic bytes, its size, its
    member count and declared uncompressed size, every member's path (relative, no `..`, no drive
    letter, no control characters), type (regular files and directories only) and extension. Then it
-   is extracted into a fresh temporary directory, counting the bytes written (headers can lie).
-2. The definitions are imported by _parse_worker.py in a separate process, never in the portal's:
-   `python -I` (no PYTHON* variables, no user site, no script directory on sys.path), an environment
-   built from scratch (no secret of the portal's), its own session (the whole process group is killed
-   at the end), limits on address space, CPU time, written file size and core dumps, a wall-clock
-   timeout, and stdout/stderr read into bounded buffers. Where the kernel allows it the process also
-   gets its own user and network namespaces (no network at all; RLIMIT_NPROC then counts only its
-   own processes) and dies with its parent (PR_SET_PDEATHSIG).
+   is extracted into a fresh temporary directory (0700), counting the bytes written (headers can lie).
+2. The definitions are imported by _parse_worker.py in a jail built by the operating system, never in the
+   portal's process. The boundary is the kernel, not Python: util-linux `unshare` gives the worker its own
+   mount, PID, network, IPC and UTS namespaces (plus a user namespace when the portal is not root), and
+   _jail.py builds its whole filesystem: a read-only root (pivot_root, the host's root detached) holding
+   only /usr, the interpreter and its site-packages (read-only), the upload's copy (read-only), a private
+   size-limited /tmp and the result directory; no /proc, no portal directory, no secret. It then runs as
+   uid 65534 (the portal is root) or with no capability left (in its user namespace), with no_new_privs.
+   Around that: an environment built from scratch, `python -I`, limits on address space, CPU time, file
+   size, processes and core dumps, a wall-clock timeout, bounded stdout/stderr, its own session and the
+   parent-death signal. The worker's audit hook (PEP 578) is a second layer only: it turns the obvious
+   attempts into clear messages, and code that defeats it (it runs in the attacker's interpreter) finds
+   nothing behind it. Where the jail cannot be built, `isolation_check` says why and every upload is
+   refused (UploadSandboxUnavailable): never a weaker sandbox.
 3. The worker runs Feast's own parser and writes protos; this side checks them again (they come from
    untrusted code), sets the project, rejects duplicate names and warns about references to objects
    the upload does not declare (a partial upload may use objects already in the registry).
-
-Not enforced here (see the report of the change that added this module): the worker runs as the
-portal's user, so the operating system lets it read whatever that user can read; the worker's audit
-hook refuses reading other processes' /proc entries, secret mounts and the portal's directories, but
-an audit hook is not a security boundary. Without namespaces (a container whose seccomp profile
-forbids unshare) the network is blocked only by that hook too.
+4. Transformations (UDFs) are stored as their source text alone: the pickled function Feast made in the
+   worker is cleared here, and each text is checked in a second, fresh jail (one plain function definition
+   that runs alone, the way Feast loads it). See "2b" below.
 """
 
 from __future__ import annotations
@@ -36,20 +39,22 @@ import logging
 import os
 import resource
 import selectors
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
-from catalog.exceptions import UploadRejected
+from catalog.exceptions import UploadRejected, UploadSandboxUnavailable
 from catalog.feast_gateway.base import _feast
 from catalog.feast_gateway.protos import _set_project
 from catalog.feast_gateway.upload_archive import (
@@ -93,8 +98,6 @@ _DUMMY_ENTITY = "__dummy"  # Feast's placeholder entity of entity-less views
 
 OUTPUT_KEEP = 64 * 1024  # bytes of the worker's stdout/stderr kept (the tail); the rest is read and dropped
 NPROC_LIMIT = 64  # processes + threads, set only inside a fresh user namespace (where it counts only ours)
-_CLONE_NEWUSER = 0x10000000
-_CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
 
 
@@ -112,6 +115,7 @@ class ParsedRepo:
     objects: list[ParsedObject]  # every object the definitions declare, ordered by (kind, name)
     files: list[str]  # the .py files that were parsed (relative paths)
     warnings: list[str]
+    udfs: list[ParsedUdf] = field(default_factory=list)  # the transformations (source text only), checked in the jail
 
 
 def parse_upload(data: bytes, *, filename: str, project: str) -> ParsedRepo:
@@ -135,10 +139,13 @@ def _parse_upload(data: bytes, *, filename: str, project: str, limits: _Limits) 
             repo = work / "repo"
             repo.mkdir()
             extracted = _extract(members, repo, limits)
+            _readable_by_sandbox(repo)
+            isolation_check()  # refuses every upload where the jail cannot be built: never a weaker sandbox
             result = _run_worker(work, repo, project, limits)
         finally:
             _remove(work)
     parsed = _objects(result, project, extracted, warnings)
+    _check_udfs(parsed.udfs, limits)
     logger.info(
         "parsed upload %s for %s: %d objects from %d files in %.1f s",
         _display(filename),
@@ -161,19 +168,20 @@ class _WorkerResult:
 
 @functools.cache
 def _libc() -> Any:
-    """libc for unshare/prctl (Linux), resolved in the parent: never dlopen between fork and exec."""
+    """libc for prctl (Linux), resolved in the parent: never dlopen between fork and exec."""
     if sys.platform != "linux":
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        _ = libc.unshare, libc.prctl
+        _ = libc.prctl
     except (OSError, AttributeError):
         return None
     return libc
 
 
 def _preexec(limits: _Limits) -> Callable[[], None]:
-    """Runs in the child between fork and exec: namespaces if possible, parent-death signal, rlimits."""
+    """Runs in the child between fork and exec (of `unshare`): parent-death signal and rlimits, inherited by
+    everything below. RLIMIT_NPROC is set by the launcher, once it runs as the sandbox's own user."""
 
     def clamp(which: int, value: int) -> int:
         hard = resource.getrlimit(which)[1]
@@ -194,42 +202,32 @@ def _preexec(limits: _Limits) -> Callable[[], None]:
         ),
         (resource.RLIMIT_CORE, 0, 0),
     ]
-    nproc = clamp(resource.RLIMIT_NPROC, NPROC_LIMIT)
     libc = _libc()
 
     def preexec() -> None:
-        own_user_namespace = False
         if libc is not None:
-            # A user namespace needs no privilege where the kernel allows it; root can do a network namespace alone.
-            own_user_namespace = libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0
-            if not own_user_namespace:
-                libc.unshare(_CLONE_NEWNET)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         for which, soft, hard in rlimits:
             resource.setrlimit(which, (soft, hard))
-        if own_user_namespace:
-            # Counted per user and namespace: inside a fresh one it limits only this process tree. Outside, the
-            # count is of every process the portal's user runs (on the whole node in a container): not set.
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
     return preexec
 
 
-def _worker_env(home: Path) -> dict[str, str]:
+def _worker_env() -> dict[str, str]:
     """Built from scratch: nothing of the portal's environment (database URLs, keys, tokens) is passed on."""
     return {
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
-        "HOME": str(home),
-        "TMPDIR": str(home),
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
 
 
 def _read_denied() -> list[str]:
-    """Paths the worker's audit hook refuses to read: the portal's code and data, secret mounts."""
-    paths = {"/run/secrets", "/var/run/secrets", str(settings.BASE_DIR), str(settings.VAR_DIR)}
+    """Paths the worker's audit hook refuses to read (a second layer: the jail does not contain them)."""
+    paths = {"/proc", "/run/secrets", "/var/run/secrets", str(settings.BASE_DIR), str(settings.VAR_DIR)}
     paths.update(str(p) for p in getattr(settings, "FEAST_REPO_PATHS", []))
     for name, value in os.environ.items():
         if name.endswith("_FILE") and value.startswith("/"):
@@ -237,33 +235,146 @@ def _read_denied() -> list[str]:
     return sorted(paths)
 
 
+# --- The jail ------------------------------------------------------------------------------------
+
+# Where the worker sees its inputs and output (inside its own root; the host paths are never shown to it).
+JAIL_DIR = "/sandbox"
+JAIL_REPO = f"{JAIL_DIR}/repo"
+JAIL_OUT = f"{JAIL_DIR}/out"
+JAIL_WORKER = f"{JAIL_DIR}/worker.py"
+JAIL_POLICY = f"{JAIL_DIR}/policy.json"
+JAIL_UDFS = f"{JAIL_DIR}/udfs.json"
+_SYSTEM_READ_ONLY = ["/usr", "/etc/ld.so.cache", "/etc/localtime", "/dev/null", "/dev/zero", "/dev/urandom"]
+# uid 65534 is shared by every sandbox on the host (and anything else running as nobody): a budget for all of
+# them, not per upload. In a user namespace the count is of this sandbox's processes only.
+NPROC_SHARED_LIMIT = 256
+
+
+@dataclass(frozen=True)
+class _Jail:
+    """How the worker is isolated, decided from what this process is (root or not)."""
+
+    unshare: str  # the util-linux binary
+    as_root: bool  # the portal runs as root: namespaces without a user namespace, then uid 65534
+
+    def command(self) -> list[str]:
+        flags = ["--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child"]
+        if not self.as_root:
+            flags += ["--user", "--map-root-user"]
+        return [self.unshare, *flags, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
+
+    def describe(self) -> str:
+        who = "uid 65534 (nobody)" if self.as_root else "a user namespace with no capabilities"
+        return (
+            f"own mount, PID, network, IPC and UTS namespaces; a read-only root (pivot_root) holding only the "
+            f"interpreter, its libraries and the upload; a private /tmp; {who}"
+        )
+
+
+LAUNCHER = Path(__file__).resolve().with_name("_jail.py")
+_SETUP_EXIT = 111  # _jail.SETUP_EXIT (that module is a script, not imported here)
+_SETUP_FAILED = b"SETUP_FAILED: "
+
+
+def _jail() -> _Jail:
+    """The jail this process can build, or UploadSandboxUnavailable naming what is missing."""
+    if sys.platform != "linux":
+        raise _unavailable(f"it needs Linux namespaces (this is {sys.platform})")
+    unshare = shutil.which("unshare", path=os.environ.get("PATH", "/usr/bin:/bin"))
+    if unshare is None:
+        raise _unavailable("the 'unshare' program (util-linux) is not installed")
+    return _Jail(unshare=unshare, as_root=os.geteuid() == 0)
+
+
+def _unavailable(reason: str) -> UploadSandboxUnavailable:
+    return UploadSandboxUnavailable(
+        f"uploads are disabled: this machine cannot isolate uploaded code: {reason}. "
+        "See 'Upload sandbox' in the README for what the kernel and the container must allow."
+    )
+
+
+def _read_only_paths() -> list[str]:
+    """The system libraries, the interpreter and its site-packages: never the portal's own directories."""
+    portal_dirs = [Path(settings.BASE_DIR).resolve(), Path(settings.VAR_DIR).resolve()]
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    prefixes.add(Path(sys.executable).resolve().parent.parent)
+    wanted: list[Path] = [Path(p) for p in _SYSTEM_READ_ONLY] + sorted(prefixes)
+    for path in wanted:
+        # The virtualenv may live inside the portal's directory (.venv): the venv alone, never its parent.
+        if any(d.is_relative_to(path) for d in portal_dirs):
+            raise _unavailable(f"{path}, which the jail needs read-only, contains the portal's own directory")
+    kept: list[str] = []
+    for path in sorted(wanted, key=lambda p: (len(p.parts), str(p))):
+        if not any(path.is_relative_to(k) for k in map(Path, kept)):
+            kept.append(str(path))
+    return kept
+
+
+def _readable_by_sandbox(repo: Path) -> None:
+    """The copy is extracted 0600/0700; the sandbox's user (nobody) must read it, never write it. The work
+    directory around it stays 0700, so only the jail's bind mount reaches it."""
+    repo.chmod(0o755)
+    for path in repo.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _jail_spec(jail: _Jail, work: Path, argv: list[str], *, binds: list[tuple[str, str]], cwd: str) -> str:
+    out = work / "out"
+    out.mkdir(mode=0o700)
+    if jail.as_root:
+        os.chown(out, 65534, 65534)  # the only directory the sandbox's user owns, in a directory it cannot reach
+    root = work / "root"
+    root.mkdir(mode=0o700)
+    return json.dumps(
+        {
+            "root": str(root),
+            "read_only": _read_only_paths(),
+            "read_only_at": binds,
+            "tmpfs": [["/tmp", 128 * MB]],
+            "writable": [str(out), JAIL_OUT],
+            "cwd": cwd,
+            "switch_user": jail.as_root,
+            "nproc": NPROC_SHARED_LIMIT if jail.as_root else NPROC_LIMIT,
+            "argv": argv,
+            "env": _worker_env(),
+        }
+    )
+
+
 def _run_worker(work: Path, repo: Path, project: str, limits: _Limits) -> _WorkerResult:
-    home = work / "home"
-    home.mkdir(mode=0o700)
-    result = work / "result.jsonl"
+    argv = [sys.executable, "-I", JAIL_WORKER, JAIL_REPO, f"{JAIL_OUT}/result.jsonl", project, JAIL_POLICY]
+    return _run_jailed(work, argv, [(str(repo), JAIL_REPO)], JAIL_REPO, limits)
+
+
+def _run_jailed(work: Path, argv: list[str], binds: list[tuple[str, str]], cwd: str, limits: _Limits) -> _WorkerResult:
+    """Run the worker (argv, as the jail sees it) in the jail, with `binds` read-only; its result, or UploadRejected."""
+    jail = _jail()
     policy = work / "policy.json"
-    policy.write_text(json.dumps({"deny_read": _read_denied(), "allow_read": [str(work)]}))
-    command = [sys.executable, "-I", str(WORKER), str(repo), str(result), project, str(policy)]
+    policy.write_text(json.dumps({"deny_read": _read_denied(), "allow_read": [JAIL_DIR, "/tmp"]}))
+    policy.chmod(0o644)  # read by the sandbox's user through its bind mount, whatever the portal's umask
+    binds = [(str(WORKER), JAIL_WORKER), (str(policy), JAIL_POLICY), *binds]
+    spec = _jail_spec(jail, work, argv, binds=binds, cwd=cwd)
     proc = subprocess.Popen(  # no shell; the argv is ours
-        command,
-        cwd=repo,
-        env=_worker_env(home),
+        [*jail.command(), spec],
+        cwd=work,
+        env=_worker_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=_preexec(limits),  # noqa: PLW1509 (it calls setrlimit, unshare, prctl only)
+        preexec_fn=_preexec(limits),  # noqa: PLW1509 (it calls setrlimit and prctl only)
         close_fds=True,
     )
     timed_out, output = _supervise(proc, limits.timeout)
     if timed_out:
         raise UploadRejected(f"parsing took longer than {limits.timeout} s and was stopped (an infinite loop?)")
-    parsed = _read_result(result, limits)
+    parsed = _read_result(work / "out" / "result.jsonl", limits)
     if parsed is not None:
         return parsed
     code = proc.returncode
     tail = output.decode("utf-8", "replace")
     logger.warning("upload parser ended without a result (exit %s): %s", code, tail[-2000:])
+    _check_setup(code, output, jail)
     if "MemoryError" in tail:
         raise _memory_error(limits)
     if code < 0:
@@ -278,6 +389,84 @@ def _run_worker(work: Path, repo: Path, project: str, limits: _Limits) -> _Worke
             raise UploadRejected("parsing was killed (out of memory?)")
         raise UploadRejected(f"parsing crashed ({signal.Signals(signum).name})")
     raise UploadRejected(f"parsing ended without a result (exit code {code})")
+
+
+def _check_setup(code: int | None, output: bytes, jail: _Jail) -> None:
+    """The jail could not be built (unshare refused, a mount failed): uploads are disabled, never run weaker."""
+    lines = output.decode("utf-8", "replace").splitlines()
+    setup = [line for line in lines if line.startswith(_SETUP_FAILED.decode())]
+    unshare_failed = [line for line in lines if line.startswith("unshare: ")]
+    if code == _SETUP_EXIT and setup:
+        raise _unavailable(_display(setup[-1][len(_SETUP_FAILED) :], 300))
+    if code == 1 and unshare_failed:  # util-linux unshare: "unshare: unshare failed: Operation not permitted"
+        mode = "as root" if jail.as_root else "without root (it needs unprivileged user namespaces)"
+        raise _unavailable(f"creating namespaces {mode} failed ({_display(unshare_failed[-1], 200)})")
+
+
+_PROBE = """import json, os, socket
+facts = {"uid": os.getuid(), "interfaces": [n for _, n in socket.if_nameindex()], "cwd": os.getcwd()}
+facts["visible"] = [p for p in PATHS if os.path.exists(p)]
+for name, path in (("root_writable", "/probe"), ("tmp_writable", "/tmp/probe")):
+    try:
+        open(path, "w").close()
+        facts[name] = True
+    except OSError:
+        facts[name] = False
+print(json.dumps(facts))
+"""
+
+
+def isolation_check() -> str:
+    """How uploads are isolated on this machine (for preflight and /readyz), or UploadSandboxUnavailable.
+
+    Builds the jail once with a probe instead of the worker and checks what it sees. Cached per process
+    and unshare binary: kernel features do not change while the portal runs.
+    """
+    jail = _jail()
+    hidden = {str(settings.VAR_DIR), str(Path(settings.BASE_DIR) / "manage.py"), "/proc/self/environ", "/etc/shadow"}
+    hidden.update(value for name, value in os.environ.items() if name.endswith("_FILE") and value.startswith("/"))
+    return _probe(jail, tuple(sorted(hidden)))
+
+
+@functools.lru_cache(maxsize=4)
+def _probe(jail: _Jail, hidden: tuple[str, ...]) -> str:
+    work = Path(tempfile.mkdtemp(prefix="feast-upload-probe-"))
+    try:
+        code = _PROBE.replace("PATHS", repr([*hidden, str(work)]))  # its own directory on the host, too
+        argv = [sys.executable, "-I", "-S", "-c", code]
+        spec = _jail_spec(jail, work, argv, binds=[], cwd="/tmp")
+        try:
+            done = subprocess.run(
+                [*jail.command(), spec],
+                cwd=work,
+                env=_worker_env(),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise _unavailable(f"the isolation probe could not run ({exc})") from None
+        _check_setup(done.returncode, done.stdout + done.stderr, jail)
+        try:
+            facts = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError, UnicodeError):
+            tail = _display((done.stdout + done.stderr).decode("utf-8", "replace")[-300:], 300)
+            raise _unavailable(f"the isolation probe failed (exit {done.returncode}: {tail})") from None
+    finally:
+        _remove(work)
+    problems = []
+    if facts.get("visible"):
+        problems.append(f"it can see {', '.join(facts['visible'])}")
+    if facts.get("interfaces") != ["lo"]:
+        problems.append(f"it has network interfaces {facts.get('interfaces')}")
+    if facts.get("root_writable") or not facts.get("tmp_writable"):
+        problems.append("its root is writable or its /tmp is not")
+    if jail.as_root and facts.get("uid") != 65534:
+        problems.append(f"it runs as uid {facts.get('uid')}")
+    if problems:
+        raise _unavailable("the isolation probe found that " + "; ".join(problems))
+    return jail.describe()
 
 
 def _memory_error(limits: _Limits) -> UploadRejected:
@@ -346,12 +535,21 @@ def _supervise(proc: subprocess.Popen[bytes], timeout: int) -> tuple[bool, bytes
 
 
 def _read_result(path: Path, limits: _Limits) -> _WorkerResult | None:
-    if not path.is_file():
+    try:  # written by the sandbox's user: never follow a link it left there
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
         return None
-    if path.stat().st_size > limits.file_size:
-        raise UploadRejected("parsing produced a result too large to read")
+    except OSError:
+        raise UploadRejected("parsing produced an unreadable result") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UploadRejected("parsing produced an unreadable result")
+        if info.st_size > limits.file_size:
+            raise UploadRejected("parsing produced a result too large to read")
+        text = file.read(limits.file_size + 1)
     try:
-        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [json.loads(line) for line in text.decode("utf-8").splitlines() if line.strip()]
         header = lines[0]
         if not isinstance(header, dict) or not all(isinstance(r, dict) for r in lines):
             raise TypeError("not JSON objects")
@@ -382,13 +580,92 @@ def _worker_error(record: dict[str, Any], limits: _Limits) -> UploadRejected:
     return UploadRejected(f"definitions failed to load: {label}{where}" + (f": {message}" if message else ""))
 
 
+# --- 2b. Transformations (UDFs) ----------------------------------------------------------------
+#
+# Feast stores a UDF twice: its source text (body_text) and a dill pickle of the function object (body). Feast
+# 0.67 runs the text (udf_rehydrate.resolve_udf) and unpickles the body only when the text fails, and the
+# pickle is made by the uploaded code itself, so it can be anything. Reviewers read the text. So every uploaded
+# UDF is stored with its text alone (the body is cleared here, on the portal's side: nothing the upload's
+# process says is trusted), and the text must compile and define its function on its own, in the namespace
+# Feast gives it, checked in a fresh jail that runs nothing but that text. Whatever Feast later runs is the
+# text the reviewers approved, and no worker ever unpickles a function from an upload.
+
+_UDF_TYPES = frozenset({"UserDefinedFunction", "UserDefinedFunctionV2"})
+
+
+@dataclass(frozen=True)
+class ParsedUdf:
+    kind: str  # the object's kind ("feature_view")
+    view: str  # the object's name
+    name: str  # the function's name
+    source: str  # body_text, exactly as stored
+
+
+def _udf_messages(message: Any) -> list[Any]:
+    """Every UDF message inside `message` (current and legacy fields, embedded views included)."""
+    found = [message] if message.DESCRIPTOR.name in _UDF_TYPES else []
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        if descriptor.is_repeated:
+            if descriptor.message_type.GetOptions().map_entry:
+                values = value.values() if descriptor.message_type.fields_by_name["value"].message_type else []
+            else:
+                values = value
+            for item in values:
+                found += _udf_messages(item)
+        else:
+            found += _udf_messages(value)
+    return found
+
+
+def _strip_udf_bodies(message: Any, kind: str, name: str) -> list[ParsedUdf]:
+    """Clear every pickled UDF body in an uploaded object; refuse a UDF that has no source text to review."""
+    udfs = []
+    for udf in _udf_messages(message):
+        if not udf.body_text.strip():
+            if udf.body:
+                raise UploadRejected(
+                    f"invalid definitions: {_SINGULAR[kind]} '{name}' has a transformation without source text "
+                    "(only a pickled function, which cannot be reviewed)"
+                )
+            continue
+        udf.ClearField("body")
+        udfs.append(ParsedUdf(kind=kind, view=name, name=udf.name, source=udf.body_text))
+    return udfs
+
+
+def _check_udfs(udfs: list[ParsedUdf], limits: _Limits) -> None:
+    """Each UDF's source text compiles and defines its function alone, as Feast will run it (in a fresh jail)."""
+    if not udfs:
+        return
+    work = Path(tempfile.mkdtemp(prefix="feast-upload-udf-"))
+    try:
+        udf_file = work / "udfs.json"
+        udf_file.write_text(json.dumps([{"name": u.name, "source": u.source} for u in udfs]))
+        udf_file.chmod(0o644)
+        argv = [sys.executable, "-I", JAIL_WORKER, "--udf", JAIL_UDFS, f"{JAIL_OUT}/result.jsonl", JAIL_POLICY]
+        result = _run_jailed(work, argv, [(str(udf_file), JAIL_UDFS)], "/tmp", limits)
+    finally:
+        _remove(work)
+    errors = {r.get("index"): r.get("error") for r in result.records if isinstance(r.get("index"), int)}
+    if set(errors) != set(range(len(udfs))):
+        raise UploadRejected("checking the transformations produced an unreadable result")
+    for index, udf in enumerate(udfs):
+        error = errors[index]
+        if error:
+            raise UploadRejected(
+                f"invalid definitions: the transformation '{_display(udf.name, 80)}' of {_SINGULAR[udf.kind]} "
+                f"'{udf.view}' does not run on its own ({_display(str(error), 300)}): Feast runs its source text alone, "
+                "so it must define the function without the rest of its file"
+            )
+
+
 # --- 3. The objects ------------------------------------------------------------------------------
 
 
 def _objects(result: _WorkerResult, project: str, extracted: set[str], warnings: list[str]) -> ParsedRepo:
     """Protos checked again on this side (they come from untrusted code), project set, names checked."""
-    if not result.header.get("network_isolated", False):
-        _warn_no_network_isolation()
     feast = _feast()
     classes = {
         "Entity": feast.Entity,
@@ -399,6 +676,7 @@ def _objects(result: _WorkerResult, project: str, extracted: set[str], warnings:
         "FeatureService": feast.FeatureService,
     }
     entries: list[tuple[ParsedObject, Any, str]] = []
+    udfs: list[ParsedUdf] = []
     for record in result.records:
         try:
             kind, proto_type, name = str(record["kind"]), str(record["proto_type"]), str(record["name"])
@@ -412,6 +690,7 @@ def _objects(result: _WorkerResult, project: str, extracted: set[str], warnings:
         if spec.name != name:
             raise UploadRejected("parsing produced an unreadable result")
         _set_project(message, project)
+        udfs += _strip_udf_bodies(message, kind, name)
         line = record.get("line")
         where = f"{record['file']}:{line}" if record.get("file") and isinstance(line, int) else ""
         parsed = ParsedObject(
@@ -428,15 +707,7 @@ def _objects(result: _WorkerResult, project: str, extracted: set[str], warnings:
     order = {kind: i for i, kind in enumerate(KINDS)}
     objects = sorted((e[0] for e in entries), key=lambda o: (order[o.kind], o.name, o.proto_type))
     files = sorted(f for f in (str(x) for x in result.header.get("files") or []) if f in extracted)
-    return ParsedRepo(objects=objects, files=files, warnings=warnings)
-
-
-@functools.cache
-def _warn_no_network_isolation() -> None:
-    logger.warning(
-        "uploaded definitions are parsed without a network namespace (unshare is not permitted here): "
-        "only the worker's audit hook keeps them off the network"
-    )
+    return ParsedRepo(objects=objects, files=files, warnings=warnings, udfs=udfs)
 
 
 def _check_duplicates(entries: list[tuple[ParsedObject, Any, str]]) -> None:

@@ -19,7 +19,7 @@ from django.conf import settings
 
 from catalog import feast_gateway as gateway
 from catalog.contracts import contract_hash
-from catalog.diff import diff_specs
+from catalog.diff import diff_specs, source_diff
 from catalog.exceptions import InvalidInput
 from catalog.models import (
     SEVERITY_ORDER,
@@ -355,6 +355,7 @@ def _diff(project: Project, state: _State, proposal: Proposal) -> dict[str, Any]
                 "feast_plan": gateway.feast_plan(current, proposed),
                 "owner": (new or old).owner,
                 "content_hash": gateway.content_hash(proposed) if proposed else "",
+                "transformation": _transformation(old, new) if kind == "feature_view" else None,
             }
         )
     affected = _affected_services(state, proposal, objects)
@@ -413,6 +414,23 @@ def _affected_services(state: _State, proposal: Proposal, objects: list[dict[str
     return out
 
 
+# Spec properties that change what a view's transformation runs or how: any change is at least risky.
+TRANSFORMATION_PROPERTIES = frozenset({"feature_transformation", "user_defined_function", "mode"})
+
+
+def _transformation(old: Any, new: Any) -> dict[str, str] | None:
+    """A view's transformation source before and after, with the complete diff (None for views without one)."""
+    before = getattr(old, "udf_source", "") or ""
+    after = getattr(new, "udf_source", "") or ""
+    if not before and not after:
+        return None
+    return {
+        "before": before,
+        "after": after,
+        "diff": source_diff(before, after, before_label="registry", after_label="proposed"),
+    }
+
+
 def _classify_view(
     state: _State,
     name: str,
@@ -426,6 +444,10 @@ def _classify_view(
         u.split(":", 1)[1] for u in users if u.startswith("feature_service:") and consumers.get(u.split(":", 1)[1])
     )
     if old is None:
+        if new.udf_source:
+            # Code that Feast will run: never "safe", whoever proposes it (a reviewer reads the source on the page).
+            text = f"new {new.kind} feature view with {len(new.features)} fields and transformation code"
+            return [_item(Severity.RISKY, "view.transformation_added", text)]
         return [_item(Severity.SAFE, "view.added", f"new {new.kind} feature view with {len(new.features)} fields")]
     if new is None:
         if users:
@@ -553,7 +575,8 @@ def _classify_view(
             )
         else:
             items.append(_item(Severity.RISKY, "view.online", f"online {old.online} → {new.online}"))
-    if old.udf_source != new.udf_source:
+    changed_paths = {c["path"].split(".")[0].split("[")[0] for c in diff_specs(old.spec, new.spec)}
+    if old.udf_source != new.udf_source or changed_paths & TRANSFORMATION_PROPERTIES:
         items.append(_item(Severity.RISKY, "view.transformation", "transformation code changed"))
     items += _metadata_items(old, new)
     covered = {
@@ -567,12 +590,11 @@ def _classify_view(
         "description",
         "owner",
         "tags",
-        "feature_transformation",
-        "user_defined_function",
+        *TRANSFORMATION_PROPERTIES,
         "name",
         "project",
     }
-    other = sorted({c["path"].split(".")[0].split("[")[0] for c in diff_specs(old.spec, new.spec)} - covered)
+    other = sorted(changed_paths - covered)
     if other:
         items.append(_item(Severity.RISKY, "view.other", f"other properties changed: {', '.join(other)}"))
     return items
@@ -751,6 +773,13 @@ def _required_teams(project: Project, state: _State, diff: Mapping[str, Any]) ->
     """Owner teams of every affected object (before and after the change) and of the affected services."""
     needed: dict[int, dict[str, Any]] = {}
     keys = [(o["kind"], o["name"]) for o in diff["objects"]]
+    for o in diff["objects"]:
+        if any(i["rule"].startswith("view.transformation") for i in o["items"]):
+            # New transformation code also goes to the owners of the views it reads (a proposer picks the owner
+            # of a new view, not of the data its code sees).
+            for which in ("before", "after"):
+                info = state.info((o["kind"], o["name"]), which)
+                keys += [("feature_view", v) for v in getattr(info, "source_views", [])]
     if any(o["severity"] != Severity.SAFE for o in diff["objects"]):
         # Services reading a changed object sign off unless every change is safe (metadata, new fields).
         keys += [("feature_service", s) for s in diff["impact"]["services"]]

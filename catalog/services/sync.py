@@ -30,6 +30,7 @@ from catalog.exceptions import PortalError, UnknownProject
 from catalog.models import (
     AuditEvent,
     CatalogObject,
+    ChangeRequest,
     ExpectedChange,
     Feature,
     LineageEdge,
@@ -410,7 +411,12 @@ def _expected(keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str]
         return {}
     projects = {k[0] for k in keys}
     out: dict[tuple[str, str, str], list[ExpectedChange]] = {}
-    for ec in ExpectedChange.objects.filter(project_name__in=projects, consumed_at__isnull=True):
+    # A failed request wrote nothing (its apply is all or nothing): a change matching its hashes came from
+    # elsewhere (e.g. a manual `feast apply` repairing the registry) and is out-of-band.
+    pending = ExpectedChange.objects.filter(project_name__in=projects, consumed_at__isnull=True).exclude(
+        change_request__status=ChangeRequest.Status.FAILED
+    )
+    for ec in pending:
         out.setdefault((ec.project_name, ec.kind, ec.name), []).append(ec)
     return out
 

@@ -6,9 +6,14 @@ The worker:
    scope changed since the plan, the request becomes stale (re-plan, re-approve) and nothing is written;
 3. records the content hashes it is about to write (ExpectedChange), so the catalog sync marks the new
    versions as this request's, not out-of-band;
-4. applies the stored protos with Feast's SDK (only the objects the request touches);
-5. reads the touched objects back, syncs the project's catalog and records the result. On failure it
-   reports, object by object, what the registry holds now (applied / not applied).
+4. applies the stored protos with Feast's SDK (only the objects the request touches), all or nothing: one
+   database transaction on a SQL registry, a new file renamed into place on a file registry;
+5. reads the touched objects back, syncs the project's catalog and records the result.
+
+After any failure (an error, or a worker that died: see change_requests_sweep) the request records, object
+by object, what the registry holds (applied / not applied) and which of the two possible states it is in:
+"unchanged" (the request becomes failed, and its expected hashes are dropped: the sync never credits a
+failed request) or "fully applied" (the write committed before the failure: the request is applied).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import feast_gateway as gateway
-from catalog.exceptions import NotPermitted, PortalError
+from catalog.exceptions import NotPermitted, PortalError, RegistryUnavailable
 from catalog.models import ChangeRequest, ExpectedChange, Project
 from catalog.notifications import notify
 from catalog.services.audit import audit_record
@@ -35,6 +40,9 @@ from jobs.services.core import job_run_log, job_run_progress, job_run_queue
 
 logger = logging.getLogger(__name__)
 CR = ChangeRequest.Status
+# What an apply left in the registry (apply_result["registry"]): its write is all or nothing.
+UNCHANGED = "unchanged"
+FULLY_APPLIED = "fully applied"
 
 
 def change_request_apply_start(*, cr: ChangeRequest, actor: Any, trigger: str = "button") -> JobRun:
@@ -94,14 +102,16 @@ def _release_lock(project: Project, token: str) -> None:
     Project.objects.filter(pk=project.pk, apply_lock_token=token).update(apply_locked_until=None, apply_lock_token="")
 
 
-def _finish(cr: ChangeRequest, status: str, result: dict[str, Any], *, stale_reason: str = "") -> None:
+def _finish(cr: ChangeRequest, status: str, result: dict[str, Any], *, stale_reason: str = "") -> bool:
+    """Applying → `status` (a conditional UPDATE: False if someone else finished it first)."""
     fields: dict[str, Any] = {"status": status, "apply_result": result, "updated_at": timezone.now()}
     if status == CR.APPLIED:
         fields["applied_at"] = timezone.now()
     if stale_reason:
         fields["stale_reason"] = stale_reason
-    ChangeRequest.objects.filter(pk=cr.pk, status=CR.APPLYING).update(**fields)
+    moved = ChangeRequest.objects.filter(pk=cr.pk, status=CR.APPLYING).update(**fields)
     cr.refresh_from_db()
+    return bool(moved)
 
 
 def _what_registry_holds(
@@ -131,17 +141,21 @@ def change_request_apply_run(run: JobRun) -> dict[str, Any]:
         return {"_failed": True, "error": f"CR-{cr.pk} is {cr.status} (revision {cr.revision}); nothing applied"}
     project = cr.project
     token = uuid.uuid4().hex
-    started = time.monotonic()
+    started, begun = time.monotonic(), timezone.now()
     if not _take_lock(project, token):
         busy = {"error": f"another apply holds project {project.name}'s lock; try again when it finishes"}
         _finish(cr, CR.APPROVED, busy)
         return {"_failed": True, **busy}
     try:
         return _apply_locked(run, cr, token, started)
-    except Exception as exc:  # before anything was written (the registry unreachable, a bad config...)
-        logger.exception("apply of CR-%s failed before writing", cr.pk)
+    except Exception as exc:
+        logger.exception("apply of CR-%s failed", cr.pk)
+        if ExpectedChange.objects.filter(change_request=cr, created_at__gte=begun).exists():  # it got to the write
+            return _failed(run, cr, Proposal.from_json(cr.proposal), governed_repo(project), exc)
+        # before anything was written (the registry unreachable, a bad config...)
         result: dict[str, Any] = {
             "error": f"{type(exc).__name__}: {exc}"[:2000],
+            "registry": UNCHANGED,
             "applied": [],
             "not_applied": cr.plan_keys(),
         }
@@ -194,7 +208,12 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
         logger.exception("apply of CR-%s failed", cr.pk)
         return _failed(run, cr, proposal, repo, exc)
     apply_seconds = time.monotonic() - started
-    applied, not_applied, hashes = _what_registry_holds(repo, project.name, proposal)
+    try:
+        applied, not_applied, hashes = _what_registry_holds(repo, project.name, proposal)
+    except PortalError as exc:  # the write committed (all of it): only the read-back failed
+        logger.warning("CR-%s applied, but reading it back failed: %s", cr.pk, exc)
+        applied, not_applied, hashes = [f"{k[0]}:{k[1]}" for k in sorted(proposal.keys)], [], {}
+        job_run_log(run=run, line=f"applied; reading the registry back failed: {exc}")
     normalised = []
     for key, actual in hashes.items():
         if key in proposal.upserts and actual and actual != gateway.content_hash(proposal.upserts[key]):
@@ -213,6 +232,7 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
     # sync consumes the ExpectedChange rows above, so the new versions link to this request, in-band.
     sync_job = _catalog_sync(cr)
     result = {
+        "registry": FULLY_APPLIED,
         "applied": applied,
         "normalised_by_feast": normalised,
         "not_applied": [n for n in not_applied if n not in normalised],
@@ -241,23 +261,55 @@ def _failed(
 ) -> dict[str, Any]:
     error = f"{type(exc).__name__}: {exc}"[:2000]
     try:
-        applied, not_applied, _ = _what_registry_holds(repo, cr.project.name, proposal)
-        holds: dict[str, Any] = {"applied": applied, "not_applied": not_applied}
+        holds = _registry_outcome(repo, cr, proposal)
     except PortalError as read_error:
         holds = {"applied": [], "not_applied": [], "registry_unreadable": str(read_error)}
-    # What did reach the registry is this request's (in-band); what did not must not vouch for later changes.
-    ExpectedChange.objects.filter(change_request=cr, consumed_at__isnull=True).exclude(
-        name__in=[a.split(":", 1)[1] for a in holds["applied"]]
-    ).delete()
-    result = {"error": error, **holds}
-    if holds["applied"]:
+    return _settle(cr, {"error": error, **holds}, job_run_id=run.pk)
+
+
+def _registry_outcome(repo: gateway.RepoRef, cr: ChangeRequest, proposal: Proposal) -> dict[str, Any]:
+    """What the registry holds of the request: per object (applied / not applied) and as a whole
+    (unchanged since the plan, fully applied, or neither: changed by someone else)."""
+    from catalog.services.planning import current_fingerprint
+
+    applied, not_applied, _ = _what_registry_holds(repo, cr.project.name, proposal)
+    if not not_applied:
+        state = FULLY_APPLIED
+    else:
+        scope = [(str(k[0]), str(k[1])) for k in cr.plan.get("scope", [])]
+        unchanged = current_fingerprint(repo, cr.project.name, scope) == cr.base_fingerprint
+        state = UNCHANGED if unchanged else "changed outside this request"
+    return {"registry": state, "applied": applied, "not_applied": not_applied}
+
+
+def _settle(cr: ChangeRequest, result: dict[str, Any], *, job_run_id: int | None) -> dict[str, Any]:
+    """Finish an apply that ended without a clean result (an error, or a dead worker) from what the registry
+    holds: fully applied means the write committed, so the request is applied; anything else is failed."""
+    if result.get("registry") == FULLY_APPLIED:
         result["catalog_sync_job"] = _catalog_sync(cr)
-    _finish(cr, CR.FAILED, result)
-    audit_record(actor=None, action="change_request.apply_failed", obj=cr, after=result, job_run_id=run.pk)
+        if not _finish(cr, CR.APPLIED, result):
+            return result
+        audit_record(actor=None, action="change_request.applied", obj=cr, after=result, job_run_id=job_run_id)
+        notify(
+            "change_request.applied",
+            f"CR-{cr.pk} applied: {cr.title}",
+            {"project": cr.project.name, "objects": ", ".join(result["applied"])[:500], "severity": cr.severity},
+        )
+        return result
+    # Nothing this request wrote is in the registry (the write is all or nothing), so no later change to these
+    # objects may be credited to it: the sync must flag them out-of-band.
+    if not _finish(cr, CR.FAILED, result):
+        return {"_failed": True, **result}
+    ExpectedChange.objects.filter(change_request=cr, consumed_at__isnull=True).delete()
+    audit_record(actor=None, action="change_request.apply_failed", obj=cr, after=result, job_run_id=job_run_id)
     notify(
         "change_request.failed",
         f"CR-{cr.pk} failed to apply: {cr.title}",
-        {"project": cr.project.name, "error": error[:500], "applied": ", ".join(holds["applied"]) or "nothing"},
+        {
+            "project": cr.project.name,
+            "error": str(result.get("error", ""))[:500],
+            "registry": str(result.get("registry", "unknown")),
+        },
     )
     return {"_failed": True, **result}
 
@@ -275,17 +327,23 @@ def _catalog_sync(cr: ChangeRequest) -> int | None:
 
 
 def change_requests_sweep() -> int:
-    """Requests left applying by a dead apply worker become failed (their job was failed by the sweeper)."""
-    stuck = ChangeRequest.objects.filter(status=CR.APPLYING, apply_job_id__isnull=False)
-    failed = 0
+    """Requests left applying by a dead apply worker (their job was failed by the sweeper) are settled from
+    what the registry holds: applied if the write committed, else failed, with what was and was not written."""
+    stuck = ChangeRequest.objects.filter(status=CR.APPLYING, apply_job_id__isnull=False).select_related("project")
+    settled = 0
     for cr in stuck:
         job = JobRun.objects.filter(pk=int(cr.apply_job_id or 0)).values_list("status", flat=True).first()
-        if job in JobRun.TERMINAL:
-            failed += ChangeRequest.objects.filter(pk=cr.pk, status=CR.APPLYING).update(
-                status=CR.FAILED,
-                apply_result={
-                    "error": "the apply job ended without finishing (worker died); re-plan to see the registry"
-                },
-                updated_at=timezone.now(),
-            )
-    return failed
+        if job not in JobRun.TERMINAL:
+            continue
+        proposal = Proposal.from_json(cr.proposal)
+        error = "the apply job ended without finishing (its worker died)"
+        try:
+            holds = _registry_outcome(governed_repo(cr.project), cr, proposal)
+        except RegistryUnavailable as exc:  # say what was written once the registry answers: the next sweep
+            logger.warning("CR-%s: its apply worker died and the registry is unreachable: %s", cr.pk, exc)
+            continue
+        except PortalError as exc:
+            holds = {"applied": [], "not_applied": [], "registry_unreadable": str(exc)}
+        _settle(cr, {"error": error, **holds}, job_run_id=cr.apply_job_id)
+        settled += 1
+    return settled

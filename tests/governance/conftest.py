@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -11,6 +14,7 @@ from catalog import feast_gateway
 from catalog.models import CatalogObject, ChangeRequest, ModelConsumer, Project, Team
 from catalog.services.sync import registry_sync
 from jobs.models import JobRun
+from tests.governance.hostile_cases import EscapeTargets, planted_escape_targets
 from tests.jobs.conftest import webhook  # noqa: F401  (a real HTTP receiver for notifications)
 
 PROJECT = "employee_attrition"
@@ -23,6 +27,13 @@ def make_user(username: str, *roles: str, teams: tuple[str, ...] = ()) -> User:
     for team in teams:
         user.teams.add(Team.objects.get_or_create(name=team)[0])
     return user
+
+
+@pytest.fixture
+def escape_targets(settings: Any) -> Iterator[EscapeTargets]:
+    """A planted secret in the portal's var/ directory and a fresh token for the files escapes try to write."""
+    with planted_escape_targets(Path(settings.VAR_DIR), Path(settings.BASE_DIR)) as targets:
+        yield targets
 
 
 @pytest.fixture

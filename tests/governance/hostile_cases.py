@@ -15,13 +15,18 @@ Builders are cheap: the 1 GB archive is a 1 MB zip bomb assembled from one preco
 from __future__ import annotations
 
 import io
+import os
+import secrets
+import site
 import stat
 import struct
+import sys
 import tarfile
 import textwrap
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -428,7 +433,7 @@ HOSTILE_CASES: list[HostileCase] = [
         "huge_file_native",
         defs(
             "import pyarrow as pa\n"
-            "out = pa.OSFile('huge.bin', 'wb')\n"
+            "out = pa.OSFile('/tmp/huge.bin', 'wb')\n"
             "for _ in range(200):\n"
             "    out.write(bytes(1024 * 1024))\n",
             base=False,
@@ -474,3 +479,314 @@ HOSTILE_CASES: list[HostileCase] = [
         "ModuleNotFoundError in features.py line 6: No module named 'module_after_the_flood'",
     ),
 ]
+
+
+# --- Escapes: definitions that try to get out of the sandbox -----------------------------------------
+#
+# Each escape case is a definitions file that tries to read a known secret file (planted by the test in the
+# portal's var/ directory), to write outside its folder and to leave code for a later process. It catches
+# every failure, records what each attempt got and puts that record where a proposer would read it: an
+# entity's description (the plan), stdout and stderr (the portal's logs) and, for some, the error message.
+# The test then checks that the secret's content appears in none of them and that no file appeared anywhere
+# but in the sandbox's fresh temporary directory.
+
+
+@dataclass(frozen=True)
+class EscapeTargets:
+    """What an attacker would aim at on this machine (the test plants the secret, named with a fresh token)."""
+
+    secret: Path  # a secret file of the portal's (mode 0600), like var/secret_key or var/demo-credentials.txt
+    token: str  # in the name of every file the escape writes: none may appear anywhere on the host
+    var_dir: Path
+    base_dir: Path
+    site_packages: list[str]  # the portal's virtualenv: a .pth there runs in every later Python process
+
+
+@dataclass(frozen=True)
+class EscapeCase:
+    id: str
+    attempts: str  # the body: calls attempt(name, action) (see ESCAPE_PREAMBLE for the helpers)
+    via_error: bool = False  # also raise the record as the error, so it lands in the refusal message
+
+
+ESCAPE_PREAMBLE = textwrap.dedent(
+    """\
+    import json
+    import os
+    import sys
+
+    from feast import Entity
+
+    SECRET = {secret!r}
+    TOKEN = {token!r}
+    VAR_DIR = {var_dir!r}
+    BASE_DIR = {base_dir!r}
+    SITE_PACKAGES = {site_packages!r}
+    PTH = "import os; open('/tmp/" + TOKEN + "-pth-ran', 'w').write('x')\\n"
+    results = {{}}
+
+
+    def attempt(name, action):
+        try:
+            results[name] = "ok: " + repr(action())[:2000]
+        except BaseException as exc:  # everything, so one refusal does not stop the next attempt
+            results[name] = (type(exc).__name__ + ": " + str(exc))[:300]
+
+
+    def read(path):
+        with open(path, "rb") as file:
+            return file.read()
+
+
+    def write(path, text="x"):
+        with open(path, "w") as file:
+            file.write(text)
+        return path
+
+
+    def os_read(path):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return os.read(fd, 65536)
+        finally:
+            os.close(fd)
+
+
+    def os_write(path, text="x"):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        return path
+
+
+    def everything(read, write):
+        \"\"\"Every target, with the given read and write functions.\"\"\"
+        attempt("read_secret", lambda: read(SECRET))
+        attempt("read_var_credentials", lambda: read(VAR_DIR + "/demo-credentials.txt"))
+        attempt("read_portal_settings", lambda: read(BASE_DIR + "/portal/settings.py"))
+        attempt("list_var", lambda: os.listdir(VAR_DIR))
+        attempt("read_parent_environ", lambda: read("/proc/" + str(os.getppid()) + "/environ"))
+        attempt("read_self_environ", lambda: read("/proc/self/environ"))
+        attempt("read_secret_via_proc_root", lambda: read("/proc/self/root" + SECRET))
+        attempt("write_tmp", lambda: write("/tmp/" + TOKEN + "-escape"))
+        attempt("write_var", lambda: write(VAR_DIR + "/" + TOKEN + "-escape"))
+        attempt("write_base", lambda: write(BASE_DIR + "/" + TOKEN + "_escape.py"))
+        for i, site_dir in enumerate(SITE_PACKAGES):
+            attempt(f"pth_drop_{{i}}", lambda: write(site_dir + "/" + TOKEN + ".pth", PTH))
+        attempt("write_venv_bin", lambda: write(sys.prefix + "/bin/" + TOKEN))
+
+
+    def realpath_always_allowed():
+        \"\"\"The escape from the report: realpath answers the sandbox's own result path (sys.argv[2]), which the
+        audit hook allows to be read and written. Returns a function that undoes it.\"\"\"
+        import posixpath
+
+        saved = posixpath.realpath.__code__
+
+        def fake(filename, *, strict=False):
+            import sys
+
+            return sys.argv[2]
+
+        posixpath.realpath.__code__ = fake.__code__
+
+        def restore():
+            posixpath.realpath.__code__ = saved
+
+        return restore
+
+
+    """
+)
+
+ESCAPE_EPILOGUE = textwrap.dedent(
+    """\
+
+    record = json.dumps(results, sort_keys=True)
+    print(record)
+    print(record, file=sys.stderr)
+    escape_report = Entity(name="escape_report", join_keys=["escape_id"], description=record)
+    """
+)
+
+ESCAPE_CASES: list[EscapeCase] = [
+    EscapeCase(
+        # The report's escape: realpath patched through __code__, everything read and written, then restored.
+        "realpath_code_swap",
+        "restore = realpath_always_allowed()\ntry:\n    everything(read, write)\nfinally:\n    restore()\n",
+    ),
+    EscapeCase(
+        "realpath_code_swap_reported_as_error",
+        "restore = realpath_always_allowed()\ntry:\n    everything(read, write)\nfinally:\n    restore()\n",
+        via_error=True,
+    ),
+    EscapeCase(
+        "patch_os_module",
+        "import posixpath\n"
+        "os.path.realpath = posixpath.realpath = lambda p, **k: sys.argv[2]\n"
+        "os.fspath = lambda p: sys.argv[2] if False else p\n"
+        "everything(os_read, os_write)\n",
+    ),
+    EscapeCase(
+        "patch_builtins_and_io_open",
+        "import builtins\nimport io\nimport _io\n"
+        "restore = realpath_always_allowed()\n"
+        "saved = builtins.open\n"
+        "builtins.open = io.open = lambda path, mode='r', *a, **k: _io.FileIO(path, mode.replace('t', ''))\n"
+        "try:\n    everything(read, lambda path, text='x': write(path, text.encode()))\n"
+        "finally:\n    restore()\n    builtins.open = io.open = saved\n",
+    ),
+    EscapeCase(
+        "ctypes_libc",
+        "import ctypes\n"
+        "def libc_read(path):\n"
+        "    libc = ctypes.CDLL(None)\n"
+        "    fd = libc.open(path.encode(), 0)\n"
+        "    buf = ctypes.create_string_buffer(65536)\n"
+        "    return buf.raw[: libc.read(fd, buf, 65536)]\n"
+        "def libc_write(path, text='x'):\n"
+        "    libc = ctypes.CDLL(None)\n"
+        "    fd = libc.open(path.encode(), 0o1101, 0o644)\n"
+        "    libc.write(fd, text.encode(), len(text))\n"
+        "    return path\n"
+        "everything(libc_read, libc_write)\n",
+    ),
+    EscapeCase(
+        # Native code opens files without raising audit events at all: no Python trick is even needed.
+        "native_file_access",
+        "import pyarrow as pa\n"
+        "def native_read(path):\n"
+        "    with pa.OSFile(path, 'rb') as f:\n"
+        "        return f.read()\n"
+        "def native_write(path, text='x'):\n"
+        "    with pa.OSFile(path, 'wb') as f:\n"
+        "        f.write(text.encode())\n"
+        "    return path\n"
+        "everything(native_read, native_write)\n",
+        via_error=True,
+    ),
+    EscapeCase(
+        "proc_self",
+        "restore = realpath_always_allowed()\n"
+        "try:\n"
+        "    for name in ('environ', 'cmdline', 'mounts', 'maps', 'status'):\n"
+        "        attempt('proc_self_' + name, lambda: read('/proc/self/' + name))\n"
+        "    attempt('proc_1_environ', lambda: read('/proc/1/environ'))\n"
+        "    attempt('list_proc', lambda: os.listdir('/proc'))\n"
+        "    attempt('proc_root_secret', lambda: read('/proc/1/root' + SECRET))\n"
+        "finally:\n"
+        "    restore()\n",
+    ),
+    EscapeCase(
+        "tmp_and_site_packages_writes",
+        "import tempfile\n"
+        "restore = realpath_always_allowed()\n"
+        "try:\n"
+        "    attempt('mkstemp', lambda: tempfile.mkstemp(prefix=TOKEN))\n"
+        "    attempt('mkdir_tmp', lambda: os.mkdir('/tmp/' + TOKEN + '-dir'))\n"
+        "    attempt('os_write_tmp', lambda: os_write('/tmp/' + TOKEN + '-os'))\n"
+        "    for i, site_dir in enumerate(SITE_PACKAGES):\n"
+        "        attempt(f'os_pth_{i}', lambda: os_write(site_dir + '/' + TOKEN + '-os.pth', PTH))\n"
+        "        attempt(f'usercustomize_{i}', lambda: write(site_dir + '/usercustomize.py', PTH))\n"
+        "    attempt('sitecustomize_stdlib', lambda: write(os.path.dirname(os.__file__) + '/sitecustomize.py', PTH))\n"
+        "finally:\n"
+        "    restore()\n",
+    ),
+]
+
+
+def escape_upload(case: EscapeCase, targets: EscapeTargets) -> tuple[bytes, str]:
+    """The escape case as an upload: one definitions file that also declares a valid entity (the report)."""
+    preamble = ESCAPE_PREAMBLE.format(
+        secret=str(targets.secret),
+        token=targets.token,
+        var_dir=str(targets.var_dir),
+        base_dir=str(targets.base_dir),
+        site_packages=list(targets.site_packages),
+    )
+    code = preamble + case.attempts + ESCAPE_EPILOGUE
+    if case.via_error:
+        code += "raise RuntimeError(record)\n"
+    return zip_bytes({"escape.py": code}), f"{case.id}.zip"
+
+
+@contextmanager
+def planted_escape_targets(var_dir: Path, base_dir: Path) -> Iterator[EscapeTargets]:
+    """A secret file of the portal's (0600, in its var/ directory) with fresh content, and a fresh token that
+    names every file the escapes try to write. Removes anything named with the token afterwards, so a failing
+    test never leaves a .pth behind."""
+    token = f"escape{secrets.token_hex(6)}"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    secret = var_dir / f"secret_key-{secrets.token_hex(4)}"  # not named with the token: it is no leftover
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, f"portal-secret-{secrets.token_hex(16)}".encode())
+    os.close(fd)
+    targets = EscapeTargets(
+        secret=secret, token=token, var_dir=var_dir, base_dir=base_dir, site_packages=list(site.getsitepackages())
+    )
+    customize = customize_files(targets)
+    try:
+        yield targets
+    finally:
+        secret.unlink()
+        for path in [*leftovers(targets), *(customize_files(targets) - customize)]:
+            path.unlink()
+
+
+def customize_files(targets: EscapeTargets) -> set[Path]:
+    """sitecustomize/usercustomize modules: they run in every later Python process, like a .pth."""
+    stdlib = Path(os.__file__).parent
+    candidates = [stdlib / "sitecustomize.py", *(Path(d) / "usercustomize.py" for d in targets.site_packages)]
+    return {p for p in candidates if p.exists()}
+
+
+def leftovers(targets: EscapeTargets) -> list[Path]:
+    """Files named with the token anywhere an escape aimed: the host's /tmp, var/, the portal's directory,
+    site-packages, the virtualenv's bin/. (The sandbox's own temporary directory is removed by then.)"""
+    found: list[Path] = []
+    shallow = [Path("/tmp"), targets.base_dir, Path(sys.prefix) / "bin", *map(Path, targets.site_packages)]
+    for directory in shallow:
+        found += [p for p in directory.iterdir() if targets.token in p.name]
+    for directory, dirs, files in os.walk(targets.var_dir):
+        found += [Path(directory) / n for n in [*dirs, *files] if targets.token in n]
+    return found
+
+
+# --- A pickled UDF that is not its source text --------------------------------------------------------------
+#
+# The report's second attack: the demo's on-demand view, whose shown source reads a module constant as a
+# default (so the text fails when Feast runs it alone), and whose function is replaced before Feast pickles it
+# by an object whose unpickling runs a payload. Feast 0.67 falls back to unpickling when the text fails.
+
+_DEMO_UDF_HEADER = "def employee_risk_signals(inputs: pd.DataFrame) -> pd.DataFrame:\n"
+_DEMO_UDF_LINE = '    out["review_overdue"] = (inputs["months_since_last_review"] > 12).astype("int64")\n'
+
+
+def udf_swap_upload(marker: Path, *, text_runs_alone: bool) -> tuple[bytes, str]:
+    """The demo repo with employee_risk_signals changed and its pickled function swapped for a payload that
+    creates `marker` when unpickled. With text_runs_alone=False the shown source uses an undefined default."""
+    text = (Path(__file__).resolve().parents[2] / "feature_repo" / "features.py").read_text()
+    assert _DEMO_UDF_HEADER in text and _DEMO_UDF_LINE in text
+    if text_runs_alone:
+        text = text.replace(_DEMO_UDF_LINE, _DEMO_UDF_LINE.replace("> 12", "> 18"))
+    else:
+        header = _DEMO_UDF_HEADER.replace("pd.DataFrame) ->", "pd.DataFrame, scale=SCALE) ->")
+        decorator = "@on_demand_feature_view(\n"
+        assert text.count(decorator) == 1
+        text = text.replace(_DEMO_UDF_HEADER, header).replace(decorator, "SCALE = 1.0\n\n\n" + decorator)
+    text += textwrap.dedent(
+        f"""
+
+        class _Payload:
+            __name__ = "employee_risk_signals"
+
+            def __reduce__(self):
+                return (exec, ("open({str(marker)!r}, 'w').write('payload ran')",))
+
+
+        employee_risk_signals.feature_transformation.udf = _Payload()
+        """
+    )
+    return zip_bytes({"repo/features.py": text}), "udf_swap.zip"

@@ -17,9 +17,17 @@ from rest_framework.test import APIClient
 
 from catalog import feast_gateway
 from catalog.models import AuditEvent, ChangeRequest, Project, Team
+from catalog.services.planning import Proposal
 from catalog.services.tokens import api_token_create
-from tests.governance.conftest import PROJECT, wait_for
-from tests.governance.hostile_cases import ESCAPE_CASES, HOSTILE_CASES, EscapeTargets, escape_upload, leftovers
+from tests.governance.conftest import PROJECT, wait_for, wait_for_catalog
+from tests.governance.hostile_cases import (
+    ESCAPE_CASES,
+    HOSTILE_CASES,
+    EscapeTargets,
+    escape_upload,
+    leftovers,
+    udf_swap_upload,
+)
 
 RETYPE = {"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Int64"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -324,6 +332,67 @@ def test_the_sandbox_escape_shows_no_secret_anywhere(
     assert "escape_report" in shown["plan"]  # the attempts ran and their record was proposed
     assert [name for name, text in shown.items() if secret in text] == []
     assert leftovers(escape_targets) == []
+
+
+def _upload(client: APIClient, data: bytes, filename: str, title: str) -> Any:
+    upload = io.BytesIO(data)
+    upload.name = filename
+    return client.post(
+        "/api/v1/change-requests/",
+        {"project": PROJECT, "title": title, "archive": upload, "submit": "true"},
+        format="multipart",
+    )
+
+
+def test_a_swapped_pickled_udf_is_refused_or_stored_as_its_reviewed_source(
+    people: dict[str, User], synced: feast_gateway.RepoRef, celery_worker: Any, tmp_path: Path
+) -> None:
+    """The report's second attack, end to end: a source that does not run alone is refused at plan time; one
+    that does is classified risky, routed to the view's team, shown in full with its diff, and applied by the
+    real worker as that text alone: the payload pickled in its place never runs."""
+    marker = tmp_path / "payload-ran"
+    author = client_for(people["author"], "read", "propose")
+    refused = _upload(author, *udf_swap_upload(marker, text_runs_alone=False), "scaled risk signals")
+    assert refused.status_code == 400, refused.content[:500]
+    assert "does not run on its own (NameError: name 'SCALE' is not defined)" in refused.json()["error"]["message"]
+    assert not ChangeRequest.objects.exists()
+
+    response = _upload(author, *udf_swap_upload(marker, text_runs_alone=True), "review overdue after 18 months")
+    assert response.status_code == 201, response.content[:500]
+    cr = ChangeRequest.objects.get()
+    (view,) = [o for o in cr.plan["objects"] if o["name"] == "employee_risk_signals"]
+    assert view["severity"] == "risky"
+    assert ("view.transformation", "risky") in {(i["rule"], i["severity"]) for i in view["items"]}
+    assert "people-analytics" in {t["name"] for t in cr.required_teams}
+    diff = view["transformation"]["diff"]
+    assert '-    out["review_overdue"] = (inputs["months_since_last_review"] > 12)' in diff
+    assert '+    out["review_overdue"] = (inputs["months_since_last_review"] > 18)' in diff
+    stored = Proposal.from_json(cr.proposal).upserts[("feature_view", "employee_risk_signals")]
+    message = stored.message()
+    udfs = [message.spec.feature_transformation.user_defined_function, message.spec.user_defined_function]
+    assert all(u.body == b"" for u in udfs) and "> 18" in udfs[0].body_text
+    page = Client()
+    page.force_login(people["approver1"])
+    html = page.get(reverse("catalog:change_request_detail", args=[cr.pk])).content.decode()
+    assert "Transformation source" in html
+    assert "def employee_risk_signals(inputs: pd.DataFrame) -&gt; pd.DataFrame:" in html  # the full source
+    assert "+    out[&quot;review_overdue&quot;] = (inputs[&quot;months_since_last_review&quot;] &gt; 18)" in html
+
+    approver = client_for(people["approver1"], "read", "approve")
+    assert approver.post(f"/api/v1/change-requests/{cr.pk}/approve/", {}, format="json").status_code == 200
+    operator = client_for(people["operator"], "read", "operate")
+    assert operator.post(f"/api/v1/change-requests/{cr.pk}/apply/").status_code == 202
+    cr = wait_for(cr, "applied", "failed", "stale")
+    assert cr.status == "applied", cr.apply_result
+    wait_for_catalog(cr)
+    live = feast_gateway.project_protos(synced, PROJECT, [("feature_view", "employee_risk_signals")])
+    live_udf = live[("feature_view", "employee_risk_signals")].message().spec.feature_transformation
+    # Feast's apply rebuilt the function from the reviewed text (nothing to unpickle) and pickled that anew.
+    assert "> 18" in live_udf.user_defined_function.body_text
+    assert b"payload ran" not in live_udf.user_defined_function.body
+    obj_page = page.get(f"/projects/{PROJECT}/feature-views/employee_risk_signals/").content.decode()
+    assert "Transformation" in obj_page and "&gt; 18" in obj_page
+    assert not marker.exists()
 
 
 def test_the_suite_covers_the_issues_list() -> None:

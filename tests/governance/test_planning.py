@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from catalog.services.change_requests import change_request_create
 from tests.governance.conftest import PROJECT, register_model
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def create(author: User, *edits: dict[str, Any], title: str = "change") -> ChangeRequest:
@@ -238,3 +242,43 @@ def test_a_pinned_contract_that_would_stop_matching_is_named(people: dict[str, U
         {"op": "set_metadata", "kind": "feature_service", "name": "attrition_model_v1", "description": "v1"},
     )
     assert safe.severity == "safe"
+
+
+NEW_ODFV = """
+import pandas as pd
+from feast import Field
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Float64
+
+from features import employee_features
+
+
+@on_demand_feature_view(
+    sources=[employee_features],
+    schema=[Field(name="tenure_years", dtype=Float64)],
+    mode="pandas",
+    owner="hr-platform@example.com",
+    tags={"team": "hr-data-platform"},
+)
+def tenure_years(inputs: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"tenure_years": inputs["tenure"] / 12})
+"""
+
+
+def test_a_new_transformation_is_risky_and_goes_to_the_owners_of_what_it_reads(people: dict[str, User]) -> None:
+    """New code is never "safe", and the proposer's choice of owner does not decide who reviews it: the team
+    owning the view it reads signs off too."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("features.py", (ROOT / "feature_repo" / "features.py").read_text())
+        zf.writestr("tenure.py", NEW_ODFV)
+    cr = change_request_create(
+        actor=people["author"], project=PROJECT, title="tenure in years", upload=(archive.getvalue(), "repo.zip")
+    )
+    assert rules(cr, "tenure_years") == {"view.transformation_added": "risky"}
+    assert cr.severity == "risky"
+    assert [t["name"] for t in cr.required_teams] == ["hr-data-platform", "people-analytics"]
+    (view,) = [o for o in cr.plan["objects"] if o["name"] == "tenure_years"]
+    assert view["transformation"]["before"] == ""
+    assert 'return pd.DataFrame({"tenure_years": inputs["tenure"] / 12})' in view["transformation"]["after"]
+    assert "+def tenure_years(inputs: pd.DataFrame) -> pd.DataFrame:" in view["transformation"]["diff"]

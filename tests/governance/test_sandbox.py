@@ -14,6 +14,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -23,12 +24,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from catalog import feast_gateway
-from catalog.exceptions import InvalidInput, UploadRejected
+from catalog.exceptions import InvalidInput, UploadRejected, UploadSandboxUnavailable
 from catalog.feast_gateway import sandbox, upload_archive
 from catalog.feast_gateway.sandbox import ParsedRepo
-from tests.governance.hostile_cases import BASE, HOSTILE_CASES, HostileCase, tar_bytes, zip_bytes
+from portal.preflight import upload_isolation
+from tests.governance.hostile_cases import (
+    BASE,
+    ESCAPE_CASES,
+    HOSTILE_CASES,
+    EscapeTargets,
+    HostileCase,
+    customize_files,
+    escape_upload,
+    leftovers,
+    tar_bytes,
+    udf_swap_upload,
+    zip_bytes,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "upload_project"
@@ -64,6 +79,19 @@ def test_the_case_list() -> None:
     assert len(ids) == len(set(ids))
     assert len(HOSTILE_CASES) >= 22
     assert {c.stage for c in HOSTILE_CASES} == {"archive", "extract", "parse"}
+    escapes = {c.id for c in ESCAPE_CASES}
+    assert len(escapes) == len(ESCAPE_CASES)
+    # The issue's list: the realpath escape, patching os / posixpath / builtins.open / io.open, ctypes,
+    # /proc/self, native file access, writes to /tmp and site-packages and a .pth drop (in every case).
+    assert {
+        "realpath_code_swap",
+        "patch_os_module",
+        "patch_builtins_and_io_open",
+        "ctypes_libc",
+        "native_file_access",
+        "proc_self",
+        "tmp_and_site_packages_writes",
+    } <= escapes
     assert issubclass(UploadRejected, InvalidInput)
 
 
@@ -469,4 +497,212 @@ def test_definitions_are_checked_again_on_the_portal_side(
     monkeypatch.setattr(sandbox, "_run_worker", forged)
     with pytest.raises(UploadRejected, match="parsing produced an unreadable result"):
         sandbox._parse_upload(zip_bytes({"features.py": BASE}), filename="x.zip", project=PROJECT, limits=limits)
+    assert not list(scratch_tmp.iterdir())
+
+
+# --- Escapes: the operating system is the boundary -------------------------------------------------
+
+
+def _everything_shown(outcome: Any, caplog: pytest.LogCaptureFixture) -> str:
+    """All a proposer or an operator could read of one upload: the objects (plan input), warnings, the refusal
+    message, and the portal's logs (the worker's output is logged when it ends without a result)."""
+    parts = [caplog.text]
+    if isinstance(outcome, ParsedRepo):
+        parts += [repr(outcome.warnings), repr(outcome.files)]
+        parts += [o.proto.decode("utf-8", "replace") for o in outcome.objects]
+    else:
+        parts.append(repr(outcome))
+    return "\n".join(parts)
+
+
+def _report(outcome: Any) -> dict[str, str]:
+    return dict(json.loads(_proto(outcome, "entity", "escape_report").spec.description))
+
+
+def test_escapes_are_stopped_by_the_operating_system(
+    subtests: pytest.Subtests,
+    escape_targets: EscapeTargets,
+    scratch_tmp: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The report's escape (realpath patched so the audit hook allows everything) and its variants: whatever the
+    hook lets through, the jail shows no secret, no portal directory, no /proc, and keeps every write inside."""
+    caplog.set_level("INFO")
+    secret = escape_targets.secret.read_text()
+    limits = sandbox._Limits.from_settings()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {
+            case.id: pool.submit(_outcome, *escape_upload(case, escape_targets), limits) for case in ESCAPE_CASES
+        }
+    outcomes = {key: future.result()[0] for key, future in futures.items()}
+    # A later Python process of the portal's: a .pth or customize module dropped by an escape would run here.
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    for case in ESCAPE_CASES:
+        with subtests.test(msg=case.id):
+            outcome = outcomes[case.id]
+            assert secret not in _everything_shown(outcome, caplog)
+            if case.via_error:
+                assert isinstance(outcome, UploadRejected), outcome
+                assert "RuntimeError in escape.py" in str(outcome)
+            else:
+                assert isinstance(outcome, ParsedRepo), outcome
+                report = _report(outcome)
+                assert report, "the escape attempts did not run"
+                got = {name: r for name, r in report.items() if r.startswith("ok") and escape_targets.token not in r}
+                # A write may succeed inside the jail (its private /tmp); a read never finds anything of the host.
+                assert not got or all("/tmp/" in r for r in got.values()), got
+    with subtests.test(msg="nothing written outside the sandbox"):
+        assert leftovers(escape_targets) == []
+        assert not Path(f"/tmp/{escape_targets.token}-pth-ran").exists()
+        assert customize_files(escape_targets) == set()
+        assert not list(scratch_tmp.iterdir()), "a temporary directory was left behind"
+
+
+def test_the_realpath_escape_gets_past_the_audit_hook_but_not_the_jail(
+    escape_targets: EscapeTargets, scratch_tmp: Path
+) -> None:
+    """The audit hook is a second layer only: the report's trick still defeats it (a write to /tmp succeeds),
+    and what it reaches is the jail's private /tmp, gone with the sandbox."""
+    case = next(c for c in ESCAPE_CASES if c.id == "realpath_code_swap")
+    outcome, _ = _outcome(*escape_upload(case, escape_targets), sandbox._Limits.from_settings())
+    assert isinstance(outcome, ParsedRepo), outcome
+    report = _report(outcome)
+    assert report["write_tmp"] == repr(f"/tmp/{escape_targets.token}-escape").join(["ok: ", ""]), report
+    for name in ("read_secret", "read_var_credentials", "read_portal_settings", "read_parent_environ"):
+        assert report[name].startswith("FileNotFoundError"), (name, report[name])
+    for name in ("write_var", "write_base", "pth_drop_0", "write_venv_bin"):
+        assert report[name].startswith(("FileNotFoundError", "OSError", "PermissionError")), (name, report[name])
+    assert leftovers(escape_targets) == []
+
+
+# --- Where the jail cannot be built ---------------------------------------------------------------
+
+
+def test_isolation_is_checked_with_a_probe() -> None:
+    """The probe builds the real jail and checks what it sees: no portal directory, no secret, only lo."""
+    detail = sandbox.isolation_check()
+    assert "mount, PID, network, IPC and UTS namespaces" in detail
+    assert ("uid 65534" in detail) == (os.geteuid() == 0)
+
+
+def test_uploads_are_refused_where_the_jail_cannot_be_built(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scratch_tmp: Path
+) -> None:
+    """No util-linux `unshare` on the PATH: every upload is refused with the reason; no weaker sandbox runs."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(UploadSandboxUnavailable) as excinfo:
+        feast_gateway.parse_upload(zip_bytes({"features.py": BASE}), filename="x.zip", project=PROJECT)
+    message = str(excinfo.value)
+    assert "uploads are disabled: this machine cannot isolate uploaded code" in message
+    assert "the 'unshare' program (util-linux) is not installed" in message
+    assert excinfo.value.status_code == 503
+    assert not list(scratch_tmp.iterdir())
+
+
+@pytest.mark.django_db
+def test_readyz_and_preflight_say_whether_uploads_are_isolated(
+    client: Client, demo_repo: feast_gateway.RepoRef, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    body = client.get("/readyz").json()
+    assert body["checks"]["upload_sandbox"]["ok"] is True
+    assert "namespaces" in body["checks"]["upload_sandbox"]["detail"]
+    # preflight prints this (as "uploads: isolated (...)" or "warning: ..."); its database checks need the
+    # non-test database, so the function it calls is checked here.
+    assert upload_isolation() == (True, body["checks"]["upload_sandbox"]["detail"])
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 200, body  # the rest of the portal still serves
+    assert body["failing"] == []
+    sandbox_check = body["checks"]["upload_sandbox"]
+    assert sandbox_check["ok"] is False and sandbox_check["informational"] is True
+    assert "uploads are disabled" in sandbox_check["error"]
+    isolated, detail = upload_isolation()
+    assert not isolated and detail.startswith("uploads are disabled: this machine cannot isolate uploaded code")
+
+
+# --- Transformations: the source reviewers read is what is stored -------------------------------------------
+
+
+def _udfs(repo: ParsedRepo) -> list[Any]:
+    messages = []
+    for obj in repo.objects:
+        messages += sandbox._udf_messages(getattr(feast_gateway._feast(), obj.proto_type).FromString(obj.proto))
+    return messages
+
+
+def test_a_pickled_udf_that_is_not_its_source_is_never_stored(tmp_path: Path, scratch_tmp: Path) -> None:
+    """The report's swap: refused when the text does not run alone; stored without the pickle when it does.
+    Either way the payload never runs (not here, not in the jail's checks)."""
+    marker = tmp_path / "payload-ran"
+    limits = sandbox._Limits.from_settings()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failing = pool.submit(_outcome, *udf_swap_upload(marker, text_runs_alone=False), limits)
+        running = pool.submit(_outcome, *udf_swap_upload(marker, text_runs_alone=True), limits)
+    refused, stored = failing.result()[0], running.result()[0]
+    assert isinstance(refused, UploadRejected), refused
+    assert (
+        "the transformation 'employee_risk_signals' of feature view 'employee_risk_signals' does not run on its own "
+        "(NameError: name 'SCALE' is not defined)"
+    ) in str(refused)
+    assert isinstance(stored, ParsedRepo), stored
+    udfs = _udfs(stored)
+    assert udfs and all(u.body == b"" for u in udfs)
+    assert [u.view for u in stored.udfs] == ["employee_risk_signals"]
+    assert all('> 18).astype("int64")' in u.body_text for u in udfs)
+    assert not marker.exists()
+    # What Feast builds from the stored proto runs the reviewed text; the payload is nowhere to unpickle.
+    view = next(o for o in stored.objects if o.name == "employee_risk_signals")
+    from feast.on_demand_feature_view import OnDemandFeatureView  # Feast itself, as a feature server loads it
+
+    odfv = OnDemandFeatureView.from_proto(feast_gateway._feast().OnDemandFeatureView.FromString(view.proto))
+    assert odfv.feature_transformation.udf.__name__ == "employee_risk_signals"
+    assert not marker.exists()
+    assert not list(scratch_tmp.iterdir())
+
+
+_DOUBLED = """\
+import pandas as pd
+from feast import RequestSource
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Float64
+
+request = RequestSource(name="req", schema=[Field(name="x", dtype=Float64)])
+
+
+@on_demand_feature_view(sources=[request], schema=[Field(name="y", dtype=Float64)], mode="pandas")
+def doubled(inputs: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"y": inputs["x"] * 2})
+
+
+doubled.feature_transformation.udf_string = UDF_STRING
+"""
+
+
+@pytest.mark.parametrize(
+    ("udf_string", "message"),
+    [
+        # Only a pickle: nothing a reviewer could read.
+        ("", "feature view 'doubled' has a transformation without source text"),
+        # Code beside the function would run wherever Feast loads the view (the apply worker included).
+        (
+            "import os\ndef doubled(inputs):\n    return inputs\n",
+            "its source must be the definition of 'doubled' alone, with no other statement",
+        ),
+        (
+            "def doubled(inputs, pid=__import__('os').getpid()):\n    return inputs\n",
+            "a default value or an annotation runs code when the source is loaded",
+        ),
+        ("def other(inputs):\n    return inputs\n", "its source defines 'other', not 'doubled'"),
+    ],
+    ids=["no_source", "statement_beside", "default_runs_code", "other_name"],
+)
+def test_unreviewable_udfs_are_refused(udf_string: str, message: str, scratch_tmp: Path) -> None:
+    code = BASE + _DOUBLED.replace("UDF_STRING", repr(udf_string))
+    data = zip_bytes({"features.py": code})
+    with pytest.raises(UploadRejected) as excinfo:
+        sandbox._parse_upload(data, filename="x.zip", project=PROJECT, limits=sandbox._Limits.from_settings())
+    assert message in str(excinfo.value)
+    assert "invalid definitions: " in str(excinfo.value)
     assert not list(scratch_tmp.iterdir())

@@ -283,15 +283,18 @@ def test_a_failing_apply_reports_what_the_registry_holds(
     cr = approved(people, {"op": "delete", "kind": "feature_view", "name": "employee_activity"})
     assert [o["rule"] for o in cr.plan["objects"][0]["items"]] == ["view.removed"]
     # The online store is unreachable: Feast deletes the view from the registry, then fails deleting its
-    # online rows. The request must say exactly that.
+    # online rows. The deletion is rolled back with the rest of the apply, and the request says so.
+    before = feast_gateway.registry_fingerprint(synced)
     settings.FEAST_CONFIG_VARS = {**settings.FEAST_CONFIG_VARS, "FEAST_REDIS_CONNECTION_STRING": "127.0.0.1:1"}
     change_request_apply_start(cr=cr, actor=people["operator"])
     cr = wait_for(cr, "applied", "failed", "stale")
     assert cr.status == "failed"
     assert "Connection" in cr.apply_result["error"] or "connect" in cr.apply_result["error"]
-    still_there = feast_gateway.project_protos(synced, PROJECT, [("feature_view", "employee_activity")])
-    assert cr.apply_result["applied"] == ([] if still_there else ["feature_view:employee_activity"])
-    assert cr.apply_result["not_applied"] == (["feature_view:employee_activity"] if still_there else [])
+    assert feast_gateway.registry_fingerprint(synced) == before
+    assert feast_gateway.project_protos(synced, PROJECT, [("feature_view", "employee_activity")])
+    assert cr.apply_result["registry"] == "unchanged"
+    assert cr.apply_result["applied"] == []
+    assert cr.apply_result["not_applied"] == ["feature_view:employee_activity"]
 
 
 def test_a_registry_unreachable_at_apply_fails_cleanly(

@@ -1,14 +1,46 @@
-"""Fixtures for the jobs tests: a real HTTP server standing in for the Slack-compatible webhook."""
+"""Fixtures for the jobs tests: a real HTTP server standing in for the Slack-compatible webhook, and a
+Celery worker in its own process (one a test can SIGKILL)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_process(environ: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A real Celery worker (solo pool) in a subprocess with `environ`, consuming this test worker's queue."""
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("celery")),
+            "-A",
+            "portal",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            settings.CELERY_TASK_DEFAULT_QUEUE,
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 class Receiver(BaseHTTPRequestHandler):

@@ -1,4 +1,6 @@
-"""manage.py preflight [--create-databases]: check configuration; one line per problem, exit 2 on any."""
+"""manage.py preflight [--create-databases]: check configuration; one line per problem, exit 2 on any.
+
+Warnings (uploads disabled because this machine cannot isolate uploaded code) are printed but do not fail it."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from portal.preflight import check_configuration
+from portal.preflight import check_configuration, secret_file_warnings, upload_isolation
 
 
 class Command(BaseCommand):
@@ -25,3 +27,10 @@ class Command(BaseCommand):
         if problems:
             sys.exit(2)
         self.stdout.write(f"configuration ok (profile: {settings.PORTAL_PROFILE})")
+        for warning in secret_file_warnings():
+            self.stderr.write(f"warning: {warning}")
+        isolated, detail = upload_isolation()
+        if isolated:
+            self.stdout.write(f"uploads: isolated ({detail})")
+        else:
+            self.stderr.write(f"warning: {detail}")
