@@ -34,6 +34,7 @@ _T = TypeVar("_T")
 
 MB = 1024 * 1024
 
+# What is extracted for the parse; other files (data, notebooks, images) are skipped, listed and never extracted.
 ALLOWED_SUFFIXES = frozenset({".py", ".yaml", ".yml", ".md", ".txt", ".json", ".sql"})
 ALLOWED_NAMES = frozenset({".feastignore", ".gitignore"})  # .feastignore is read by Feast's parser
 COMPILED_SUFFIXES = frozenset({".pyc", ".pyo", ".pyd", ".so", ".dylib", ".dll"})
@@ -295,6 +296,7 @@ def _checked_members(archive: _Archive, limits: _Limits, warnings: list[str]) ->
         raise _rejected("the archive is empty")
     checked: list[_Checked] = []
     seen: set[str] = set()
+    skipped: list[str] = []
     ignored = 0
     declared = 0
     for member in archive.members:
@@ -318,8 +320,8 @@ def _checked_members(archive: _Archive, limits: _Limits, warnings: list[str]) ->
             if suffix in COMPILED_SUFFIXES:
                 raise _rejected(f"'{shown}' is compiled code, which cannot be reviewed (upload the .py source)")
             if suffix not in ALLOWED_SUFFIXES and parts[-1] not in ALLOWED_NAMES:
-                allowed = ", ".join(sorted(ALLOWED_SUFFIXES))
-                raise _rejected(f"'{shown}' is not an allowed file type (allowed: {allowed})")
+                skipped.append(path)  # data, notebooks, images...: Feast never imports them; never extracted
+                continue
             if suffix == ".py" and any("." in p for p in [*parts[:-1], parts[-1][: -len(".py")]]):
                 raise _rejected(f"'{shown}': a Python file cannot be imported from a name with a '.' in it")
             declared += member.size
@@ -328,6 +330,10 @@ def _checked_members(archive: _Archive, limits: _Limits, warnings: list[str]) ->
         checked.append(_Checked(path, member))
     if ignored:
         warnings.append(f"ignored {ignored} member(s) under __pycache__/ or __MACOSX/, or .DS_Store files")
+    if skipped:
+        listed = ", ".join(f"'{_display(p, 80)}'" for p in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        warnings.append(f"skipped {len(skipped)} file(s) Feast does not import (not extracted): {listed}{more}")
     tops = {c.path.split("/")[0] for c in checked}
     if len(tops) == 1 and all("/" in c.path or c.member.kind == "dir" for c in checked):
         # A zipped folder (`zip -r repo.zip feature_repo/`): `feast apply` runs inside it, so it is the repo root.

@@ -365,12 +365,6 @@ HOSTILE_CASES: list[HostileCase] = [
         stage="archive",
     ),
     HostileCase(
-        "disallowed_type",
-        lazy(lambda: zip_bytes({"features.py": _OK, "data/driver_stats.parquet": b"PAR1"}), "data.zip"),
-        "'data/driver_stats.parquet' is not an allowed file type",
-        stage="archive",
-    ),
-    HostileCase(
         "duplicate_member",
         lazy(lambda: tar_bytes({"features.py": _OK, "./features.py": "x = 2\n"}), "dup.tar"),
         "member 'features.py' appears twice",

@@ -184,6 +184,21 @@ def test_extraction_counts_bytes_whatever_the_header_says(tmp_path: Path) -> Non
     assert (tmp_path / "features.py").stat().st_size <= 1024 * 1024
 
 
+def test_files_feast_does_not_import_are_skipped_never_extracted(tmp_path: Path) -> None:
+    """A repo folder as teams zip it: data and notebooks beside the definitions are listed, not written."""
+    limits = sandbox._Limits(max_bytes=1 << 20, max_files=10, max_uncompressed=1 << 20, timeout=60, memory_mb=2048)
+    data = zip_bytes({"repo/features.py": BASE, "repo/data/x.parquet": b"PAR1", "repo/run.sh": "rm -rf /\n"})
+    warnings: list[str] = []
+    with upload_archive._open_archive(data, "repo.zip", limits) as archive:
+        members = upload_archive._checked_members(archive, limits, warnings)
+        written = upload_archive._extract(members, tmp_path, limits)
+    assert written == {"features.py"}
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["features.py"]
+    assert (
+        warnings[0] == "skipped 2 file(s) Feast does not import (not extracted): 'repo/data/x.parquet', 'repo/run.sh'"
+    )
+
+
 # --- Parsed in the subprocess ----------------------------------------------------------------------
 
 DEMO_OBJECTS = [
@@ -246,6 +261,9 @@ def check_demo(repo: ParsedRepo) -> None:
 NESTED: dict[str, bytes | str] = {
     "feature_repo/feature_store.yaml": "project: ignored\nregistry: data/registry.db\nprovider: local\n",
     "feature_repo/README.md": "# Drivers\n",
+    # What a team's repo folder holds besides definitions: skipped, listed, never extracted.
+    "feature_repo/data/driver_stats.parquet": b"PAR1" + bytes(64),
+    "feature_repo/notebooks/explore.ipynb": "{}",
     "feature_repo/__pycache__/services.cpython-311.pyc": b"\x6f\x0d\x0d\x0a" + bytes(12),
     "feature_repo/entities/__init__.py": "",
     "feature_repo/entities/people.py": 'from feast import Entity, ValueType\n\ndriver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)\n',
@@ -322,6 +340,10 @@ def check_nested(repo: ParsedRepo) -> None:
     ]
     assert repo.warnings == [
         "ignored 1 member(s) under __pycache__/ or __MACOSX/, or .DS_Store files",
+        (
+            "skipped 2 file(s) Feast does not import (not extracted): 'feature_repo/data/driver_stats.parquet', "
+            "'feature_repo/notebooks/explore.ipynb'"
+        ),
         "every file is under 'feature_repo/': that directory was parsed as the repo root",
         f"feature service 'driver_service' uses feature view 'existing_view', {NOT_DECLARED}",
         f"feature view 'orders' uses entity 'customer', {NOT_DECLARED}",
