@@ -293,7 +293,8 @@ def _module_conflicts(repo: Path, files: Iterable[Path], module_name: Callable[[
             rel = path.relative_to(repo).as_posix()
             raise DefinitionInvalid(
                 f"'{rel}' cannot be imported as '{module_name(path)}': the Python module '{top}' already "
-                f"exists (rename the file or directory)"
+                f"exists, so Feast would load that one and `feast apply` would silently ignore this file's "
+                f"definitions (rename the file or directory)"
             )
 
 
