@@ -211,6 +211,7 @@ class FeatureViewInfo(ObjectInfo):
     materialization_intervals: list[MaterializationInterval]
     mode: str
     udf_source: str
+    org: str = ""  # Feast >= 0.67: the organisational unit owning the view (e.g. "ads")
 
 
 @dataclass(frozen=True)

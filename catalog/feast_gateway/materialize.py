@@ -249,12 +249,14 @@ def _pull_latest(
     low, high = (pa.scalar(b, type=ts_type) for b in bounds)
     wanted = list(dict.fromkeys([*join_keys, *columns, ts_col, *([created_col] if created_col else [])]))
     table = dataset.to_table(columns=wanted, filter=(pads.field(ts_col) >= low) & (pads.field(ts_col) <= high))
-    if not join_keys or table.num_rows < 2:
+    if table.num_rows < 2:
         return table
     order = [(k, "ascending") for k in join_keys] + [(ts_col, "ascending")]
     if created_col:
         order.append((created_col, "ascending"))
     table = table.sort_by(order)
+    if not join_keys:  # an entity-less view has one entity (Feast's __dummy): its latest row
+        return table.slice(table.num_rows - 1)
     changes = np.zeros(table.num_rows - 1, dtype=bool)
     for key in join_keys:
         values = table[key].to_numpy(zero_copy_only=False)
@@ -444,6 +446,17 @@ def _write_batches(
     return written
 
 
+def _with_dummy_entity(table: Any, join_key_types: dict[str, Any]) -> Any:
+    """An entity-less view's rows with Feast's placeholder key column (`__dummy_id` = ""), as Feast's
+    offline stores add it: the online key of such a view."""
+    import pyarrow as pa
+    from feast.feature_view import DUMMY_ENTITY_ID, DUMMY_ENTITY_VAL
+
+    if DUMMY_ENTITY_ID not in join_key_types or DUMMY_ENTITY_ID in table.column_names:
+        return table
+    return table.append_column(DUMMY_ENTITY_ID, pa.array([DUMMY_ENTITY_VAL] * table.num_rows, type=pa.string()))
+
+
 def materialize_view(
     repo: RepoRef,
     *,
@@ -536,6 +549,7 @@ def materialize_view(
                     table = table.join(excluded, keys=join_keys, join_type="left anti")
             if fv.batch_source.field_mapping:
                 table = _run_pyarrow_field_mapping(table, fv.batch_source.field_mapping)
+            table = _with_dummy_entity(table, join_key_types)
             written = _write_online(store, provider, fv, table, join_key_types, batch_size)
             del table
             _registry_call(repo, store.registry.apply_materialization, fv, store.project, chunk_start, chunk_end)

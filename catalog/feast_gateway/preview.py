@@ -75,6 +75,11 @@ def online_preview(
     it was given in, never the order of Feast's response. Connection failures become
     OnlineStoreUnavailable with a one-line message.
     """
+    from feast.feature_view import DUMMY_ENTITY_ID, DUMMY_ENTITY_VAL
+
+    # Feast counts rows by their columns: a row of an entity-less read (nothing to give) gets the
+    # placeholder key Feast's __dummy entity uses.
+    entity_rows = [row or {DUMMY_ENTITY_ID: DUMMY_ENTITY_VAL} for row in entity_rows]
     try:
         if feature_service:
             return online_read(repo, feature_service=feature_service, entity_rows=entity_rows)

@@ -281,6 +281,9 @@ def _feature_view(proto: Any, kind: str, project: str) -> FeatureViewInfo:
                 request_sources.append(source.request_data_source.name)
         udf = spec_msg.feature_transformation.user_defined_function
         udf_source = udf.body_text or spec_msg.user_defined_function.body_text
+    elif kind == "label":  # a label view reads one (push) source, which Feast calls `source`
+        batch_source = spec_msg.source.name if spec_msg.HasField("source") else ""
+        udf_source = ""
     else:
         batch_source = spec_msg.batch_source.name if spec_msg.HasField("batch_source") else ""
         stream_source = spec_msg.stream_source.name if spec_msg.HasField("stream_source") else ""
@@ -288,7 +291,8 @@ def _feature_view(proto: Any, kind: str, project: str) -> FeatureViewInfo:
         udf_source = ""
         if kind == "stream" and spec_msg.HasField("user_defined_function"):
             udf_source = spec_msg.user_defined_function.body_text
-    ttl = spec_msg.ttl.seconds if kind != "on_demand" and spec_msg.HasField("ttl") else None
+    # Feast stores "no expiry" as a TTL of 0s (and reads an unset TTL the same way).
+    ttl = None if kind == "on_demand" else int(spec_msg.ttl.seconds)
     state = ""
     if "state" in meta.DESCRIPTOR.fields_by_name:
         enum = meta.DESCRIPTOR.fields_by_name["state"].enum_type
@@ -304,14 +308,12 @@ def _feature_view(proto: Any, kind: str, project: str) -> FeatureViewInfo:
         content=spec,
         content_hash=digest,
         kind=kind,
-        # Feast stores a stream view's entity column among its features too; a view's features are its
-        # non-entity fields (positions renumbered in declared order).
-        features=_features(
-            f for f in spec_msg.features if f.name not in {c.name for c in getattr(spec_msg, "entity_columns", [])}
-        ),
+        # As Feast stores them: a stream view lists its entity columns among its features too (Feast
+        # serves them as features; services over the view select only the others).
+        features=_features(spec_msg.features),
         entities=[e for e in spec_msg.entities if e != "__dummy"],
         entity_columns=_features(spec_msg.entity_columns),
-        ttl_seconds=ttl or None,
+        ttl_seconds=ttl,  # 0 is Feast's "no expiry"; None: the view has no TTL (on-demand)
         batch_source=batch_source,
         stream_source=stream_source,
         source_views=source_views,
@@ -331,6 +333,7 @@ def _feature_view(proto: Any, kind: str, project: str) -> FeatureViewInfo:
         else [],
         mode=str(getattr(spec_msg, "mode", "") or ""),
         udf_source=udf_source,
+        org=str(getattr(spec_msg, "org", "") or ""),
     )
 
 
@@ -414,6 +417,7 @@ def _snapshot_from_proto(
         ("batch", proto.feature_views),
         ("stream", proto.stream_feature_views),
         ("on_demand", proto.on_demand_feature_views),
+        ("label", proto.label_views),
     ]:
         for fv in container:
             try:
@@ -423,7 +427,7 @@ def _snapshot_from_proto(
                 continue
             snap.feature_views.append(info)
             # Sources used only inline (not registered separately) still belong in the catalog.
-            for field_name in ("batch_source", "stream_source"):
+            for field_name in ("source",) if kind == "label" else ("batch_source", "stream_source"):
                 if kind != "on_demand" and fv.spec.HasField(field_name):
                     inline = getattr(fv.spec, field_name)
                     if inline.name and (fv.spec.project, inline.name) not in seen_sources:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -67,13 +68,20 @@ def _same(a: Any, b: Any) -> bool:
         return a is None and b is None
     if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
         return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-9)
+    if isinstance(a, str) != isinstance(b, str) and isinstance(a, dict | list) != isinstance(b, dict | list):
+        # a Json feature: Feast reads it parsed online and as the source's JSON text offline
+        text, parsed = (a, b) if isinstance(a, str) else (b, a)
+        try:
+            return bool(json.loads(text) == parsed)
+        except ValueError:
+            return False
     return bool(a == b)
 
 
 def _plain(value: Any) -> Any:
-
-    if hasattr(value, "item"):
-        value = value.item()
+    """A value as plain Python, whichever side it comes from (numpy scalars and arrays, NaN/NaT as None)."""
+    if hasattr(value, "tolist"):  # numpy scalars and arrays (array features read offline)
+        value = value.tolist()
     if isinstance(value, float) and math.isnan(value):
         return None
     if value is not None and type(value).__name__ in ("NaTType", "NAType"):
@@ -116,6 +124,8 @@ def skew_check(repo: RepoRef, *, view: str, sample: int, as_of: datetime, seed: 
     )
     if filter_text and latest.num_rows:
         latest = latest.filter(parse_materialize_filter(filter_text))
+    if not join_keys:  # an entity-less view: its one (dummy) entity, when it has a row
+        return _skew_entity_less(store, repo, fv, view=view, as_of=as_of, present=latest.num_rows > 0)
     keys = latest.select(join_keys).sort_by([(k, "ascending") for k in join_keys])
     if keys.num_rows > sample:
         import random
@@ -155,6 +165,31 @@ def skew_check(repo: RepoRef, *, view: str, sample: int, as_of: datetime, seed: 
     return SkewReport(view=view, as_of=as_of, sampled=rows, features=out)
 
 
+def _skew_entity_less(store: Any, repo: RepoRef, fv: Any, *, view: str, as_of: datetime, present: bool) -> SkewReport:
+    """skew_check of a view without entities: one entity row, no key (Feast's __dummy entity)."""
+    import pandas as pd
+
+    refs = [f"{fv.name}:{f.name}" for f in fv.features]
+    if not present:
+        return SkewReport(view=view, as_of=as_of, sampled=[], features=[SkewFeature(r, 0, 0, 0, []) for r in refs])
+    offline = store.get_historical_features(
+        entity_df=pd.DataFrame({"event_timestamp": [pd.Timestamp(as_of)]}), features=refs
+    ).to_df()
+    online = online_preview(repo, entity_rows=[{}], features=refs)
+    out: list[SkewFeature] = []
+    for position, ref in enumerate(refs):
+        offline_value = _plain(offline.iloc[0][ref.split(":", 1)[1]]) if len(offline) else None
+        cell = online.rows[0][position]
+        online_value = None if cell.status == "NOT_FOUND" else _plain(cell.value)
+        missing = int(cell.status == "NOT_FOUND" and offline_value is not None)
+        same = _same(online_value, offline_value)
+        examples: list[dict[str, Any]] = []
+        if not same:
+            examples.append({"entity": {}, "online": online_value, "offline": offline_value, "status": cell.status})
+        out.append(SkewFeature(ref, 1, int(not same), missing, examples))
+    return SkewReport(view=view, as_of=as_of, sampled=[{}], features=out)
+
+
 def online_write_rows(repo: RepoRef, *, view: str, rows: list[dict[str, Any]]) -> None:
     """Write rows (join keys, features, event_timestamp) straight to the online store, as a push would.
 
@@ -167,6 +202,25 @@ def online_write_rows(repo: RepoRef, *, view: str, rows: list[dict[str, Any]]) -
 
 
 # --- Feature statistics ------------------------------------------------------------------------------
+
+
+def _countable(column: Any) -> Any:
+    """A column Arrow can count distinct values of: nested values (Map, Struct, arrays) as JSON text, bytes
+    as hex (Arrow's unique and value_counts take neither)."""
+    import json
+
+    import pyarrow as pa
+
+    if pa.types.is_nested(column.type):
+        is_map = pa.types.is_map(column.type)
+        values = [
+            None if v is None else json.dumps(dict(v) if is_map else v, sort_keys=True, default=str)
+            for v in column.to_pylist()
+        ]
+        return pa.array(values, pa.string())
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        return pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string())
+    return column
 
 
 @dataclass(frozen=True)
@@ -235,7 +289,7 @@ def feature_statistics(
     dtypes = {f.name: dtype_name(f.dtype.to_value_type().value) for f in fv.features}
     out: list[FeatureStats] = []
     for name in feature_cols:
-        column = table[name]
+        column = _countable(table[name])
         nulls = column.null_count
         valid = pc.drop_null(column)
         numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)

@@ -41,6 +41,7 @@ _SQL_TABLES: list[tuple[str, str, str]] = [
     ("feature_views", "feature_view_name", "feature_view_proto"),
     ("stream_feature_views", "feature_view_name", "feature_view_proto"),
     ("on_demand_feature_views", "feature_view_name", "feature_view_proto"),
+    ("label_views", "feature_view_name", "feature_view_proto"),
     ("feature_services", "feature_service_name", "feature_service_proto"),
 ]
 
@@ -208,6 +209,7 @@ def read_registry(repo: RepoRef) -> RegistrySnapshot:
                 ("feature_views", "feature_views"),
                 ("stream_feature_views", "stream_feature_views"),
                 ("on_demand_feature_views", "on_demand_feature_views"),
+                ("label_views", "label_views"),
                 ("feature_services", "feature_services"),
             ]:
                 container = getattr(proto, field_name)

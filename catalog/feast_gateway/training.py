@@ -26,6 +26,7 @@ from catalog.feast_gateway.protos import _DTYPES, _feature_service, dtype_name
 logger = logging.getLogger(__name__)
 
 ROW_COLUMN = "__portal_row"  # carried through Feast's join to restore the entity rows' order
+_FOUND_ROW = "__portal_found_row"  # a row of Feast's result, joined back onto the entity rows
 
 
 # --- The vector of a stored spec (no Feast import) ---------------------------------------------------
@@ -99,8 +100,21 @@ class RetrievalGroup:
     key_map: dict[str, str]
 
 
+def _feature_view(store: Any, name: str) -> Any:
+    """A batch or stream feature view by name (Feast's get_feature_view knows only batch views)."""
+    from feast.errors import FeatureViewNotFoundException
+
+    try:
+        return store.get_feature_view(name)
+    except FeatureViewNotFoundException:
+        return store.get_stream_feature_view(name)
+
+
 def _view_keys(fv: Any, join_key_map: dict[str, str]) -> list[str]:
-    return [join_key_map.get(c.name, c.name) for c in fv.entity_columns]
+    """The entity-row columns a view joins on; none for an entity-less view (Feast adds its __dummy_id)."""
+    from feast.feature_view import DUMMY_ENTITY_ID
+
+    return [join_key_map.get(c.name, c.name) for c in fv.entity_columns if c.name != DUMMY_ENTITY_ID]
 
 
 def retrieval_groups(
@@ -135,13 +149,13 @@ def retrieval_groups(
             keys: list[str] = []
             for source in odfv.source_feature_view_projections.values():
                 try:
-                    source_fv = store.get_feature_view(source.name)
+                    source_fv = _feature_view(store, source.name)
                 except FeastObjectNotFoundException:  # an on-demand view reading another on-demand view
                     continue
                 keys += [k for k in _view_keys(source_fv, dict(source.join_key_map or {})) if k not in keys]
             extra = sorted(odfv.get_request_data_schema())
         else:
-            keys = _view_keys(store.get_feature_view(view), key_map)
+            keys = _view_keys(_feature_view(store, view), key_map)
             extra = []
         groups.append(
             RetrievalGroup(
@@ -221,13 +235,16 @@ def historical_features(
                     names=[*key_cols, *group.columns],
                 )
             )
-        found = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        joined = base.select([*key_cols, ROW_COLUMN]).join(found, keys=key_cols, join_type="left outer")
+        found = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+        # Arrow joins only carry scalar columns: join the keys to Feast's row numbers, then take the values
+        # (structs, maps, lists, all-null columns) by number; a row Feast did not return takes a null.
+        found_rows = found.select(key_cols).append_column(_FOUND_ROW, pa.array(range(found.num_rows), pa.int64()))
+        joined = base.select([*key_cols, ROW_COLUMN]).join(found_rows, keys=key_cols, join_type="left outer")
         joined = joined.take(pc.sort_indices(joined[ROW_COLUMN]))
         if joined.num_rows != n:
             raise InvalidInput(f"Feast returned {joined.num_rows} rows for {n} entity rows ({group.refs[0]})")
         for column in group.columns:
-            values[column] = joined[column]
+            values[column] = found[column].take(joined[_FOUND_ROW])
     return pa.table(
         [*entity_table.columns, *[values[c] for c in columns]], names=[*entity_table.column_names, *columns]
     )
@@ -265,7 +282,7 @@ def entity_keys_at(repo: RepoRef, *, views: Sequence[str], timestamps: Sequence[
     parts: list[Any] = []
     keys: list[str] | None = None
     for name in views:
-        fv = _registry_call(repo, store.get_feature_view, name)
+        fv = _registry_call(repo, _feature_view, store, name)
         entities = [store.get_entity(e) for e in fv.entities if e != "__dummy"]
         join_keys, _features, ts_col, _created = _get_column_names(fv, entities)
         if keys is None:

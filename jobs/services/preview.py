@@ -138,7 +138,9 @@ def preview_params(
     request_fields = _request_fields(needed)
     types.update(request_fields)
     allowed = set(types)
-    if not isinstance(entities, dict) or not entities:
+    if not allowed and entities in (None, {}):
+        entities = {}  # only entity-less views (Feast's __dummy entity): no key to give, one row to read
+    elif not isinstance(entities, dict) or not entities:
         raise InvalidInput("entities must map join keys to lists of values", {"entities": ["an object of lists"]})
     unknown = sorted(set(entities) - allowed)
     if unknown:
@@ -158,9 +160,9 @@ def preview_params(
             raise InvalidInput(f"entities.{key} holds a non-scalar value", {"entities": [f"{key}: scalars only"]})
         lengths.add(len(values))
         entities[key] = _coerce(key, types[key], values)
-    if len(lengths) != 1:
+    if entities and len(lengths) != 1:
         raise InvalidInput("every entity list must have the same length", {"entities": ["lists differ in length"]})
-    if lengths.pop() > MAX_ENTITIES:
+    if max(lengths, default=1) > MAX_ENTITIES:
         raise InvalidInput(f"at most {MAX_ENTITIES} entities per preview", {"entities": [f"max {MAX_ENTITIES}"]})
     return {
         "project": project,
@@ -220,8 +222,10 @@ def _json_value(value: Any) -> Any:
         return value.hex()
     if isinstance(value, list | tuple | set):
         return [_json_value(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalars
-        return _json_value(value.item())
+    if isinstance(value, dict):  # Map, Struct and Json values: JSON objects, never a Python repr
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _json_value(value.tolist())
     return str(value)
 
 
@@ -233,7 +237,7 @@ def online_preview_run(run: JobRun) -> dict[str, Any]:
     if repo is None:
         raise ObjectNotFound(f"no governed Feast repo holds project {project}")
     entities: dict[str, list[Any]] = params["entities"]
-    count = len(next(iter(entities.values())))
+    count = len(next(iter(entities.values()))) if entities else 1  # entity-less: one row
     entity_rows = [{k: v[i] for k, v in entities.items()} for i in range(count)]
     read = gateway.online_preview(
         repo, entity_rows=entity_rows, feature_service=params.get("feature_service"), features=params.get("features")
@@ -259,7 +263,8 @@ def online_preview_run(run: JobRun) -> dict[str, Any]:
                     "event_timestamp": v.event_timestamp.isoformat() if v.event_timestamp else None,
                     "age_seconds": round(age, 3) if age is not None else None,
                     "ttl_seconds": ttl,
-                    "within_ttl": (age <= ttl) if (age is not None and ttl) else None,
+                    # a TTL of 0 is Feast's "no expiry": a value is always within it
+                    "within_ttl": None if age is None or ttl is None else (ttl == 0 or age <= ttl),
                 }
             )
         results.append({"entity": entity_row, "values": out})

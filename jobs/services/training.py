@@ -268,7 +268,8 @@ def dataset_build(
         with storage.open_output(directory, "data.parquet") as parquet_out:
             parquet = pq.ParquetWriter(parquet_out, schema, compression="zstd")
             csv_buffer = storage.open_output(directory, "data.csv") if write_csv else None
-            csv = pacsv.CSVWriter(csv_buffer, schema) if csv_buffer is not None else None
+            csv_schema = _csv_table(schema.empty_table()).schema
+            csv = pacsv.CSVWriter(csv_buffer, csv_schema) if csv_buffer is not None else None
             try:
                 for i in range(chunks):
                     if progress:
@@ -291,7 +292,7 @@ def dataset_build(
                     joined = _conform(joined, schema)
                     parquet.write_table(joined)
                     if csv is not None:
-                        csv.write_table(joined)
+                        csv.write_table(_csv_table(joined))
                     for name in schema.names:
                         nulls[name] += joined[name].null_count
                     if not result.preview:
@@ -362,8 +363,51 @@ def _output_schema(entity_schema: Any, contract: Contract) -> Any:
 
     fields = list(entity_schema)
     for e in contract.entries:
-        fields.append(pa.field(e.column, _arrow_type(e.dtype) or pa.string()))
+        fields.append(pa.field(e.column, _feature_arrow_type(e.dtype)))
     return pa.schema(fields)
+
+
+def _feature_arrow_type(dtype: str) -> Any:
+    """A feature's column type: Feast's scalar types natively, arrays as lists of them; Map, Struct and Json
+    as JSON text (a Map's or Struct's Arrow shape depends on the data, and one schema holds every chunk)."""
+    import pyarrow as pa
+
+    for wrapper in ("Array(", "Set("):
+        if dtype.startswith(wrapper) and dtype.endswith(")"):
+            inner = _arrow_type(dtype[len(wrapper) : -1])
+            return pa.list_(inner) if inner is not None else pa.string()
+    return _arrow_type(dtype) or pa.string()
+
+
+def _json_text(column: Any) -> Any:
+    """A nested column (struct, map, list) as JSON text per value (null stays null)."""
+    import pyarrow as pa
+
+    is_map = pa.types.is_map(column.type)
+    return pa.array(
+        [None if v is None else json.dumps(_json_value(dict(v) if is_map else v)) for v in column.to_pylist()],
+        pa.string(),
+    )
+
+
+def _is_nested(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_nested(arrow_type))
+
+
+def _csv_table(table: Any) -> Any:
+    """The dataset as CSV can hold it: nested columns (arrays) as JSON text, bytes as hex (as the preview)."""
+    import pyarrow as pa
+
+    def text(column: Any) -> Any:
+        if _is_nested(column.type):
+            return _json_text(column)
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            return pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string())
+        return column
+
+    return pa.table([text(c) for c in table.columns], names=table.column_names)
 
 
 def _conform(table: Any, schema: Any) -> Any:
@@ -375,6 +419,8 @@ def _conform(table: Any, schema: Any) -> Any:
     columns = []
     for f in schema:
         column = table[f.name]
+        if pa.types.is_string(f.type) and _is_nested(column.type):
+            column = _json_text(column)  # Map, Struct: JSON text (see _feature_arrow_type)
         if column.type != f.type:
             try:
                 column = pc.cast(column, f.type)

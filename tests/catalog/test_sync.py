@@ -28,107 +28,15 @@ from catalog.models import (
 from catalog.services.sync import registry_sync
 from tests import environment as env
 from tests.conftest import run_feast
+from tests.registry_dump import assert_mirrors_registry_dump, obj
 
 pytestmark = pytest.mark.django_db
-
-# Feast's ValueType enum names, as registry-dump prints them -> the type names users write.
-DTYPES = {
-    "FLOAT": "Float32",
-    "DOUBLE": "Float64",
-    "INT64": "Int64",
-    "INT32": "Int32",
-    "STRING": "String",
-    "BOOL": "Bool",
-}
-SOURCE_TYPES = {"BATCH_FILE": "file", "PUSH_SOURCE": "push", "REQUEST_SOURCE": "request", "STREAM_KAFKA": "kafka"}
 
 
 def sync_one(**kwargs: Any) -> SyncRun:
     runs = registry_sync(**kwargs)
     assert len(runs) == 1
     return runs[0]
-
-
-def obj(project: str, kind: str, name: str) -> CatalogObject:
-    return CatalogObject.objects.get(project__name=project, kind=kind, name=name)
-
-
-def _features_of(o: CatalogObject) -> list[tuple[str, str, str, dict[str, str]]]:
-    return [(f.name, f.dtype, f.description, f.tags) for f in o.features.filter(status="active").order_by("position")]
-
-
-def assert_mirrors_registry_dump(dump: dict[str, Any], project: str) -> int:
-    """Every object, field, dtype, owner, tag, description and service order equals the dump's."""
-    checked = 0
-    for e in dump.get("entities", []):
-        spec = e["spec"]
-        if spec["name"] == "__dummy":
-            continue
-        o = obj(project, "entity", spec["name"])
-        assert (o.description, o.owner, o.tags) == (
-            spec.get("description", ""),
-            spec.get("owner", ""),
-            spec.get("tags", {}),
-        )
-        assert o.join_keys == [spec["joinKey"]]
-        assert o.value_type == DTYPES[spec["valueType"]]
-        checked += 1
-    for ds in dump.get("dataSources", []):
-        o = obj(project, "data_source", ds["name"])
-        assert (o.description, o.owner, o.tags) == (ds.get("description", ""), ds.get("owner", ""), ds.get("tags", {}))
-        assert o.subkind == SOURCE_TYPES[ds["type"]]
-        assert o.timestamp_field == ds.get("timestampField", "")
-        location = ds.get("fileOptions", {}).get("uri") or ds.get("kafkaOptions", {}).get("topic", "")
-        assert o.location == location
-        if ds["type"] == "REQUEST_SOURCE":
-            schema = ds["requestDataOptions"]["schema"]
-            assert _features_of(o) == [(f["name"], DTYPES[f["valueType"]], "", {}) for f in schema]
-        checked += 1
-    for key, kind in [
-        ("featureViews", "batch"),
-        ("streamFeatureViews", "stream"),
-        ("onDemandFeatureViews", "on_demand"),
-    ]:
-        for fv in dump.get(key, []):
-            spec = fv["spec"]
-            o = obj(project, "feature_view", spec["name"])
-            assert o.subkind == kind
-            assert (o.description, o.owner, o.tags) == (
-                spec.get("description", ""),
-                spec.get("owner", ""),
-                spec.get("tags", {}),
-            )
-            entity_columns = {c["name"] for c in spec.get("entityColumns", [])}
-            assert _features_of(o) == [
-                (f["name"], DTYPES[f["valueType"]], f.get("description", ""), f.get("tags", {}))
-                for f in spec["features"]
-                if f["name"] not in entity_columns  # Feast lists a stream view's entity column as a feature too
-            ]
-            if kind != "on_demand":
-                assert o.entity_names == [e for e in spec.get("entities", []) if e != "__dummy"]
-                assert o.ttl_seconds == int(spec["ttl"].rstrip("s")) if spec.get("ttl") else o.ttl_seconds is None
-                assert o.batch_source_name == spec.get("batchSource", {}).get("name", "")
-            checked += 1
-    for fs in dump.get("featureServices", []):
-        spec = fs["spec"]
-        o = obj(project, "feature_service", spec["name"])
-        assert (o.description, o.owner, o.tags) == (
-            spec.get("description", ""),
-            spec.get("owner", ""),
-            spec.get("tags", {}),
-        )
-        expected_vector = [
-            (p.get("featureViewNameAlias") or p["featureViewName"], c["name"], DTYPES[c["valueType"]])
-            for p in spec["features"]
-            for c in p["featureColumns"]
-        ]
-        actual = [(v.view_alias or v.view_name, v.feature_name, v.dtype) for v in o.vector.order_by("index")]
-        assert actual == expected_vector
-        assert list(o.vector.order_by("index").values_list("index", flat=True)) == list(range(len(expected_vector)))
-        checked += 1
-    # Nothing extra in the catalog either.
-    assert CatalogObject.objects.filter(project__name=project).exclude(status="removed").count() == checked
-    return checked
 
 
 def test_sync_mirrors_both_projects_of_one_registry_field_by_field(
