@@ -42,7 +42,7 @@ def _admin_conn() -> psycopg.Connection[Any]:
     return psycopg.connect(f"{env.PG}/postgres", autocommit=True)
 
 
-def _recreate_database(name: str, template: str | None = None) -> None:
+def recreate_database(name: str, template: str | None = None) -> None:
     feast_gateway.dispose_engines()
     with _admin_conn() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -127,21 +127,21 @@ def restore_online_store(snapshot: dict[bytes, bytes]) -> None:
 def registry_template() -> str:
     """Template registry DB with the demo project, applied and materialized once per worker."""
     redis.Redis.from_url(settings.REDIS_URL.url).flushdb()
-    _recreate_database(env.REGISTRY_DB)
+    recreate_database(env.REGISTRY_DB)
     demo = feast_gateway.repo_ref(env.DEMO_REPO)
     run_feast(demo, "apply")
     materialize_over_ttls(demo)
-    _recreate_database(env.REGISTRY_TEMPLATE_DB, template=env.REGISTRY_DB)
+    recreate_database(env.REGISTRY_TEMPLATE_DB, template=env.REGISTRY_DB)
     return env.REGISTRY_TEMPLATE_DB
 
 
 @pytest.fixture(scope="session")
 def registry_template_two_projects(registry_template: str, rich_repo_dir: Path) -> str:
     """Template registry DB holding two projects: the demo's and ride_sharing (one SQL registry)."""
-    _recreate_database(env.REGISTRY_DB, template=registry_template)
+    recreate_database(env.REGISTRY_DB, template=registry_template)
     run_feast(feast_gateway.repo_ref(rich_repo_dir), "apply")
     name = f"{env.REGISTRY_TEMPLATE_DB}_two"
-    _recreate_database(name, template=env.REGISTRY_DB)
+    recreate_database(name, template=env.REGISTRY_DB)
     return name
 
 
@@ -149,7 +149,7 @@ def registry_template_two_projects(registry_template: str, rich_repo_dir: Path) 
 def registry(registry_template: str, online_snapshot: dict[bytes, bytes]) -> Iterator[str]:
     """A fresh clone of the demo template registry for this test (the SQL registry URL), and the
     template's online values restored exactly."""
-    _recreate_database(env.REGISTRY_DB, template=registry_template)
+    recreate_database(env.REGISTRY_DB, template=registry_template)
     restore_online_store(online_snapshot)
     yield settings.FEAST_REGISTRY_URL
     feast_gateway.dispose_engines()
@@ -165,7 +165,7 @@ def demo_repo(registry: str) -> feast_gateway.RepoRef:
 @pytest.fixture
 def rich_repo(registry: str, registry_template_two_projects: str, rich_repo_dir: Path) -> feast_gateway.RepoRef:
     """The rich repo (ride_sharing), in the same SQL registry as the demo project (fresh clone)."""
-    _recreate_database(env.REGISTRY_DB, template=registry_template_two_projects)
+    recreate_database(env.REGISTRY_DB, template=registry_template_two_projects)
     return feast_gateway.repo_ref(rich_repo_dir)
 
 

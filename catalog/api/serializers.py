@@ -297,7 +297,8 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 class ApiTokenInputSerializer(serializers.Serializer[dict[str, Any]]):
     """Create a token."""
 
-    name = serializers.CharField(max_length=100)
+    # Stored as sent: a trimmed name could pass max_length that the sent one fails (the schema's promise).
+    name = serializers.CharField(max_length=100, trim_whitespace=False)
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=ApiToken.Scope.choices), min_length=1, default=["read"]
     )

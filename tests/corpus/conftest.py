@@ -27,7 +27,7 @@ from django.conf import settings
 
 from catalog import feast_gateway
 from tests import environment as env
-from tests.conftest import _recreate_database, run_feast
+from tests.conftest import recreate_database, run_feast
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPES_SRC = ROOT / "tests" / "repos" / "shapes"
@@ -96,7 +96,7 @@ def corpus_template() -> Corpus:
     base.mkdir()
     dirs = {project: feast_init(base, template, project) for template, project in TEMPLATES.items()}
     dirs["shapes"] = copy_shapes_repo(base / "shapes")
-    _recreate_database(env.REGISTRY_DB)
+    recreate_database(env.REGISTRY_DB)
     repos = {}
     for project, path in dirs.items():
         repos[project] = stores_yaml(
@@ -107,14 +107,14 @@ def corpus_template() -> Corpus:
         )
         assert feast_gateway.registry_location(repos[project]).project == project
         run_feast(repos[project], "apply")
-    _recreate_database(CORPUS_TEMPLATE_DB, template=env.REGISTRY_DB)
+    recreate_database(CORPUS_TEMPLATE_DB, template=env.REGISTRY_DB)
     return Corpus(repos)
 
 
 @pytest.fixture
 def corpus(corpus_template: Corpus, settings: Any) -> Iterator[Corpus]:
     """The corpus in a fresh clone of its registry, governed by the portal; no corpus value online."""
-    _recreate_database(env.REGISTRY_DB, template=CORPUS_TEMPLATE_DB)
+    recreate_database(env.REGISTRY_DB, template=CORPUS_TEMPLATE_DB)
     clear_corpus_keys(corpus_template.projects)
     settings.FEAST_REPO_PATHS = [repo.path for repo in corpus_template.repos.values()]
     yield corpus_template

@@ -29,7 +29,7 @@ from jobs.models import JobRun
 from jobs.services import stale_runs_sweep
 from jobs.services.apply import change_request_apply_start, change_requests_sweep
 from tests import environment as env
-from tests.conftest import _recreate_database, run_feast
+from tests.conftest import recreate_database, run_feast
 from tests.governance.conftest import PROJECT
 from tests.jobs.conftest import worker_process
 
@@ -113,7 +113,7 @@ def registry_rows(database: str) -> dict[str, list[tuple[Any, ...]]]:
 def reference_repo(registry_template: str, demo_repo: feast_gateway.RepoRef, tmp_path: Path) -> Iterator[Any]:
     """A second copy of the demo registry (its own database) and a repo whose YAML points at it."""
     database = f"{env.REGISTRY_DB}_reference"
-    _recreate_database(database, template=registry_template)
+    recreate_database(database, template=registry_template)
     repo_dir = tmp_path / "reference_repo"
     shutil.copytree(env.DEMO_REPO, repo_dir, ignore=shutil.ignore_patterns("__pycache__", "data"))
     yaml_name = demo_repo.yaml_path.name
