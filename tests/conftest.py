@@ -56,7 +56,7 @@ def run_feast(repo: feast_gateway.RepoRef, *args: str) -> subprocess.CompletedPr
     return result
 
 
-def wait_for_terminal(run: Any, timeout: float = 120) -> Any:
+def wait_for_terminal(run: Any, timeout: float = 180) -> Any:
     """Poll a JobRun row until a worker finished it (succeeded, failed, ...); fail the test after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -239,6 +239,15 @@ def celery_worker(transactional_db: None) -> Iterator[Any]:
         queues=[settings.CELERY_TASK_DEFAULT_QUEUE],
     ) as worker:
         yield worker
+
+
+@pytest.fixture
+def storage_dir(tmp_path: Path, settings: Any) -> Path:
+    """PORTAL_TRAINING_STORAGE_URL for this test (the web tier and the in-process worker share it)."""
+    path = tmp_path / "datasets"
+    settings.PORTAL_TRAINING_STORAGE_URL = str(path)
+    settings.PORTAL_TRAINING_S3_ENDPOINT_URL = ""
+    return path
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -19,8 +19,8 @@ from catalog.models import CatalogObject
 from catalog.services.sync import registry_sync
 from jobs.models import JobRun, TrainingDataset
 from tests import environment as env
+from tests.conftest import wait_for_terminal
 from tests.corpus.conftest import Corpus
-from tests.corpus.test_corpus_online import wait_for_terminal
 
 END = env.DATA_END
 # Times inside every view's data, between snapshots, and before any data (Feast's nulls or dropped rows).
@@ -52,14 +52,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
-
-
-@pytest.fixture
-def storage_dir(tmp_path: Path, settings: Any) -> Path:
-    path = tmp_path / "datasets"
-    settings.PORTAL_TRAINING_STORAGE_URL = str(path)
-    settings.PORTAL_TRAINING_S3_ENDPOINT_URL = ""
-    return path
 
 
 @pytest.mark.parametrize("project", sorted(KEYS))

@@ -9,7 +9,6 @@ those values, as JSON, in the service's declared order.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from catalog.models import CatalogObject
 from catalog.services.sync import registry_sync
 from jobs.models import JobRun
 from tests import environment as env
-from tests.conftest import run_feast
+from tests.conftest import run_feast, wait_for_terminal
 from tests.corpus.conftest import Corpus, cli_copy
 
 START = env.DATA_END - timedelta(days=20)
@@ -35,16 +34,6 @@ ENTITY_ROWS = {
     "corpus_local": [{"driver_id": d, "val_to_add": 1, "val_to_add_2": 10} for d in (1001, 1002, 1003, 1004, 1005, 9)],
     "shapes": [{"user_id": u} for u in (1, 2, 3, 99)],
 }
-
-
-def wait_for_terminal(run: JobRun, timeout: float = 180) -> JobRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if run.is_terminal:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"job {run.pk} still {run.status} after {timeout}s: {run.progress_message}")
 
 
 def feast_online(store: Any, service: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

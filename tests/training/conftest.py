@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -25,15 +24,6 @@ V1_COLUMNS = [
     "employee_features__career_velocity",
     "employee_features__overall_satisfaction",
 ]
-
-
-@pytest.fixture
-def storage_dir(tmp_path: Path, settings: Any) -> Path:
-    """PORTAL_TRAINING_STORAGE_URL for this test (the web tier and the in-process worker share it)."""
-    path = tmp_path / "datasets"
-    settings.PORTAL_TRAINING_STORAGE_URL = str(path)
-    settings.PORTAL_TRAINING_S3_ENDPOINT_URL = ""
-    return path
 
 
 @pytest.fixture
