@@ -13,6 +13,7 @@ from django.urls import resolve, reverse
 from catalog import feast_gateway
 from catalog.models import CatalogObject
 from catalog.urlnames import name_segment
+from tests.browser_fixtures import login, shot
 from tests.catalog.test_sync import _edit, sync_one
 from tests.conftest import run_feast
 
@@ -104,3 +105,22 @@ def test_a_source_named_after_its_path_has_working_pages_and_api(
     assert client.get(row["url"]).json()["name"] == unnamed_source_repo  # the listed link resolves to it
     hits = client.get("/api/v1/search/", {"q": "department_stats"}).json()["results"]
     assert any(h["name"] == unnamed_source_repo for h in hits), hits
+
+
+@pytest.mark.browser
+def test_in_the_browser_a_search_for_parquet_leads_to_the_unnamed_source(
+    page: Any, viewer: Any, unnamed_source_repo: str, live_server: Any
+) -> None:
+    """Search, click the hit, land on the source's page; then follow the view that reads it and back."""
+    login(page, live_server.url, viewer.username)
+    page.goto(f"{live_server.url}/search/?q=parquet")
+    hit = page.locator("a", has_text=unnamed_source_repo).first
+    hit.wait_for()
+    hit.click()
+    page.wait_for_url(f"**/data-sources/{name_segment(unnamed_source_repo)}/")
+    assert unnamed_source_repo in page.locator("h1").inner_text()
+    shot(page, "names-01-unnamed-source")
+    page.goto(f"{live_server.url}/projects/{PROJECT}/feature-views/department_features/")
+    page.locator("a", has_text=unnamed_source_repo).first.click()
+    page.wait_for_url(f"**/data-sources/{name_segment(unnamed_source_repo)}/")
+    assert unnamed_source_repo in page.locator("h1").inner_text()
