@@ -81,3 +81,9 @@ class UploadSandboxUnavailable(UploadRejected):
 
     status_code = 503
     code = "unavailable"
+
+
+class ApplyNotAsPlanned(PortalError):
+    """Feast would store something other than what was planned and approved: the apply is rolled back."""
+
+    code = "apply_not_as_planned"

@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from catalog.exceptions import FeastConfigInvalid, InvalidInput, RegistryCorrupt
+from catalog.exceptions import ApplyNotAsPlanned, FeastConfigInvalid, InvalidInput, RegistryCorrupt
 from catalog.feast_gateway.base import (
     DataSourceInfo,
     FeatureServiceInfo,
@@ -36,6 +36,8 @@ from catalog.feast_gateway.protos import (
     _strip_volatile,
     dtype_name,
     dtype_value,
+    own_content_hash,
+    udf_messages,
 )
 from catalog.feast_gateway.registry import _engine, _file_bytes, _sql_error
 from catalog.feast_gateway.registry_write import atomic_file_store, one_sql_transaction
@@ -125,6 +127,12 @@ def content_hash(obj: ObjectProto) -> str:
     return _content(message if obj.proto_type == "DataSource" else message.spec)[1]
 
 
+def own_hash(obj: ObjectProto) -> str:
+    """The digest of the object's own content, embedded copies of other objects by name only."""
+    message = obj.message()
+    return own_content_hash(message if obj.proto_type == "DataSource" else message.spec)
+
+
 def spec_json(obj: ObjectProto) -> dict[str, Any]:
     """The object's user-defined content as registry JSON (snake_case), volatile metadata cleared."""
     message = obj.message()
@@ -138,40 +146,56 @@ def project_protos(repo: RepoRef, project: str, keys: Iterable[Key] | None = Non
     """The project's objects as they are in the live registry now (all, or only `keys`)."""
     wanted = None if keys is None else set(keys)
     location = registry_location(repo)
-    out: dict[Key, ObjectProto] = {}
     if location.kind == "sql":
-        from sqlalchemy import bindparam, inspect, text
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
             with _engine(location.path).connect() as conn:
-                present = set(inspect(conn).get_table_names())
-                for proto_type, (kind, table, _, _) in _TYPES.items():
-                    if table not in present:
-                        continue
-                    names = None if wanted is None else sorted(n for k, n in wanted if k == kind)
-                    if names == []:
-                        continue
-                    sql = f"SELECT {_NAME_COLUMNS[table]}, {_PROTO_COLUMNS[table]} FROM {table} WHERE project_id = :p"
-                    params: dict[str, Any] = {"p": project}
-                    statement = text(sql)
-                    if names is not None:
-                        statement = text(sql + f" AND {_NAME_COLUMNS[table]} IN :names").bindparams(
-                            bindparam("names", expanding=True)
-                        )
-                        params["names"] = names
-                    for name, blob in conn.execute(statement, params):
-                        if proto_type == "Entity" and name == "__dummy":
-                            continue
-                        out[(kind, name)] = ObjectProto(kind, proto_type, name, bytes(blob))
+                return _sql_project_protos(conn, project, wanted)
         except SQLAlchemyError as exc:
             raise _sql_error(location, exc) from exc
-        return out
+    return _project_protos_in(
+        _file_bytes(location, repo), project, wanted, where=f"Feast registry file {location.path}"
+    )
+
+
+def _sql_project_protos(conn: Any, project: str, wanted: set[Key] | None) -> dict[Key, ObjectProto]:
+    """A project's objects in a SQL registry, over an open connection."""
+    from sqlalchemy import bindparam, inspect, text
+
+    out: dict[Key, ObjectProto] = {}
+    present = set(inspect(conn).get_table_names())
+    for proto_type, (kind, table, _, _) in _TYPES.items():
+        if table not in present:
+            continue
+        names = None if wanted is None else sorted(n for k, n in wanted if k == kind)
+        if names == []:
+            continue
+        sql = f"SELECT {_NAME_COLUMNS[table]}, {_PROTO_COLUMNS[table]} FROM {table} WHERE project_id = :p"
+        params: dict[str, Any] = {"p": project}
+        statement = text(sql)
+        if names is not None:
+            statement = text(sql + f" AND {_NAME_COLUMNS[table]} IN :names").bindparams(
+                bindparam("names", expanding=True)
+            )
+            params["names"] = names
+        for name, blob in conn.execute(statement, params):
+            if proto_type == "Entity" and name == "__dummy":
+                continue
+            out[(kind, name)] = ObjectProto(kind, proto_type, name, bytes(blob))
+    return out
+
+
+def _project_protos_in(
+    data: bytes, project: str, wanted: set[Key] | None, *, where: str = "the registry"
+) -> dict[Key, ObjectProto]:
+    """A project's objects in a serialized file registry."""
     registry = _feast().Registry()
     try:
-        registry.ParseFromString(_file_bytes(location, repo))
+        registry.ParseFromString(data)
     except _feast().DecodeError as exc:
-        raise RegistryCorrupt(f"Feast registry file {location.path} is corrupt: {exc}") from exc
+        raise RegistryCorrupt(f"{where} is corrupt: {exc}") from exc
+    out: dict[Key, ObjectProto] = {}
     for proto_type, (kind, _, field_name, _) in _TYPES.items():
         for message in getattr(registry, field_name):
             belongs = message.project if proto_type == "DataSource" else message.spec.project
@@ -566,82 +590,172 @@ def _store_for(repo: RepoRef, project: str, *, uncached_sql: bool = False) -> An
     return FeatureStore(config=config, repo_path=str(repo.path))
 
 
-def _entity_names(repo: RepoRef, project: str) -> list[str]:
+def _udf_placeholder(df: Any) -> Any:  # pragma: no cover - never called: Feast only builds and pickles it
+    """What a UDF is while Feast plans an apply in the portal: the uploaded code never runs there."""
+    return df
+
+
+_PLACEHOLDER_TEXT = "def _udf_placeholder(df):\n    return df\n"
+
+
+def _without_udfs(message: Any) -> list[Any]:
+    """Swap every UDF in `message` for the placeholder (in place); returns copies of the originals, in order."""
+    import dill
+
+    originals = []
+    for udf in udf_messages(message):
+        saved = type(udf)()
+        saved.CopyFrom(udf)
+        originals.append(saved)
+        udf.name = _udf_placeholder.__name__
+        udf.body = dill.dumps(_udf_placeholder)
+        udf.body_text = _PLACEHOLDER_TEXT
+    return originals
+
+
+def _restore_udfs(message: Any, originals: Sequence[Any], what: str) -> None:
+    udfs = udf_messages(message)
+    if len(udfs) != len(originals):
+        raise InvalidInput(f"Feast rewrote the transformations of {what}: it cannot be planned exactly")
+    for udf, original in zip(udfs, originals, strict=True):
+        udf.CopyFrom(original)
+
+
+def as_feast_stores(
+    repo: RepoRef, project: str, upserts: Sequence[ObjectProto], deletes: Sequence[ObjectProto] = ()
+) -> dict[Key, ObjectProto]:
+    """The project's objects exactly as Feast would store them after applying `upserts` and `deletes`.
+
+    Feast's own `FeatureStore.apply` runs on a scratch copy of the project in a registry of the same kind
+    (a file registry, or a SQL registry on SQLite with the live tables' rows for the project), with a
+    throwaway SQLite online store and the repo's offline store (schema inference reads the sources). So
+    the plan sees everything apply does: inferred schemas and entity columns, services widened over
+    schema-less views, the data sources Feast writes for the views that carry them, defaults, what each
+    registry kind keeps or drops on an update, and Feast's own serialization. The worker applies these
+    protos and checks, before it commits, that Feast stored exactly them.
+
+    Transformations never run here: every UDF is swapped for a placeholder before Feast sees it and swapped
+    back afterwards (an on-demand view's schema is inferred in the upload sandbox instead).
+    """
+    import tempfile
+
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    saved_udfs: dict[Key, list[Any]] = {}
+
+    def placeholder(obj: ObjectProto) -> bytes:
+        message = obj.message()
+        saved_udfs[obj.key] = _without_udfs(message)
+        return bytes(message.SerializeToString())
+
     location = registry_location(repo)
-    if location.kind != "sql":
-        return [n for k, n in project_protos(repo, project) if k == "entity"]
-    from sqlalchemy import text
+    raw = _raw_config(repo)
+    with tempfile.TemporaryDirectory(prefix="feast-plan-") as scratch:
+        if location.kind == "sql":
+            url = _sql_scratch(location, project, Path(scratch), placeholder)
+            raw["registry"] = {"registry_type": "sql", "path": url, "cache_mode": "none"}
+        else:
+            registry = _feast().Registry()
+            for obj in project_protos(repo, project).values():
+                message = getattr(_feast(), obj.proto_type)()
+                message.ParseFromString(placeholder(obj))
+                getattr(registry, _TYPES[obj.proto_type][2]).append(message)
+            registry_path = Path(scratch) / "registry.db"
+            registry_path.write_bytes(registry.SerializeToString())
+            raw["registry"] = {"registry_type": "file", "path": str(registry_path), "cache_ttl_seconds": 0}
+        for obj in upserts:
+            placeholder(obj)  # the proposed code is restored, not the registered one
+        raw["online_store"] = {"type": "sqlite", "path": str(Path(scratch) / "online.db")}
+        raw.pop("batch_engine", None)
+        try:
+            config = RepoConfig(**raw)
+        except Exception as exc:  # pydantic's ValidationError and Feast's config errors
+            raise FeastConfigInvalid(f"{repo.yaml_path} is not a valid Feast configuration: {exc}") from exc
+        config.repo_path = Path(repo.path)
+        store = FeatureStore(config=config, repo_path=str(repo.path))
+        objects = [_planning_object(o, project) for o in upserts]
+        to_delete = [_planning_object(o, project) for o in deletes]
+        try:
+            store.apply(objects, objects_to_delete=to_delete, partial=not to_delete)
+            after = _stored_protos(store.registry, project)
+        except Exception as exc:  # Feast raises plain ValueError/RegistryInferenceFailure/... on bad definitions
+            raise InvalidInput(f"Feast would refuse this apply: {type(exc).__name__}: {exc}") from exc
+        finally:
+            _dispose(store.registry)
+    out: dict[Key, ObjectProto] = {}
+    for key, obj in after.items():
+        message = obj.message()
+        if key in saved_udfs:
+            _restore_udfs(message, saved_udfs[key], f"{key[0].replace('_', ' ')} {key[1]!r}")
+        out[key] = ObjectProto(obj.kind, obj.proto_type, obj.name, message.SerializeToString())
+    return out
+
+
+def _dispose(registry: Any) -> None:
+    """Close a used-once SqlRegistry's connection pools (a long-lived process must not keep them)."""
+    for name in ("write_engine", "read_engine"):
+        engine = getattr(registry, name, None)
+        if engine is not None:
+            engine.dispose()
+
+
+def _sql_scratch(location: Any, project: str, directory: Path, placeholder: Any) -> str:
+    """A SQLite copy of the project's rows in a SQL registry (every Feast table), UDFs as placeholders."""
+    from feast.infra.registry.sql import metadata
+    from sqlalchemy import create_engine, inspect, select
     from sqlalchemy.exc import SQLAlchemyError
 
+    url = f"sqlite:///{directory / 'registry.db'}"
+    scratch = create_engine(url)
+    metadata.create_all(scratch)
+    proto_types = {table: proto_type for proto_type, (_, table, _, _) in _TYPES.items()}
     try:
-        with _engine(location.path).connect() as conn:
-            rows = conn.execute(text("SELECT entity_name FROM entities WHERE project_id = :p"), {"p": project})
-            return [str(r[0]) for r in rows if r[0] != "__dummy"]
+        with _engine(location.path).connect() as live, scratch.begin() as out:
+            inspector = inspect(live)
+            present = set(inspector.get_table_names())
+            for table in metadata.sorted_tables:
+                if table.name not in present or "project_id" not in table.c:
+                    continue
+                columns = [table.c[c["name"]] for c in inspector.get_columns(table.name) if c["name"] in table.c]
+                rows = [dict(r._mapping) for r in live.execute(select(*columns).where(table.c.project_id == project))]
+                if table.name in proto_types:
+                    name_column, proto_column = _NAME_COLUMNS[table.name], _PROTO_COLUMNS[table.name]
+                    for row in rows:
+                        kind = _TYPES[proto_types[table.name]][0]
+                        obj = ObjectProto(kind, proto_types[table.name], row[name_column], bytes(row[proto_column]))
+                        row[proto_column] = placeholder(obj)
+                if rows:
+                    out.execute(table.insert(), rows)
     except SQLAlchemyError as exc:
         raise _sql_error(location, exc) from exc
+    finally:
+        scratch.dispose()
+    return url
 
 
-def _with_registry_inferences(repo: RepoRef, project: str, objects: list[ObjectProto]) -> list[ObjectProto]:
-    """Views with code keep what Feast inferred for them last time (entity columns) when the upload omits it."""
-    if not objects:
-        return []
-    current = project_protos(repo, project, [o.key for o in objects])
-    out = []
-    for obj in objects:
-        registered = current.get(obj.key)
-        message = obj.message()
-        if registered is not None and registered.proto_type == obj.proto_type and not message.spec.entity_columns:
-            message.spec.entity_columns.extend(registered.message().spec.entity_columns)
-            obj = ObjectProto(obj.kind, obj.proto_type, obj.name, message.SerializeToString())
-        out.append(obj)
-    return out
+def _stored_protos(registry: Any, project: str) -> dict[Key, ObjectProto]:
+    """The project's objects as a Feast registry object holds them now (file: its cached proto; SQL: its
+    tables, read through the registry's own engine, so inside its transaction when there is one)."""
+    from feast.infra.registry.sql import SqlRegistry
+
+    if isinstance(registry, SqlRegistry):
+        with registry.read_engine.connect() as conn:
+            return _sql_project_protos(conn, project, None)
+    return _project_protos_in(registry.cached_registry_proto.SerializeToString(), project, None)
 
 
-def infer_objects(repo: RepoRef, project: str, objects: Sequence[ObjectProto]) -> list[ObjectProto]:
-    """Run Feast's apply-time inference (`FeatureStore._make_inferences`: entity columns, timestamp fields,
-    on-demand schemas) on parsed definitions, so the stored protos are what `apply` would write.
-
-    Parsed repos lack what Feast infers at apply time; without this every uploaded view would differ from
-    the registry by its entity columns. Entities the registry already holds count, as they do for apply.
-    """
-    from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView, StreamFeatureView
-    from feast.data_source import DataSource
-
-    store = _store_for(repo, project)
-    names = _entity_names(repo, project)
-    registry_entities = [
-        _feast_object(o, strip=False) for o in project_protos(repo, project, [("entity", n) for n in names]).values()
-    ]
-    store._list_entities = lambda *args, **kwargs: registry_entities  # the registry's entities, read once
-    # On-demand and stream views carry a pickled UDF: building them would run unapproved code in the
-    # portal. They keep the protos the sandbox produced; Feast infers their schema at apply time, and the
-    # worker records any difference it makes ("normalised_by_feast").
-    code_free = {"Entity", "DataSource", "FeatureView", "FeatureService"}
-    built = [(o, _feast_object_for_apply(o, project)) for o in objects if o.proto_type in code_free]
-    passed = _with_registry_inferences(repo, project, [o for o in objects if o.proto_type not in code_free])
-    by_type: dict[type, list[Any]] = {}
-    for _, item in built:
-        for cls in (StreamFeatureView, OnDemandFeatureView, FeatureView, Entity, FeatureService, DataSource):
-            if isinstance(item, cls):
-                by_type.setdefault(cls, []).append(item)
-                break
-    try:
-        store._make_inferences(
-            by_type.get(DataSource, []),
-            by_type.get(Entity, []),
-            by_type.get(FeatureView, []),
-            by_type.get(OnDemandFeatureView, []),
-            by_type.get(StreamFeatureView, []),
-            by_type.get(FeatureService, []),
-        )
-    except Exception as exc:  # Feast raises plain ValueError/RegistryInferenceFailure on bad definitions
-        raise InvalidInput(f"Feast could not complete the definitions: {type(exc).__name__}: {exc}") from exc
-    out = list(passed)
-    for original, item in built:
-        message = item.to_proto()
-        _set_project(message, project)
-        out.append(ObjectProto(original.kind, original.proto_type, original.name, message.SerializeToString()))
-    return out
+def _planning_object(obj: ObjectProto, project: str) -> Any:
+    """The Feast object for planning: its UDFs are placeholders and an on-demand view is not re-inferred
+    (inferring runs the transformation; the sandbox did that with the uploaded code)."""
+    message = obj.message()
+    _without_udfs(message)
+    item = _feast_object_for_apply(
+        ObjectProto(obj.kind, obj.proto_type, obj.name, message.SerializeToString()), project
+    )
+    if obj.proto_type == "OnDemandFeatureView":
+        item.infer_features = lambda: None
+    return item
 
 
 def apply_protos(repo: RepoRef, project: str, upserts: Sequence[ObjectProto], deletes: Sequence[ObjectProto]) -> None:
@@ -664,18 +778,71 @@ def apply_protos(repo: RepoRef, project: str, upserts: Sequence[ObjectProto], de
     if isinstance(registry, SqlRegistry):
         try:
             with one_sql_transaction(registry):
+                before = _stored_protos(registry, project)
                 store.apply(objects, objects_to_delete=to_delete, partial=not to_delete)
+                _check_as_planned(before, _stored_protos(registry, project), upserts, deletes)
         finally:  # this store is used once: do not leave its connection pool behind in a long-lived worker
-            registry.write_engine.dispose()
-            registry.read_engine.dispose()
+            _dispose(registry)
         return
     if getattr(registry, "cache_mode", None) == "sync":
         registry.cache_mode = "none"  # a file registry is read once; the apply writes it once, at the end
-    atomic_file_store(registry)
+    before = project_protos(repo, project)
+    atomic_file_store(
+        registry,
+        verify=lambda proto: _check_as_planned(
+            before, _project_protos_in(proto.SerializeToString(), project, None), upserts, deletes
+        ),
+    )
     store.apply(objects, objects_to_delete=to_delete, partial=not to_delete)
+
+
+def _check_as_planned(
+    before: Mapping[Key, ObjectProto],
+    after: Mapping[Key, ObjectProto],
+    upserts: Sequence[ObjectProto],
+    deletes: Sequence[ObjectProto],
+) -> None:
+    """Raise ApplyNotAsPlanned unless the registry after Feast's apply is `before` with exactly the planned
+    upserts and deletions (content compared in canonical form). Called before the write is committed."""
+    expected = {k: content_hash(o) for k, o in before.items()}
+    for obj in deletes:
+        expected.pop(obj.key, None)
+    expected.update({o.key: content_hash(o) for o in upserts})
+    actual = {k: content_hash(o) for k, o in after.items()}
+    problems = []
+    for key in sorted(set(expected) | set(actual)):
+        what = f"{key[0].replace('_', ' ')} {key[1]!r}"
+        if key not in actual:
+            problems.append(f"{what} would be missing")
+        elif key not in expected:
+            problems.append(f"{what} would be added")
+        elif actual[key] != expected[key]:
+            changes = (
+                feast_plan(after[key], next(o for o in upserts if o.key == key))
+                if key in {o.key for o in upserts}
+                else feast_plan(before[key], after[key])
+            )
+            fields = ", ".join(p["property"] for p in changes["properties"]) or "its serialization"
+            problems.append(f"{what} would differ from the plan in {fields}")
+    if problems:
+        raise ApplyNotAsPlanned(
+            "Feast would not store exactly what was approved, so nothing was applied: " + "; ".join(problems[:10])
+        )
 
 
 def _feast_object_for_apply(obj: ObjectProto, project: str) -> Any:
     message = obj.message()
     _set_project(message, project)
+    if obj.proto_type == "StreamFeatureView" and message.spec.HasField("user_defined_function"):
+        udf = message.spec.user_defined_function
+        if udf.body_text and not udf.body:
+            # Uploads store a UDF's source text only, and Feast builds a stream view from the pickle alone:
+            # pickle the approved source, as `feast apply` would have (this runs the approved code only).
+            import dill
+            from feast.transformation.udf_rehydrate import rehydrate_udf_from_source
+
+            function = rehydrate_udf_from_source(udf.body_text, preferred_name=udf.name or None)
+            if function is None:
+                raise InvalidInput(f"the transformation of stream view {obj.name!r} does not define {udf.name!r}")
+            udf.body = dill.dumps(function, recurse=True)
     return _feast_object(ObjectProto(obj.kind, obj.proto_type, obj.name, message.SerializeToString()), strip=False)

@@ -149,10 +149,51 @@ def _strip_volatile(message: Message) -> None:
     if isinstance(message, _feast().DataSource):
         message.ClearField("meta")
         message.ClearField("project")
+        if message.type != message.SourceType.CUSTOM_SOURCE:
+            # Serialization only: Feast writes the Python class name on some paths and not on others (file
+            # registry metadata updates, SqlRegistry's top-level sources), and reads it only for custom sources.
+            message.ClearField("data_source_class_type")
+    elif message.DESCRIPTOR.full_name == "feast.core.StreamFeatureViewSpec":
+        _entity_columns_last(message)
     elif message.DESCRIPTOR.name in {"UserDefinedFunction", "UserDefinedFunctionV2"} and message.body_text:
         # The dill pickle of a UDF changes with re-serialization (and Python versions) even when the
         # code does not; body_text, the source the user wrote, is the content.
         message.ClearField("body")
+
+
+def _entity_columns_last(spec: Message) -> None:
+    """Feast 0.67 stores a stream view's entity columns among its features in string-hash order (it varies
+    with PYTHONHASHSEED between two `feast apply` runs of the same file): compare them after the others."""
+    keys = {c.name for c in spec.entity_columns}
+    features = list(spec.features)
+    ordered = [f for f in features if f.name not in keys] + [f for f in features if f.name in keys]
+    if [f.name for f in ordered] != [f.name for f in features]:
+        copies = [type(f)() for f in ordered]
+        for copy, original in zip(copies, ordered, strict=True):
+            copy.CopyFrom(original)
+        del spec.features[:]
+        spec.features.extend(copies)
+
+
+_UDF_TYPES = frozenset({"UserDefinedFunction", "UserDefinedFunctionV2"})
+
+
+def udf_messages(message: Any) -> list[Any]:
+    """Every UDF message inside `message` (current and legacy fields, embedded views included)."""
+    found = [message] if message.DESCRIPTOR.name in _UDF_TYPES else []
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        if descriptor.is_repeated:
+            if descriptor.message_type.GetOptions().map_entry:
+                values = value.values() if descriptor.message_type.fields_by_name["value"].message_type else []
+            else:
+                values = value
+            for item in values:
+                found += udf_messages(item)
+        else:
+            found += udf_messages(value)
+    return found
 
 
 def _content(spec: Message) -> tuple[Spec, str]:
@@ -164,6 +205,89 @@ def _content(spec: Message) -> tuple[Spec, str]:
         clean.ClearField("project")
     digest = hashlib.sha256(clean.SerializeToString(deterministic=True)).hexdigest()
     return Spec(clean), digest
+
+
+_EMBEDDED_VIEW_TYPES = frozenset(
+    {
+        "feast.core.FeatureView",
+        "feast.core.FeatureViewSpec",
+        "feast.core.StreamFeatureViewSpec",
+        "feast.core.OnDemandFeatureViewSpec",
+    }
+)
+
+
+def _reduce_embedded(message: Message) -> None:
+    """In place: every embedded copy of another object reduced to what identifies it (a data source or view
+    to its name, a projected feature to its name and type), so only the object's own content is left."""
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        if descriptor.is_repeated and descriptor.message_type.GetOptions().map_entry:
+            if descriptor.message_type.fields_by_name["value"].message_type is None:
+                continue
+            items = list(value.values())
+        else:
+            items = list(value) if descriptor.is_repeated else [value]
+        full_name = descriptor.message_type.full_name
+        for item in items:
+            if full_name == "feast.core.DataSource" or full_name in _EMBEDDED_VIEW_TYPES:
+                name = item.name if full_name == "feast.core.DataSource" else getattr(item, "spec", item).name
+                item.Clear()
+                if full_name == "feast.core.FeatureView":
+                    item.spec.name = name
+                else:
+                    item.name = name
+            elif full_name == "feast.core.FeatureViewProjection":
+                for column in item.feature_columns:
+                    name, value_type = column.name, column.value_type
+                    column.Clear()
+                    column.name, column.value_type = name, value_type
+                _reduce_embedded(item)
+            else:
+                _reduce_embedded(item)
+
+
+def own_content_hash(spec: Message) -> str:
+    """The content hash of what the object itself defines: embedded copies of other objects (a view's data
+    source, a service's or on-demand view's projected features) count by name only. Equal own hashes with
+    different content hashes mean the object changed only because something it embeds did."""
+    clean = type(spec)()
+    clean.CopyFrom(spec)
+    _strip_volatile(clean)
+    if "project" in clean.DESCRIPTOR.fields_by_name:
+        clean.ClearField("project")
+    _reduce_embedded(clean)
+    return hashlib.sha256(clean.SerializeToString(deterministic=True)).hexdigest()
+
+
+_SPEC_TYPES = {
+    ("entity", ""): "feast.core.EntitySpecV2",
+    ("data_source", ""): "feast.core.DataSource",
+    ("feature_view", "batch"): "feast.core.FeatureViewSpec",
+    ("feature_view", "stream"): "feast.core.StreamFeatureViewSpec",
+    ("feature_view", "on_demand"): "feast.core.OnDemandFeatureViewSpec",
+    ("feature_view", "label"): "feast.core.LabelViewSpec",
+    ("feature_service", ""): "feast.core.FeatureServiceSpec",
+}
+
+
+def recanonical_hash(kind: str, subkind: str, spec: dict[str, Any]) -> str | None:
+    """The content hash of a spec the catalog stored earlier, under today's canonical form (None when it
+    cannot be read back). A sync compares it before calling a changed hash a change: when only the
+    canonical form moved (a serialization-only field newly ignored), nothing in the registry changed."""
+    from google.protobuf import json_format, message_factory, symbol_database
+
+    name = _SPEC_TYPES.get((kind, subkind if kind == "feature_view" else ""))
+    if name is None:
+        return None
+    try:
+        descriptor = symbol_database.Default().pool.FindMessageTypeByName(name)
+        message = message_factory.GetMessageClass(descriptor)()
+        json_format.ParseDict(spec, message, ignore_unknown_fields=True)
+    except (KeyError, json_format.ParseError, TypeError, ValueError):
+        return None
+    return _content(message)[1]
 
 
 def _set_project(message: Message, project: str) -> None:

@@ -21,7 +21,7 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -93,8 +93,9 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(directory)
 
 
-def atomic_file_store(registry: Any) -> None:
-    """Make a file registry (Feast's `Registry` over a local `FileRegistryStore`) commit by rename."""
+def atomic_file_store(registry: Any, verify: Callable[[Any], None] | None = None) -> None:
+    """Make a file registry (Feast's `Registry` over a local `FileRegistryStore`) commit by rename; `verify`
+    sees each registry proto before it is written and may refuse it by raising (nothing is written)."""
     from feast.infra.registry.file import FileRegistryStore
     from feast.repo_config import RegistryConfig
     from feast.utils import _utc_now
@@ -104,6 +105,8 @@ def atomic_file_store(registry: Any) -> None:
 
         def _write_registry(self, registry_proto: Any) -> None:
             # What Feast stamps on every write (FileRegistryStore._write_registry), then an atomic replace.
+            if verify is not None:
+                verify(registry_proto)
             registry_proto.version_id = str(uuid.uuid4())
             registry_proto.last_updated.FromDatetime(_utc_now())
             write_atomically(self._filepath, registry_proto.SerializeToString())

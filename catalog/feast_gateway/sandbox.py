@@ -56,7 +56,7 @@ from django.conf import settings
 
 from catalog.exceptions import UploadRejected, UploadSandboxUnavailable
 from catalog.feast_gateway.base import _feast
-from catalog.feast_gateway.protos import _set_project
+from catalog.feast_gateway.protos import _set_project, udf_messages
 from catalog.feast_gateway.upload_archive import (
     MB,
     _checked_members,
@@ -590,8 +590,6 @@ def _worker_error(record: dict[str, Any], limits: _Limits) -> UploadRejected:
 # Feast gives it, checked in a fresh jail that runs nothing but that text. Whatever Feast later runs is the
 # text the reviewers approved, and no worker ever unpickles a function from an upload.
 
-_UDF_TYPES = frozenset({"UserDefinedFunction", "UserDefinedFunctionV2"})
-
 
 @dataclass(frozen=True)
 class ParsedUdf:
@@ -601,28 +599,10 @@ class ParsedUdf:
     source: str  # body_text, exactly as stored
 
 
-def _udf_messages(message: Any) -> list[Any]:
-    """Every UDF message inside `message` (current and legacy fields, embedded views included)."""
-    found = [message] if message.DESCRIPTOR.name in _UDF_TYPES else []
-    for descriptor, value in message.ListFields():
-        if descriptor.message_type is None:
-            continue
-        if descriptor.is_repeated:
-            if descriptor.message_type.GetOptions().map_entry:
-                values = value.values() if descriptor.message_type.fields_by_name["value"].message_type else []
-            else:
-                values = value
-            for item in values:
-                found += _udf_messages(item)
-        else:
-            found += _udf_messages(value)
-    return found
-
-
 def _strip_udf_bodies(message: Any, kind: str, name: str) -> list[ParsedUdf]:
     """Clear every pickled UDF body in an uploaded object; refuse a UDF that has no source text to review."""
     udfs = []
-    for udf in _udf_messages(message):
+    for udf in udf_messages(message):
         if not udf.body_text.strip():
             if udf.body:
                 raise UploadRejected(

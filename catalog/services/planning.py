@@ -131,30 +131,36 @@ def proposal_from_edits(repo: gateway.RepoRef, project: Project, edits: Sequence
         project=project, kind=CatalogObject.Kind.FEATURE_SERVICE, status__in=[Status.ACTIVE, Status.DEPRECATED]
     ).values_list("name", flat=True)
     keys = _edit_keys(edits) | {("feature_service", name) for name in services}
-    current = gateway.project_protos(repo, project.name, keys)
-    upserts, deleted = gateway.apply_edits(current, edits)
-    unchanged = [k for k, o in upserts.items() if gateway.content_hash(o) == gateway.content_hash(current[k])]
-    for key in unchanged:
-        del upserts[key]
-    proposal = Proposal(upserts=upserts, deletes={k: current[k] for k in deleted})
+    edited, deleted = gateway.apply_edits(gateway.project_protos(repo, project.name, keys), edits)
+    proposal = _as_feast_stores(repo, project, edited.values(), deleted)
     if not proposal.keys:
         raise InvalidInput("the edits change nothing")
     return proposal
+
+
+def _as_feast_stores(
+    repo: gateway.RepoRef, project: Project, upserts: Iterable[ObjectProto], deleted: Iterable[Key]
+) -> Proposal:
+    """What apply would write, exactly: Feast's apply run on a scratch copy of the project (inference,
+    defaults, the data sources a view carries), compared with the live registry object by object."""
+    current = gateway.project_protos(repo, project.name)
+    deletes = {k: current[k] for k in deleted if k in current}
+    after = gateway.as_feast_stores(repo, project.name, list(upserts), list(deletes.values()))
+    changed = {
+        k: o
+        for k, o in after.items()
+        if k not in current or gateway.content_hash(current[k]) != gateway.content_hash(o)
+    }
+    return Proposal(upserts=changed, deletes=deletes)
 
 
 def proposal_from_objects(
     repo: gateway.RepoRef, project: Project, objects: Iterable[ObjectProto], *, mode: str
 ) -> Proposal:
     """Proposal for an uploaded repo: changed or new objects; with mode "full", deletions of the omitted ones."""
-    proposed = {o.key: o for o in gateway.infer_objects(repo, project.name, list(objects))}
-    current = gateway.project_protos(repo, project.name, None if mode == "full" else proposed.keys())
-    upserts = {
-        k: o
-        for k, o in proposed.items()
-        if k not in current or gateway.content_hash(current[k]) != gateway.content_hash(o)
-    }
-    deletes = {k: o for k, o in current.items() if k not in proposed} if mode == "full" else {}
-    proposal = Proposal(upserts=upserts, deletes=deletes)
+    proposed = {o.key: o for o in objects}
+    omitted = set(gateway.project_protos(repo, project.name)) - set(proposed) if mode == "full" else set()
+    proposal = _as_feast_stores(repo, project, proposed.values(), omitted)
     if not proposal.keys:
         raise InvalidInput(
             "the upload matches the registry: nothing would change"
@@ -320,8 +326,22 @@ def _diff(project: Project, state: _State, proposal: Proposal) -> dict[str, Any]
         kind, name = key
         old, new = state.info(key, "before"), state.info(key, "after")
         action = "added" if old is None else "removed" if new is None else "changed"
+        current = state.before.get(key)
+        proposed = state.after.get(key)
+        changes = diff_specs(
+            gateway.spec_json(current) if current else {}, gateway.spec_json(proposed) if proposed else {}
+        )[:200]
+        follows = _follows_from(key, current, proposed, proposal.keys)
         items: list[dict[str, Any]] = []
-        if kind == "feature_view":
+        if follows:
+            items = [
+                _item(
+                    Severity.SAFE,
+                    "object.follows_from",
+                    f"follows from {', '.join(follows)}: only its embedded copy changed",
+                )
+            ]
+        elif kind == "feature_view":
             items = _classify_view(state, name, old, new, consumers, mode)
             if action != "changed" and (old or new).online:
                 infra.append(f"online store table for {name} {'created' if action == 'added' else 'deleted'}")
@@ -338,9 +358,8 @@ def _diff(project: Project, state: _State, proposal: Proposal) -> dict[str, Any]
                     item["severity"] = Severity.RISKY
                     item["message"] += " (compatibility NONE: risky, not breaking)"
         if not items:
-            items = [_item(Severity.SAFE, "object.unchanged_content", "no user-visible change")]
-        current = state.before.get(key)
-        proposed = state.after.get(key)
+            paths = ", ".join(c["path"] for c in changes[:10])
+            items = [_item(Severity.SAFE, "object.documentation", f"documentation changed: {paths}")]
         objects.append(
             {
                 "kind": kind,
@@ -349,9 +368,8 @@ def _diff(project: Project, state: _State, proposal: Proposal) -> dict[str, Any]
                 "action": action,
                 "severity": max((i["severity"] for i in items), key=lambda s: SEVERITY_ORDER[Severity(s)]),
                 "items": items,
-                "changes": diff_specs(
-                    gateway.spec_json(current) if current else {}, gateway.spec_json(proposed) if proposed else {}
-                )[:200],
+                "changes": changes,
+                "follows_from": follows,
                 "feast_plan": gateway.feast_plan(current, proposed),
                 "owner": (new or old).owner,
                 "content_hash": gateway.content_hash(proposed) if proposed else "",
@@ -392,6 +410,20 @@ def _diff(project: Project, state: _State, proposal: Proposal) -> dict[str, Any]
         "scope": sorted([list(k) for k in {*state.before, *state.after}]),
         "warnings": list(proposal.warnings),
     }
+
+
+def _follows_from(key: Key, current: ObjectProto | None, proposed: ObjectProto | None, planned: set[Key]) -> list[str]:
+    """For an object whose own content is unchanged (only its embedded copy of a source, view or feature
+    changed): the planned objects it embeds, as "kind:name" (empty when it changed in its own right)."""
+    if current is None or proposed is None or gateway.own_hash(current) != gateway.own_hash(proposed):
+        return []
+    embedded = {ref for ref, _ in gateway.references(proposed)}
+    info = gateway.object_info(proposed, "")
+    for source in (getattr(info, "batch_source", ""), getattr(info, "stream_source", "")):
+        if source:
+            embedded.add(("data_source", source))
+    upstream = sorted(f"{k}:{n}" for k, n in embedded & planned if (k, n) != key)
+    return upstream or sorted(f"{k}:{n}" for k, n in embedded)
 
 
 def _affected_services(state: _State, proposal: Proposal, objects: list[dict[str, Any]]) -> set[str]:

@@ -449,6 +449,10 @@ def _apply_snapshot(
         to_create: list[CatalogObject] = []
         to_update_content: list[tuple[_Desired, dict[str, Any], str]] = []  # (desired, row, change)
         to_update_meta: list[CatalogObject] = []
+        to_rehash: list[CatalogObject] = []
+        recanonical = _same_under_new_canonical_form(
+            [(row, d) for d in desired if (row := existing.get(d.key)) is not None and _hash_moved(row, d)]
+        )
         for d in desired:
             row = existing.get(d.key)
             if row is None:
@@ -457,6 +461,16 @@ def _apply_snapshot(
                 )
             elif row["status"] == Status.REMOVED:
                 to_update_content.append((d, row, ObjectVersion.Change.RESTORED))
+            elif row["id"] in recanonical:
+                counts.unchanged += 1  # only the canonical form moved: store its hash and spec, no version
+                to_rehash.append(
+                    CatalogObject(
+                        id=row["id"],
+                        content_hash=d.values["content_hash"],
+                        spec=d.info.spec,
+                        **{f: d.values.get(f, row[f]) for f in _META_FIELDS},
+                    )
+                )
             elif row["content_hash"] != d.values["content_hash"] or _status_changed(row, d):
                 to_update_content.append((d, row, ObjectVersion.Change.CHANGED))
             else:
@@ -537,6 +551,8 @@ def _apply_snapshot(
         counts.changed = len(updates)
         if to_update_meta:
             CatalogObject.objects.bulk_update(to_update_meta, list(_META_FIELDS), batch_size=BATCH)
+        if to_rehash:
+            CatalogObject.objects.bulk_update(to_rehash, ["content_hash", "spec", *_META_FIELDS], batch_size=BATCH)
 
         for row in removed_rows:
             key = (row["project__name"], row["kind"], row["name"])
@@ -593,6 +609,25 @@ def _apply_snapshot(
                 },
             )
     return counts
+
+
+def _hash_moved(row: dict[str, Any], d: _Desired) -> bool:
+    return bool(row["status"] != Status.REMOVED and row["content_hash"] != d.values["content_hash"])
+
+
+def _same_under_new_canonical_form(pairs: list[tuple[dict[str, Any], _Desired]]) -> set[int]:
+    """Ids of the objects whose stored spec hashes, under today's canonical form, to what the registry holds
+    now: their hash moved because the portal's canonical form did (after an upgrade), not the registry."""
+    if not pairs:
+        return set()
+    stored = dict(CatalogObject.objects.filter(id__in=[r["id"] for r, _ in pairs]).values_list("id", "spec"))
+    subkinds = dict(CatalogObject.objects.filter(id__in=[r["id"] for r, _ in pairs]).values_list("id", "subkind"))
+    return {
+        row["id"]
+        for row, d in pairs
+        if not _status_changed(row, d)
+        and gateway.recanonical_hash(d.kind, subkinds[row["id"]], stored[row["id"]] or {}) == d.values["content_hash"]
+    }
 
 
 def _status_changed(row: dict[str, Any], d: _Desired) -> bool:

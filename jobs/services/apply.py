@@ -114,10 +114,8 @@ def _finish(cr: ChangeRequest, status: str, result: dict[str, Any], *, stale_rea
     return bool(moved)
 
 
-def _what_registry_holds(
-    repo: gateway.RepoRef, project: str, proposal: Proposal
-) -> tuple[list[str], list[str], dict[tuple[str, str], str]]:
-    """Per touched object: is the registry now as the request wanted it? (applied, not applied, hashes)."""
+def _what_registry_holds(repo: gateway.RepoRef, project: str, proposal: Proposal) -> tuple[list[str], list[str]]:
+    """Per touched object: is the registry now as the request wanted it? (applied, not applied)."""
     now = gateway.project_protos(repo, project, proposal.keys)
     applied: list[str] = []
     not_applied: list[str] = []
@@ -131,7 +129,7 @@ def _what_registry_holds(
         else:
             wanted = gateway.content_hash(proposal.upserts[key])
             (applied if obj is not None and hashes[key] == wanted else not_applied).append(label)
-    return applied, not_applied, hashes
+    return applied, not_applied
 
 
 def change_request_apply_run(run: JobRun) -> dict[str, Any]:
@@ -209,24 +207,11 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
         return _failed(run, cr, proposal, repo, exc)
     apply_seconds = time.monotonic() - started
     try:
-        applied, not_applied, hashes = _what_registry_holds(repo, project.name, proposal)
+        applied, not_applied = _what_registry_holds(repo, project.name, proposal)
     except PortalError as exc:  # the write committed (all of it): only the read-back failed
         logger.warning("CR-%s applied, but reading it back failed: %s", cr.pk, exc)
-        applied, not_applied, hashes = [f"{k[0]}:{k[1]}" for k in sorted(proposal.keys)], [], {}
+        applied, not_applied = [f"{k[0]}:{k[1]}" for k in sorted(proposal.keys)], []
         job_run_log(run=run, line=f"applied; reading the registry back failed: {exc}")
-    normalised = []
-    for key, actual in hashes.items():
-        if key in proposal.upserts and actual and actual != gateway.content_hash(proposal.upserts[key]):
-            # Feast's apply-time inference rewrote it (e.g. inferred a field): still this request's write.
-            normalised.append(f"{key[0]}:{key[1]}")
-            ExpectedChange.objects.create(
-                project_name=project.name,
-                kind=key[0],
-                name=key[1],
-                content_hash=actual,
-                source=source,
-                change_request=cr,
-            )
     job_run_progress(run=run, done=2, total=3, message="queueing the catalog sync")
     # The catalog catches up in its own sync job (a full read of a 10k-view registry takes seconds); its
     # sync consumes the ExpectedChange rows above, so the new versions link to this request, in-band.
@@ -234,8 +219,7 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
     result = {
         "registry": FULLY_APPLIED,
         "applied": applied,
-        "normalised_by_feast": normalised,
-        "not_applied": [n for n in not_applied if n not in normalised],
+        "not_applied": not_applied,
         "apply_seconds": round(apply_seconds, 3),
         "catalog_sync_job": sync_job,
     }
@@ -272,7 +256,7 @@ def _registry_outcome(repo: gateway.RepoRef, cr: ChangeRequest, proposal: Propos
     (unchanged since the plan, fully applied, or neither: changed by someone else)."""
     from catalog.services.planning import current_fingerprint
 
-    applied, not_applied, _ = _what_registry_holds(repo, cr.project.name, proposal)
+    applied, not_applied = _what_registry_holds(repo, cr.project.name, proposal)
     if not not_applied:
         state = FULLY_APPLIED
     else:

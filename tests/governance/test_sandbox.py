@@ -650,7 +650,7 @@ def test_readyz_and_preflight_say_whether_uploads_are_isolated(
 def _udfs(repo: ParsedRepo) -> list[Any]:
     messages = []
     for obj in repo.objects:
-        messages += sandbox._udf_messages(getattr(feast_gateway._feast(), obj.proto_type).FromString(obj.proto))
+        messages += feast_gateway.udf_messages(getattr(feast_gateway._feast(), obj.proto_type).FromString(obj.proto))
     return messages
 
 

@@ -1,0 +1,198 @@
+"""Plans on registries written by Feast's CLI, not by the portal (issue 16).
+
+The corpus repos (`feast init -t local`, the shapes repo) were applied with `feast apply`. Uploading such a
+repo as it is, unchanged, plans nothing; a one-field edit plans exactly that field, and as consequences the
+objects that embed a copy of it; Feast's refusals and dangling references are refused at plan time; and the
+worker writes exactly the planned protos, compared with `feast registry-dump` after the apply.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from catalog import feast_gateway
+from catalog.exceptions import InvalidInput
+from catalog.models import CatalogObject, ChangeRequest, ModelConsumer, ObjectVersion
+from catalog.services.change_requests import change_request_approve, change_request_create
+from catalog.services.sync import registry_sync
+from jobs.services.apply import change_request_apply_start
+from tests.corpus.conftest import Corpus, cli_copy
+from tests.governance.conftest import make_user, wait_for, wait_for_catalog
+
+pytestmark = pytest.mark.django_db
+
+LOCAL = "corpus_local"
+DEFINITIONS = "feature_definitions.py"  # the local template's definitions file
+
+
+def repo_archive(
+    path: Path, edits: dict[str, tuple[str, str]] | None = None, extra: dict[str, str] | None = None
+) -> bytes:
+    """A zip of the repo folder as a team has it (data, YAMLs, registry files and all), with text edits
+    {file: (old, new)} applied to the copies in the archive and `extra` files added."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(path.rglob("*")):
+            if not file.is_file() or "__pycache__" in file.parts:
+                continue
+            rel = file.relative_to(path).as_posix()
+            data = file.read_bytes()
+            if edits and rel in edits:
+                old, new = edits[rel]
+                text = data.decode()
+                assert text.count(old) == 1, f"{old!r} is not once in {rel}"
+                data = text.replace(old, new).encode()
+            zf.writestr(f"{path.name}/{rel}", data)
+        for rel, text in (extra or {}).items():
+            zf.writestr(f"{path.name}/{rel}", text)
+    return buf.getvalue()
+
+
+def author() -> User:
+    return make_user("pia", "proposer")
+
+
+def upload(project: str, archive: bytes, mode: str = "full") -> ChangeRequest:
+    return change_request_create(
+        actor=author(), project=project, title="upload", upload=(archive, "repo.zip"), mode=mode, submit=True
+    )
+
+
+def planned(cr: ChangeRequest) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["name"]): o for o in cr.plan["objects"]}
+
+
+@pytest.mark.parametrize("project", [LOCAL, "shapes"])
+def test_an_unchanged_cli_applied_repo_plans_nothing(corpus: Corpus, project: str) -> None:
+    registry_sync(trigger="test")
+    with pytest.raises(InvalidInput, match="the upload matches the registry: nothing would change"):
+        upload(project, repo_archive(Path(corpus[project].path)))
+    assert not ChangeRequest.objects.exists()
+
+
+def test_an_unchanged_repo_on_a_file_registry_plans_nothing(corpus: Corpus, tmp_path: Path, settings: Any) -> None:
+    """The template as `feast init` leaves it: a file registry, applied by the CLI."""
+    copy = cli_copy(corpus[LOCAL], tmp_path / LOCAL)
+    settings.FEAST_REPO_PATHS = [copy.path]
+    settings.FEAST_FS_YAML = "feature_store.cli.yaml"
+    registry_sync(trigger="test")
+    with pytest.raises(InvalidInput, match="the upload matches the registry: nothing would change"):
+        upload(LOCAL, repo_archive(Path(copy.path)))
+
+
+def test_a_feature_description_edit_plans_that_field_and_the_services_that_embed_it(corpus: Corpus) -> None:
+    registry_sync(trigger="test")
+    edit = {DEFINITIONS: ('description="Average daily trips"', 'description="Average trips per day"')}
+    cr = upload(LOCAL, repo_archive(Path(corpus[LOCAL].path), edit))
+    objects = planned(cr)
+    assert cr.severity == "safe"
+    view = objects.pop(("feature_view", "driver_hourly_stats"))
+    assert view["severity"] == "safe"
+    assert [(c["path"], c["before"], c["after"]) for c in view["changes"]] == [
+        ("features[avg_daily_trips].description", "Average daily trips", "Average trips per day")
+    ]
+    assert [i["rule"] for i in view["items"]] == ["object.documentation"]
+    # The services and on-demand views that project the feature carry a copy of its spec: consequences, shown
+    # as following from the view, never as changes of their own.
+    assert {k for k in objects} == {
+        ("feature_service", "driver_activity_v2"),  # v1 selects conv_rate only: it has no copy to change
+        ("feature_view", "transformed_conv_rate"),
+    }
+    follows = {k: o["follows_from"] for k, o in objects.items()}
+    assert follows == {
+        ("feature_service", "driver_activity_v2"): [
+            "feature_view:driver_hourly_stats",
+            "feature_view:transformed_conv_rate",  # it embeds the on-demand view's copy too
+        ],
+        ("feature_view", "transformed_conv_rate"): ["feature_view:driver_hourly_stats"],
+    }
+    for key, obj in objects.items():
+        assert obj["severity"] == "safe", (key, obj["items"])
+        assert [i["rule"] for i in obj["items"]] == ["object.follows_from"], key
+
+
+def test_removing_a_used_feature_is_breaking_and_names_services_and_models(corpus: Corpus) -> None:
+    registry_sync(trigger="test")
+    service = CatalogObject.objects.get(project__name="shapes", kind="feature_service", name="mixed_service")
+    ModelConsumer.objects.create(service=service, name="churn-model", version="7", owner="ml@example.com")
+    cr = change_request_create(
+        actor=author(),
+        project="shapes",
+        title="drop visits",
+        edits=[{"op": "remove_field", "view": "user_profile", "field": "visits"}],
+    )
+    assert cr.severity == "breaking"
+    objects = planned(cr)
+    assert set(objects) == {
+        ("feature_view", "user_profile"),
+        ("feature_service", "profile_service"),
+        ("feature_service", "mixed_service"),
+    }
+    # breaking where a registered model reads the field; risky where no model is registered yet
+    assert {k: o["severity"] for k, o in objects.items()} == {
+        ("feature_view", "user_profile"): "breaking",
+        ("feature_service", "mixed_service"): "breaking",
+        ("feature_service", "profile_service"): "risky",
+    }
+    assert cr.plan["impact"]["services"] == ["mixed_service", "profile_service"]
+    assert [(m["name"], m["service"]) for m in cr.plan["impact"]["models"]] == [("churn-model", "mixed_service")]
+
+
+def test_a_dangling_service_reference_is_refused_at_plan_time(corpus: Corpus) -> None:
+    registry_sync(trigger="test")
+    ghost = (
+        "from feature_definitions import driver_stats_fv\n"
+        "from feast import FeatureService\n\n"
+        "ghost_service = FeatureService(name='ghost_service', features=[driver_stats_fv])\n"
+        "ghost_service.feature_view_projections[0].name = 'no_such_view'\n"
+    )
+    archive = repo_archive(Path(corpus[LOCAL].path), extra={"ghost.py": ghost})
+    with pytest.raises(InvalidInput, match="'no_such_view', which neither this change nor the registry has"):
+        upload(LOCAL, archive, mode="partial")
+    assert not ChangeRequest.objects.exists()
+
+
+def test_apply_writes_exactly_the_planned_protos(corpus: Corpus, celery_worker: Any) -> None:
+    """Plan an upload with a description edit and a source owner edit, approve, apply through a real
+    worker: `feast registry-dump` then holds every planned object exactly as planned."""
+    registry_sync(trigger="test")
+    edit = {
+        DEFINITIONS: (
+            'description="Driver metadata as key-value pairs"',
+            'description="Driver metadata, as key-value pairs"',
+        )
+    }
+    cr = upload(LOCAL, repo_archive(Path(corpus[LOCAL].path), edit))
+    assert planned(cr)
+    change_request_approve(cr=cr, actor=make_user("ana", "approver", teams=("driver_performance",)))
+    cr.refresh_from_db()
+    assert cr.status == "approved", (cr.status, cr.required_approvals, cr.required_teams, cr.severity)
+    change_request_apply_start(cr=cr, actor=make_user("oto", "operator"))
+    cr = wait_for(cr, "applied", "failed", timeout=180)
+    assert cr.status == "applied", cr.apply_result
+    wait_for_catalog(cr)
+    dump = feast_gateway.registry_dump_json(corpus[LOCAL])
+    stored = feast_gateway.project_protos(corpus[LOCAL], LOCAL)
+    for upsert in cr.proposal["upserts"]:
+        key = (upsert["kind"], upsert["name"])
+        assert feast_gateway.content_hash(stored[key]) == upsert["content_hash"], key
+    dumped = {
+        (kind, item.get("spec", item).get("name")): item
+        for kind, field in (("feature_view", "featureViews"), ("feature_service", "featureServices"))
+        for item in dump.get(field, [])
+    }
+    view = dumped[("feature_view", "driver_hourly_stats")]["spec"]
+    assert [f.get("description") for f in view["features"] if f["name"] == "driver_metadata"] == [
+        "Driver metadata, as key-value pairs"
+    ]
+    # The sync credits the request: every new version is in-band, none out-of-band.
+    assert not ObjectVersion.objects.filter(out_of_band=True).exists()
+    assert set(ObjectVersion.objects.filter(change_request=cr).values_list("object__kind", "object__name")) == {
+        (u["kind"], u["name"]) for u in cr.proposal["upserts"]
+    }
