@@ -87,3 +87,7 @@ class ApplyNotAsPlanned(PortalError):
     """Feast would store something other than what was planned and approved: the apply is rolled back."""
 
     code = "apply_not_as_planned"
+
+
+class SourceUnreadable(PortalError):
+    """A data source's schema cannot be read from the portal (unreachable database, missing file...)."""

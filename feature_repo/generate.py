@@ -118,7 +118,8 @@ def generate_departments(employees: pd.DataFrame) -> pd.DataFrame:
     ).astype(np.float32)
     agg["avg_satisfaction"] = agg["avg_satisfaction"].astype(np.float32)
     agg["headcount"] = agg["headcount"].astype(np.int64)
-    return agg[["department_id", "event_timestamp", "headcount", "attrition_rate_90d", "avg_satisfaction"]]
+    agg["leavers"] = agg["leavers"].astype(np.int64)  # in the data, not (yet) a feature
+    return agg[["department_id", "event_timestamp", "headcount", "attrition_rate_90d", "avg_satisfaction", "leavers"]]
 
 
 def generate_activity(employees: pd.DataFrame, end: datetime, rng: np.random.Generator) -> pd.DataFrame:

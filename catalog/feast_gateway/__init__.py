@@ -257,6 +257,7 @@ from catalog.feast_gateway.changes import (
     project_protos,
     references,
     scope_fingerprint,
+    source_columns,
     spec_json,
     view_field_names,
 )
@@ -278,6 +279,7 @@ __all__ += [
     "recanonical_hash",
     "references",
     "scope_fingerprint",
+    "source_columns",
     "spec_json",
     "udf_messages",
     "view_field_names",

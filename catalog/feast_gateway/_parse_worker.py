@@ -371,6 +371,8 @@ def _parse(repo: Path, project: str) -> tuple[list[str], list[dict[str, Any]], l
         for obj in objects:
             file, line = located.get(id(obj), (None, None))
             where = f" ({file}:{line})" if file else ""
+            if proto_type == "OnDemandFeatureView":
+                _infer_on_demand(obj, where, warnings)
             try:
                 proto = obj.to_proto()
             except Exception as exc:
@@ -392,6 +394,24 @@ def _parse(repo: Path, project: str) -> tuple[list[str], list[dict[str, Any]], l
                 }
             )
     return [p.relative_to(repo).as_posix() for p in files], records, warnings
+
+
+def _infer_on_demand(view: Any, where: str, warnings: list[str]) -> None:
+    """Feast's apply-time schema inference of an on-demand view (`infer_features`: it runs the transformation
+    on random input), here in the sandbox, so the plan holds the fields Feast will store. The portal never
+    runs uploaded code, so it cannot infer them itself."""
+    try:
+        view.infer_features()
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if not view.features:
+            raise DefinitionInvalid(
+                f"on-demand view '{view.name}'{where} declares no schema and Feast cannot infer one: {message}"
+            ) from exc
+        warnings.append(
+            f"the declared schema of on-demand view '{view.name}' could not be checked against its "
+            f"transformation here ({message}); Feast checks it again when the change is applied"
+        )
 
 
 def _network_isolated() -> bool:

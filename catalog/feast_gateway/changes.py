@@ -566,6 +566,35 @@ def view_field_names(obj: ObjectProto) -> set[str]:
     return {f.name for f in info.features} | {c.name for c in info.entity_columns}
 
 
+# --- Source schemas --------------------------------------------------------------------------------------
+
+
+def source_columns(repo: RepoRef, project: str, source: Any) -> dict[str, str]:
+    """A data source's columns as Feast reads them (`get_table_column_names_and_types`, the call its schema
+    inference makes), renamed by the source's field mapping, with Feast's type names ("Int64", "String"; "?"
+    for a type Feast cannot map). Raises SourceUnreadable when the source cannot be read from here."""
+    from feast.data_source import DataSource
+
+    from catalog.exceptions import SourceUnreadable
+
+    store = _store_for(repo, project)
+    try:
+        data_source = DataSource.from_proto(source)
+        raw = list(data_source.get_table_column_names_and_types(store.config))
+        mapper = data_source.source_datatype_to_feast_value_type()
+    except Exception as exc:  # unreachable database, missing file, unsupported source kind...
+        raise SourceUnreadable(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    mapping = dict(data_source.field_mapping or {})
+    columns: dict[str, str] = {}
+    for name, type_string in raw:
+        try:
+            dtype = dtype_name(int(mapper(str(type_string)).value))
+        except (KeyError, ValueError, TypeError):  # a type Feast has no value type for
+            dtype = "?"
+        columns[mapping.get(name, name)] = dtype
+    return columns
+
+
 # --- Apply ---------------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from django.conf import settings
 from catalog import feast_gateway as gateway
 from catalog.contracts import contract_hash
 from catalog.diff import diff_specs, source_diff
-from catalog.exceptions import InvalidInput
+from catalog.exceptions import InvalidInput, SourceUnreadable
 from catalog.models import (
     SEVERITY_ORDER,
     CatalogObject,
@@ -220,7 +220,13 @@ def plan_proposal(repo: gateway.RepoRef, project: Project, proposal: Proposal) -
     after.update(proposal.upserts)
     state = _State(before=before, after=after)
     _check_references(state, touched)
+    proposal.warnings = [*proposal.warnings, *_check_against_sources(repo, project.name, state, proposal)]
     diff = _diff(project, state, proposal)
+    # Each scope object's content as planned: if the request goes stale, the worker names what moved.
+    diff["scope_hashes"] = {
+        f"{kind}:{name}": gateway.content_hash(before[(kind, name)]) if (kind, name) in before else "absent"
+        for kind, name in sorted(scope)
+    }
     severity = max((i["severity"] for i in diff["objects"]), key=lambda s: SEVERITY_ORDER[Severity(s)])
     breaking_needed = project.breaking_approvals or settings.GOVERNANCE_BREAKING_APPROVALS
     required = breaking_needed if severity == Severity.BREAKING else 1
@@ -267,6 +273,80 @@ def _check_references(state: _State, touched: set[Key]) -> None:
         raise InvalidInput(
             "the change leaves the registry inconsistent: " + "; ".join(problems[:10]), {"references": problems}
         )
+
+
+_NUMBERS = ("Int32", "Int64", "Float32", "Float64")
+_COMPLEX = ("Map", "Json", "Struct", "?")
+
+
+def _type_fit(field: str, column: str) -> str:
+    """How a column of type `column` materializes as a field of type `field`: "ok", "lossy" (Feast converts
+    but loses information: a float truncated to an integer, a wider number narrowed) or "no" (Feast cannot
+    convert it). Map/Json/Struct and types Feast does not map are not judged here."""
+    if field == column or any(
+        t.startswith(_COMPLEX) or t.endswith(("(Map)", "(Json)", "(Struct)")) for t in (field, column)
+    ):
+        return "ok"
+    lists = [t.startswith(("Array(", "Set(")) for t in (field, column)]
+    if all(lists):
+        return _type_fit(field[field.index("(") + 1 : -1], column[column.index("(") + 1 : -1])
+    if any(lists):
+        return "no"
+    if field in _NUMBERS and column in _NUMBERS:
+        return (
+            "ok"
+            if _NUMBERS.index(column) <= _NUMBERS.index(field)
+            and not (column.startswith("Float") and field.startswith("Int"))
+            else "lossy"
+        )
+    if field == "String" and column in (*_NUMBERS, "Bool"):
+        return "ok"
+    return "no"
+
+
+def _check_against_sources(repo: gateway.RepoRef, project: str, state: _State, proposal: Proposal) -> list[str]:
+    """Every added or retyped field of a batch or stream view must be a column of its batch source, of a type
+    Feast can materialize as the field's (read from the source itself). Problems make the plan invalid, one
+    message each; a source the portal cannot read is a warning on the plan, never a silent pass."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    for key, obj in sorted(proposal.upserts.items()):
+        new = state.info(key, "after")
+        if key[0] != "feature_view" or new.kind not in {"batch", "stream"} or not new.batch_source:
+            continue
+        old = state.info(key, "before")
+        known = {} if old is None or old.batch_source != new.batch_source else {f.name: f.dtype for f in old.features}
+        checked = [f for f in new.features if known.get(f.name) != f.dtype]
+        if not checked:
+            continue
+        try:
+            columns = gateway.source_columns(repo, project, obj.message().spec.batch_source)
+        except SourceUnreadable as exc:
+            warnings.append(
+                f"the fields of view '{key[1]}' were not checked against data source '{new.batch_source}': {exc}"
+            )
+            continue
+        listing = ", ".join(f"{c} {t}" for c, t in columns.items())
+        for f in checked:
+            fit = _type_fit(f.dtype, columns[f.name]) if f.name in columns else "missing"
+            column = f"column '{f.name}' of data source '{new.batch_source}' is {columns.get(f.name)}"
+            if fit == "missing":
+                problems.append(
+                    f"view '{key[1]}': field '{f.name}' is not a column of data source '{new.batch_source}' "
+                    f"(its columns: {listing})"
+                )
+            elif fit == "no":
+                problems.append(f"view '{key[1]}': field '{f.name}' is {f.dtype}, but {column}")
+            elif fit == "lossy":
+                warnings.append(
+                    f"view '{key[1]}': field '{f.name}' is {f.dtype}, but {column}: Feast converts the values and "
+                    "loses information"
+                )
+    if problems:
+        raise InvalidInput(
+            "the change does not match the source data: " + "; ".join(problems[:10]), {"fields": problems}
+        )
+    return warnings
 
 
 # --- The field-level diff and its classification ------------------------------------------------------------

@@ -29,8 +29,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import feast_gateway as gateway
+from catalog.diff import diff_specs
 from catalog.exceptions import NotPermitted, PortalError, RegistryUnavailable
-from catalog.models import ChangeRequest, ExpectedChange, Project
+from catalog.models import ChangeRequest, ExpectedChange, ObjectVersion, Project
 from catalog.notifications import notify
 from catalog.services.audit import audit_record
 from catalog.services.change_requests import TransitionConflict, approval_status, can_apply, governed_repo
@@ -165,6 +166,39 @@ def change_request_apply_run(run: JobRun) -> dict[str, Any]:
         _release_lock(project, token)
 
 
+def _stale_reason(cr: ChangeRequest, repo: gateway.RepoRef, scope: list[tuple[str, str]]) -> str:
+    """Which objects in the plan's scope moved since the plan, and which of their fields (from the version
+    the catalog recorded with the planned content, when it has one)."""
+    planned = cr.plan.get("scope_hashes", {})
+    now = gateway.project_protos(repo, cr.project.name, scope)
+    moved = []
+    for key in sorted(scope):
+        label = f"{key[0]}:{key[1]}"
+        current = now.get(key)
+        base = planned.get(label)
+        if base == (gateway.content_hash(current) if current else "absent"):
+            continue
+        what = f"{key[0].replace('_', ' ')} '{key[1]}'"
+        if current is None:
+            moved.append(f"{what} was deleted")
+            continue
+        if base == "absent":
+            moved.append(f"{what} was added")
+            continue
+        snapshot = (
+            ObjectVersion.objects.filter(
+                object__project=cr.project, object__kind=key[0], object__name=key[1], content_hash=base
+            )
+            .order_by("-version")
+            .values_list("snapshot", flat=True)
+            .first()
+        )
+        fields = [c["path"] for c in diff_specs(snapshot, gateway.spec_json(current))] if snapshot is not None else []
+        moved.append(f"{what} changed" + (f" ({', '.join(fields[:5])})" if fields else ""))
+    detail = "; ".join(moved[:10]) or "an object in the plan's scope was modified"
+    return f"the registry changed since the plan, outside this request: {detail}"
+
+
 def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) -> dict[str, Any]:
     project = cr.project
     repo = governed_repo(project)
@@ -175,7 +209,7 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
 
     fingerprint = current_fingerprint(repo, project.name, scope)
     if fingerprint != cr.base_fingerprint:
-        reason = "the registry changed since the plan (an object in the plan's scope was modified outside this request)"
+        reason = _stale_reason(cr, repo, scope)
         _finish(cr, CR.STALE, {"error": reason, "fingerprint": fingerprint}, stale_reason=reason)
         audit_record(actor=None, action="change_request.stale", obj=cr, after={"reason": reason}, job_run_id=run.pk)
         notify("change_request.failed", f"CR-{cr.pk} is stale: {cr.title}", {"project": project.name, "reason": reason})

@@ -101,6 +101,30 @@ def test_first_sync_is_a_baseline_and_an_unchanged_registry_is_a_noop(demo_repo:
     assert (forced.status, forced.unchanged, forced.changed) == (SyncRun.Status.SUCCEEDED, 13, 0)
 
 
+def test_a_new_canonical_form_is_not_a_registry_change(demo_repo: feast_gateway.RepoRef) -> None:
+    """After an upgrade that ignores one more serialization-only field, the stored hashes differ from the
+    registry's: the sync re-hashes the stored spec, records no version and stores the new hash. A stored
+    spec that really differs is still a change."""
+    sync_one()
+    source = CatalogObject.objects.get(kind="data_source", name="employee_attrition")
+    view = CatalogObject.objects.get(kind="feature_view", name="employee_features")
+    hashes = {source.pk: source.content_hash, view.pk: view.content_hash}
+    # as an older portal stored them: the Python class name in, and a hash over it
+    source.spec = {**source.spec, "data_source_class_type": "feast.infra.offline_stores.file_source.FileSource"}
+    view.spec = {**view.spec, "description": "what the registry no longer says"}
+    for o in (source, view):
+        o.content_hash = "0" * 64
+        o.save(update_fields=["spec", "content_hash"])
+    run = sync_one(force=True)
+    assert (run.status, run.changed, run.out_of_band) == (SyncRun.Status.SUCCEEDED, 1, 1)
+    source.refresh_from_db()
+    view.refresh_from_db()
+    assert (source.content_hash, source.version) == (hashes[source.pk], 1)
+    assert "data_source_class_type" not in source.spec
+    assert (view.content_hash, view.version) == (hashes[view.pk], 2)
+    assert ObjectVersion.objects.filter(object=source).count() == 1
+
+
 def _edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, old

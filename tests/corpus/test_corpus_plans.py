@@ -54,6 +54,22 @@ def repo_archive(
     return buf.getvalue()
 
 
+# An on-demand view without a schema: Feast infers it at apply by running the transformation.
+SCHEMALESS_ON_DEMAND = """
+import pandas as pd
+from feast.on_demand_feature_view import on_demand_feature_view
+
+from feature_definitions import driver_stats_fv
+
+
+@on_demand_feature_view(sources=[driver_stats_fv], schema=[])
+def conv_rate_doubled(inputs: pd.DataFrame) -> pd.DataFrame:
+    df = pd.DataFrame()
+    df["conv_rate_x2"] = inputs["conv_rate"] * 2.0
+    return df
+"""
+
+
 def author() -> User:
     return make_user("pia", "proposer")
 
@@ -168,8 +184,12 @@ def test_apply_writes_exactly_the_planned_protos(corpus: Corpus, celery_worker: 
             'description="Driver metadata, as key-value pairs"',
         )
     }
-    cr = upload(LOCAL, repo_archive(Path(corpus[LOCAL].path), edit))
-    assert planned(cr)
+    cr = upload(LOCAL, repo_archive(Path(corpus[LOCAL].path), edit, extra={"doubled.py": SCHEMALESS_ON_DEMAND}))
+    # The on-demand view declares no schema: the sandbox ran Feast's inference, so the plan has its field.
+    added = planned(cr)[("feature_view", "conv_rate_doubled")]
+    assert added["action"] == "added"
+    (features,) = [c for c in added["changes"] if c["path"] == "features"]
+    assert [f["name"] for f in features["after"]] == ["conv_rate_x2"]
     change_request_approve(cr=cr, actor=make_user("ana", "approver", teams=("driver_performance",)))
     cr.refresh_from_db()
     assert cr.status == "approved", (cr.status, cr.required_approvals, cr.required_teams, cr.severity)
@@ -187,6 +207,8 @@ def test_apply_writes_exactly_the_planned_protos(corpus: Corpus, celery_worker: 
         for kind, field in (("feature_view", "featureViews"), ("feature_service", "featureServices"))
         for item in dump.get(field, [])
     }
+    doubled = next(v for v in dump["onDemandFeatureViews"] if v["spec"]["name"] == "conv_rate_doubled")
+    assert [f["name"] for f in doubled["spec"]["features"]] == ["conv_rate_x2"]
     view = dumped[("feature_view", "driver_hourly_stats")]["spec"]
     assert [f.get("description") for f in view["features"] if f["name"] == "driver_metadata"] == [
         "Driver metadata, as key-value pairs"

@@ -39,6 +39,11 @@ def test_dtype_change_is_breaking_and_cascades_into_the_service_vector(people: d
     )
     assert cr.severity == "breaking"
     assert rules(cr, "employee_features")["view.dtype_changed"] == "breaking"
+    # checked against the source data: the parquet column is Float32, so the reviewers are told it truncates
+    assert cr.plan["warnings"] == [
+        "view 'employee_features': field 'tenure' is Int64, but column 'tenure' of data source 'employee_attrition' "
+        "is Float32: Feast converts the values and loses information"
+    ]
     service = next(s for s in cr.plan["services"] if s["name"] == "attrition_model_v1")
     assert service["before"][0] == {
         "index": 0,
@@ -121,11 +126,43 @@ def test_metadata_only_changes_are_safe(people: dict[str, User]) -> None:
 
 def test_adding_a_field_is_safe_and_the_service_keeps_its_vector(people: dict[str, User]) -> None:
     cr = create(
-        people["author"], {"op": "add_field", "view": "department_features", "field": "open_roles", "dtype": "Int64"}
+        people["author"], {"op": "add_field", "view": "department_features", "field": "leavers", "dtype": "Int64"}
     )
     assert rules(cr, "department_features") == {"view.field_added": "safe"}
     changes = cr.plan["objects"][0]["changes"]
-    assert any(c["path"] == "features[open_roles]" and c["change"] == "added" for c in changes)
+    assert any(c["path"] == "features[leavers]" and c["change"] == "added" for c in changes)
+
+
+@pytest.mark.parametrize(
+    ("field", "dtype", "message"),
+    [
+        (
+            "open_roles",
+            "Int64",
+            (
+                "view 'department_features': field 'open_roles' is not a column of data source 'department_stats' "
+                "(its columns: department_id Int64, event_timestamp UnixTimestamp, headcount Int64, attrition_rate_90d "
+                "Float32, avg_satisfaction Float32, leavers Int64)"
+            ),
+        ),
+        (
+            "leavers",
+            "UnixTimestamp",
+            (
+                "view 'department_features': field 'leavers' is UnixTimestamp, but column 'leavers' of data source "
+                "'department_stats' is Int64"
+            ),
+        ),
+    ],
+)
+def test_a_field_the_source_lacks_or_cannot_hold_is_refused_at_plan_time(
+    people: dict[str, User], field: str, dtype: str, message: str
+) -> None:
+    edit = {"op": "add_field", "view": "department_features", "field": field, "dtype": dtype}
+    with pytest.raises(InvalidInput) as refused:
+        create(people["author"], edit)
+    assert str(refused.value) == f"the change does not match the source data: {message}"
+    assert not ChangeRequest.objects.exists()
 
 
 def test_removing_a_feature_from_a_consumed_service_is_breaking(people: dict[str, User]) -> None:

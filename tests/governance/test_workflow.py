@@ -243,7 +243,11 @@ def test_a_registry_changed_since_the_plan_makes_the_request_stale(
     change_request_apply_start(cr=cr, actor=people["operator"])
     cr = wait_for(cr, "applied", "failed", "stale")
     assert cr.status == "stale"
-    assert "registry changed since the plan" in cr.stale_reason
+    # The reason names the object and the field that moved (from the catalog's version with the planned content).
+    assert cr.stale_reason == (
+        "the registry changed since the plan, outside this request: feature view 'employee_features' changed "
+        "(features[x])"
+    )
     assert feast_gateway.registry_fingerprint(synced) == before  # nothing written
     assert view_dtype(synced, "employee_features", "tenure") == "Float32"
     # Re-planning brings it back for review, with approvals reset.
