@@ -118,16 +118,21 @@ class ParsedRepo:
     udfs: list[ParsedUdf] = field(default_factory=list)  # the transformations (source text only), checked in the jail
 
 
-def parse_upload(data: bytes, *, filename: str, project: str) -> ParsedRepo:
+def parse_upload(data: bytes, *, filename: str, project: str, repo_path: Path | None = None) -> ParsedRepo:
     """The Feast objects an uploaded feature repo declares, parsed in an isolated process.
+
+    `repo_path` is the governed repo's directory: a file path the definitions build from `__file__` points
+    there, as it would under `feast apply` in that repo (in the sandbox `__file__` is under the jail's repo).
 
     Raises UploadRejected (a user-readable message, no traceback) for every problem: the archive,
     its members, definitions that fail to load, time or memory limits, duplicate names.
     """
-    return _parse_upload(data, filename=filename, project=project, limits=_Limits.from_settings())
+    return _parse_upload(data, filename=filename, project=project, limits=_Limits.from_settings(), repo_path=repo_path)
 
 
-def _parse_upload(data: bytes, *, filename: str, project: str, limits: _Limits) -> ParsedRepo:
+def _parse_upload(
+    data: bytes, *, filename: str, project: str, limits: _Limits, repo_path: Path | None = None
+) -> ParsedRepo:
     if not project:
         raise ValueError("project is required")
     started = time.monotonic()
@@ -144,7 +149,7 @@ def _parse_upload(data: bytes, *, filename: str, project: str, limits: _Limits) 
             result = _run_worker(work, repo, project, limits)
         finally:
             _remove(work)
-    parsed = _objects(result, project, extracted, warnings)
+    parsed = _objects(result, project, extracted, warnings, repo_path)
     _check_udfs(parsed.udfs, limits)
     logger.info(
         "parsed upload %s for %s: %d objects from %d files in %.1f s",
@@ -644,7 +649,9 @@ def _check_udfs(udfs: list[ParsedUdf], limits: _Limits) -> None:
 # --- 3. The objects ------------------------------------------------------------------------------
 
 
-def _objects(result: _WorkerResult, project: str, extracted: set[str], warnings: list[str]) -> ParsedRepo:
+def _objects(
+    result: _WorkerResult, project: str, extracted: set[str], warnings: list[str], repo_path: Path | None = None
+) -> ParsedRepo:
     """Protos checked again on this side (they come from untrusted code), project set, names checked."""
     feast = _feast()
     classes = {
@@ -670,6 +677,8 @@ def _objects(result: _WorkerResult, project: str, extracted: set[str], warnings:
         if spec.name != name:
             raise UploadRejected("parsing produced an unreadable result")
         _set_project(message, project)
+        if repo_path is not None:
+            _relocate_file_paths(message, repo_path)
         udfs += _strip_udf_bodies(message, kind, name)
         line = record.get("line")
         where = f"{record['file']}:{line}" if record.get("file") and isinstance(line, int) else ""
@@ -688,6 +697,23 @@ def _objects(result: _WorkerResult, project: str, extracted: set[str], warnings:
     objects = sorted((e[0] for e in entries), key=lambda o: (order[o.kind], o.name, o.proto_type))
     files = sorted(f for f in (str(x) for x in result.header.get("files") or []) if f in extracted)
     return ParsedRepo(objects=objects, files=files, warnings=warnings, udfs=udfs)
+
+
+def _relocate_file_paths(message: Any, repo_path: Path) -> None:
+    """File sources whose path is inside the jail's repo (built from `__file__`) point into the governed repo."""
+    if message.DESCRIPTOR.full_name == "feast.core.DataSource" and message.HasField("file_options"):
+        uri = message.file_options.uri
+        if uri == JAIL_REPO or uri.startswith(f"{JAIL_REPO}/"):
+            message.file_options.uri = str(repo_path) + uri[len(JAIL_REPO) :]
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        if descriptor.is_repeated and descriptor.message_type.GetOptions().map_entry:
+            items = list(value.values()) if descriptor.message_type.fields_by_name["value"].message_type else []
+        else:
+            items = list(value) if descriptor.is_repeated else [value]
+        for item in items:
+            _relocate_file_paths(item, repo_path)
 
 
 def _check_duplicates(entries: list[tuple[ParsedObject, Any, str]]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -153,7 +154,7 @@ def _build(
     warnings: list[str] = []
     if upload is not None:
         data, filename = upload
-        parsed = gateway.parse_upload(data, filename=filename, project=project.name)
+        parsed = gateway.parse_upload(data, filename=filename, project=project.name, repo_path=Path(repo.path))
         objects = [gateway.ObjectProto(o.kind, o.proto_type, o.name, o.proto) for o in parsed.objects]
         warnings = list(parsed.warnings)
         source_data = {

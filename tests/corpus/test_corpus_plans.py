@@ -218,3 +218,22 @@ def test_apply_writes_exactly_the_planned_protos(corpus: Corpus, celery_worker: 
     assert set(ObjectVersion.objects.filter(change_request=cr).values_list("object__kind", "object__name")) == {
         (u["kind"], u["name"]) for u in cr.proposal["upserts"]
     }
+
+
+def test_paths_from_file_point_into_the_governed_repo_and_feastignore_is_honoured(corpus: Corpus) -> None:
+    """As under `feast apply` in the governed repo: a path built from `__file__` is that repo's path (not
+    the sandbox's), and files listed in `.feastignore` are not imported."""
+    registry_sync(trigger="test")
+    repo = Path(corpus[LOCAL].path)
+    edit = {
+        DEFINITIONS: (
+            'path="data/driver_stats.parquet"',
+            'path=str(__import__("pathlib").Path(__file__).parent / "data" / "driver_stats.parquet")',
+        )
+    }
+    cr = upload(LOCAL, repo_archive(repo, edit, extra={".feastignore": "test_workflow.py\n"}))
+    source = planned(cr)[("data_source", "driver_hourly_stats_source")]
+    assert [(c["path"], c["before"], c["after"]) for c in source["changes"]] == [
+        ("file_options.uri", "data/driver_stats.parquet", f"{repo}/data/driver_stats.parquet")
+    ]
+    assert cr.proposal["files"] == [DEFINITIONS]  # test_workflow.py is ignored, as Feast ignores it
