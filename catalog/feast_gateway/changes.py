@@ -653,7 +653,8 @@ def _restore_udfs(message: Any, originals: Sequence[Any], what: str) -> None:
 def as_feast_stores(
     repo: RepoRef, project: str, upserts: Sequence[ObjectProto], deletes: Sequence[ObjectProto] = ()
 ) -> dict[Key, ObjectProto]:
-    """The project's objects exactly as Feast would store them after applying `upserts` and `deletes`.
+    """The project's objects exactly as Feast would store them after applying `upserts` and `deletes`: on a
+    SQL registry, the ones the apply touches or reads (unchanged otherwise); on a file registry, all of them.
 
     Feast's own `FeatureStore.apply` runs on a scratch copy of the project in a registry of the same kind
     (a file registry, or a SQL registry on SQLite with the live tables' rows for the project), with a
@@ -682,7 +683,9 @@ def as_feast_stores(
     raw = _raw_config(repo)
     with tempfile.TemporaryDirectory(prefix="feast-plan-") as scratch:
         if location.kind == "sql":
-            url = _sql_scratch(location, project, Path(scratch), placeholder)
+            named = {o.name for o in [*upserts, *deletes]}
+            named |= {ref_name for o in upserts for (_, ref_name), _ in references(o)}
+            url = _sql_scratch(location, project, Path(scratch), placeholder, named)
             raw["registry"] = {"registry_type": "sql", "path": url, "cache_mode": "none"}
         else:
             registry = _feast().Registry()
@@ -729,8 +732,23 @@ def _dispose(registry: Any) -> None:
             engine.dispose()
 
 
-def _sql_scratch(location: Any, project: str, directory: Path, placeholder: Any) -> str:
-    """A SQLite copy of the project's rows in a SQL registry (every Feast table), UDFs as placeholders."""
+# Tables copied to a scratch SQL registry only for the objects an apply touches or reads (all other rows
+# of these tables are neither read nor written by Feast's apply of those objects), and tables not copied.
+_SCRATCH_BY_NAME = {
+    "feature_views": "feature_view_name",
+    "stream_feature_views": "feature_view_name",
+    "on_demand_feature_views": "feature_view_name",
+    "label_views": "feature_view_name",
+    "feature_services": "feature_service_name",
+    "feature_view_version_history": "feature_view_name",
+}
+_SCRATCH_SKIPPED = {"saved_datasets", "validation_references", "permissions"}
+
+
+def _sql_scratch(location: Any, project: str, directory: Path, placeholder: Any, named: set[str]) -> str:
+    """A SQLite copy of a SQL registry's rows for the project, UDFs as placeholders: entities, data sources and
+    the project's own rows in full, views and services only when `named` (what the apply touches or reads:
+    a view of the same name in any view table is copied, so Feast's name-conflict checks still see it)."""
     from feast.infra.registry.sql import metadata
     from sqlalchemy import create_engine, inspect, select
     from sqlalchemy.exc import SQLAlchemyError
@@ -744,10 +762,15 @@ def _sql_scratch(location: Any, project: str, directory: Path, placeholder: Any)
             inspector = inspect(live)
             present = set(inspector.get_table_names())
             for table in metadata.sorted_tables:
-                if table.name not in present or "project_id" not in table.c:
+                if table.name not in present or "project_id" not in table.c or table.name in _SCRATCH_SKIPPED:
                     continue
                 columns = [table.c[c["name"]] for c in inspector.get_columns(table.name) if c["name"] in table.c]
-                rows = [dict(r._mapping) for r in live.execute(select(*columns).where(table.c.project_id == project))]
+                query = select(*columns).where(table.c.project_id == project)
+                if table.name in _SCRATCH_BY_NAME:
+                    if not named:
+                        continue
+                    query = query.where(table.c[_SCRATCH_BY_NAME[table.name]].in_(sorted(named)))
+                rows = [dict(r._mapping) for r in live.execute(query)]
                 if table.name in proto_types:
                     name_column, proto_column = _NAME_COLUMNS[table.name], _PROTO_COLUMNS[table.name]
                     for row in rows:

@@ -143,9 +143,10 @@ def _as_feast_stores(
 ) -> Proposal:
     """What apply would write, exactly: Feast's apply run on a scratch copy of the project (inference,
     defaults, the data sources a view carries), compared with the live registry object by object."""
-    current = gateway.project_protos(repo, project.name)
-    deletes = {k: current[k] for k in deleted if k in current}
+    deleted = set(deleted)
+    deletes = gateway.project_protos(repo, project.name, deleted) if deleted else {}
     after = gateway.as_feast_stores(repo, project.name, list(upserts), list(deletes.values()))
+    current = gateway.project_protos(repo, project.name, after.keys())
     changed = {
         k: o
         for k, o in after.items()
