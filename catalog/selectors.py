@@ -7,6 +7,8 @@ from typing import Any
 
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
+from catalog import feast_gateway as gateway
+from catalog.exceptions import PortalError
 from catalog.models import AuditEvent, CatalogObject, ChangeRequest, ObjectVersion, Project, Status, SyncRun
 from catalog.models.objects import KIND_SLUG
 
@@ -333,3 +335,25 @@ def view_transformation(*, user: Any, obj: CatalogObject) -> dict[str, Any] | No
             label = f"version {version}"
             return {"after": current, "diff": source_diff(previous, current, before_label=label), "since": version}
     return {"after": current, "diff": "", "since": None}
+
+
+_TABLE_SOURCE_KINDS = {"file", "bigquery", "redshift", "snowflake", "trino", "spark", "athena", "iceberg", "custom"}
+
+
+def source_columns(*, source_name: str, project: Project) -> dict[str, Any]:
+    """A data source's columns and types as Feast reads them from the source itself (for the data source
+    page and the add-field form): {"columns": [(name, dtype)], "error": why they could not be read}."""
+    obj = CatalogObject.objects.filter(project=project, kind="data_source", name=source_name).first()
+    if obj is None or obj.subkind not in _TABLE_SOURCE_KINDS:
+        return {"columns": [], "error": ""}
+    repo = next((r for r in gateway.governed_repos() if r.key == project.repo_key), None)
+    if repo is None:
+        return {"columns": [], "error": "no governed feature repo names this project here, so its data is not read"}
+    try:
+        protos = gateway.project_protos(repo, project.name, [("data_source", source_name)])
+        if ("data_source", source_name) not in protos:
+            return {"columns": [], "error": "the registry no longer has this data source"}
+        columns = gateway.source_columns(repo, project.name, protos[("data_source", source_name)].message())
+    except PortalError as exc:
+        return {"columns": [], "error": str(exc)}
+    return {"columns": list(columns.items()), "error": ""}

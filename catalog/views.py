@@ -81,6 +81,8 @@ def object_detail(request: HttpRequest, project: str, kind_slug: str, name: str)
         "compare": compare,
         "slugs": selectors.SLUG_FOR_KIND,
     }
+    if kind == "data_source":
+        context["source_columns"] = selectors.source_columns(source_name=obj.name, project=obj.project)
     if kind == "feature_view":
         context["freshness"] = feature_view_freshness(obj)
         context["transformation"] = selectors.view_transformation(user=request.user, obj=obj)
@@ -93,6 +95,8 @@ def object_detail(request: HttpRequest, project: str, kind_slug: str, name: str)
         from catalog.views_governance import DTYPES
 
         context["dtypes"] = DTYPES
+        if kind == "feature_view" and obj.batch_source_name:
+            context["source_columns"] = selectors.source_columns(source_name=obj.batch_source_name, project=obj.project)
     context["open_change_requests"] = selectors.open_change_requests(obj=obj)
     if kind in ("feature_view", "feature_service"):
         context["snippets"] = fetch_snippets(obj, base_url=request.build_absolute_uri("/"))

@@ -53,6 +53,18 @@ def test_a_proposer_plans_a_change_from_the_view_page(client: Client, people: di
     assert f"CR-{cr.pk}" in client.get("/").content.decode()
 
 
+def test_the_source_columns_are_listed_where_fields_are_added(client: Client, people: dict[str, User]) -> None:
+    """The data source page lists the columns in the data (read from the parquet file), and the add-field
+    form of a view over it offers them: a field the source lacks is refused at plan time anyway."""
+    client.force_login(people["author"])
+    source = client.get(f"/projects/{PROJECT}/data-sources/department_stats/").content.decode()
+    assert 'id="source-columns"' in source
+    for column, dtype in [("headcount", "Int64"), ("attrition_rate_90d", "Float32"), ("leavers", "Int64")]:
+        assert f'<td class="mono wrap">{column}</td><td>{dtype}</td>' in source
+    view = client.get(f"/projects/{PROJECT}/feature-views/department_features/").content.decode()
+    assert '<datalist id="source-columns">' in view and '<option value="leavers">Int64</option>' in view
+
+
 def test_a_bad_form_value_changes_nothing_and_says_why(client: Client, people: dict[str, User]) -> None:
     client.force_login(people["author"])
     response = client.post(VIEW_URL + "propose/", {"op": "set_ttl", "ttl_days": "soon"}, follow=True)

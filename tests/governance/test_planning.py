@@ -41,8 +41,10 @@ def test_dtype_change_is_breaking_and_cascades_into_the_service_vector(people: d
     assert rules(cr, "employee_features")["view.dtype_changed"] == "breaking"
     # checked against the source data: the parquet column is Float32, so the reviewers are told it truncates
     assert cr.plan["warnings"] == [
-        "view 'employee_features': field 'tenure' is Int64, but column 'tenure' of data source 'employee_attrition' "
-        "is Float32: Feast converts the values and loses information"
+        (
+            "view 'employee_features': field 'tenure' is Int64, but column 'tenure' of data source 'employee_attrition' "
+            "is Float32: Feast converts the values and loses information"
+        )
     ]
     service = next(s for s in cr.plan["services"] if s["name"] == "attrition_model_v1")
     assert service["before"][0] == {
