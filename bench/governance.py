@@ -114,6 +114,16 @@ def main() -> None:
     def plan() -> Any:
         return change_request_create(actor=users["author"], project="bench", title="widen", edits=[edit], submit=True)
 
+    # The first plan in a process also imports Feast's offline store (dask: ~2.5 s, once per process); a
+    # running web process has paid that, so the plan is measured after one (recorded as cold_plan_s).
+    cold_plan_s, _, _ = measure(plan)
+    if os.environ.get("BENCH_PROFILE"):  # where the plan's time goes (stderr)
+        import cProfile
+        import pstats
+
+        profile = cProfile.Profile()
+        profile.runcall(plan)
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
     plan_s, plan_mib, cr = measure(plan)
     from catalog.models import Team
 
@@ -138,6 +148,7 @@ def main() -> None:
         "objects_applied": result.get("applied"),
         "status": cr.status,
         "portal_plan_s": round(plan_s, 3),
+        "portal_cold_plan_s": round(cold_plan_s, 3),
         "portal_plan_peak_mib": round(plan_mib, 1),
         "portal_apply_s": round(apply_s, 3),
         "portal_apply_feast_s": result.get("apply_seconds"),
@@ -172,7 +183,9 @@ def markdown(r: dict[str, Any]) -> str:
         "| step | portal | target | Feast CLI, full repo |",
         "|---|---|---|---|",
         (
-            f"| plan (diff + classification) | {r['portal_plan_s']} s | ≤ {r['targets']['plan_s']} s | "
+            f"| plan (Feast's apply on a scratch copy, checks against the data, diff, classification) | "
+            f"{r['portal_plan_s']} s (first in a process: {r.get('portal_cold_plan_s', '?')} s) | "
+            f"≤ {r['targets']['plan_s']} s | "
             f"`feast plan`: {cli(r.get('cli_plan'))} |"
         ),
         (

@@ -675,6 +675,8 @@ def as_feast_stores(
     saved_udfs: dict[Key, list[Any]] = {}
 
     def placeholder(obj: ObjectProto) -> bytes:
+        if obj.proto_type not in _UDF_CARRIERS:
+            return obj.proto
         message = obj.message()
         saved_udfs[obj.key] = _without_udfs(message)
         return bytes(message.SerializeToString())
@@ -685,6 +687,7 @@ def as_feast_stores(
         if location.kind == "sql":
             named = {o.name for o in [*upserts, *deletes]}
             named |= {ref_name for o in upserts for (_, ref_name), _ in references(o)}
+            named |= {source for o in upserts for source in _embedded_source_names(o.message())}
             url = _sql_scratch(location, project, Path(scratch), placeholder, named)
             raw["registry"] = {"registry_type": "sql", "path": url, "cache_mode": "none"}
         else:
@@ -734,7 +737,27 @@ def _dispose(registry: Any) -> None:
 
 # Tables copied to a scratch SQL registry only for the objects an apply touches or reads (all other rows
 # of these tables are neither read nor written by Feast's apply of those objects), and tables not copied.
+_UDF_CARRIERS = {"FeatureView", "StreamFeatureView", "OnDemandFeatureView"}
+
+
+def _embedded_source_names(message: Any) -> set[str]:
+    """The names of every data source embedded in a message (a view's batch and stream sources, a push
+    source's batch source, an on-demand view's request sources...)."""
+    names = {message.name} if message.DESCRIPTOR.full_name == "feast.core.DataSource" else set()
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        if descriptor.is_repeated and descriptor.message_type.GetOptions().map_entry:
+            items = list(value.values()) if descriptor.message_type.fields_by_name["value"].message_type else []
+        else:
+            items = list(value) if descriptor.is_repeated else [value]
+        for item in items:
+            names |= _embedded_source_names(item)
+    return names
+
+
 _SCRATCH_BY_NAME = {
+    "data_sources": "data_source_name",
     "feature_views": "feature_view_name",
     "stream_feature_views": "feature_view_name",
     "on_demand_feature_views": "feature_view_name",
@@ -746,9 +769,9 @@ _SCRATCH_SKIPPED = {"saved_datasets", "validation_references", "permissions"}
 
 
 def _sql_scratch(location: Any, project: str, directory: Path, placeholder: Any, named: set[str]) -> str:
-    """A SQLite copy of a SQL registry's rows for the project, UDFs as placeholders: entities, data sources and
-    the project's own rows in full, views and services only when `named` (what the apply touches or reads:
-    a view of the same name in any view table is copied, so Feast's name-conflict checks still see it)."""
+    """A SQLite copy of a SQL registry's rows for the project, UDFs as placeholders: entities and the project's
+    own rows in full; data sources, views and services only when `named` (what the apply touches, reads or
+    carries: a view of the same name in any view table is copied, so Feast's name-conflict checks see it)."""
     from feast.infra.registry.sql import metadata
     from sqlalchemy import create_engine, inspect, select
     from sqlalchemy.exc import SQLAlchemyError
