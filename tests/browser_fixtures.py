@@ -65,7 +65,18 @@ def page(browser: Any, request: pytest.FixtureRequest, _plain_static_names: None
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     pg = context.new_page()
     problems = PageProblems()
-    pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    pg.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error"
+            and not (
+                getattr(pg, "_expect_error_status", False)
+                and msg.text.startswith("Failed to load resource: the server responded with a status of 4")
+            )
+            else None
+        ),
+    )
     pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     pg.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} {req.failure}"))
     pg.on(

@@ -90,3 +90,41 @@ def test_retype_a_field_review_it_and_apply_it(
     history = page.locator("#history").inner_text()
     assert f"CR-{cr.pk}" in history and "out-of-band" not in history
     shot(page, "governance-05-view-v2")
+
+
+def test_uploading_the_repo_as_it_is_shows_progress_then_plans_nothing(
+    page: Any, demo_repo: feast_gateway.RepoRef, live_server: Any, tmp_path: Any
+) -> None:
+    """A newcomer zips the feature repo folder as it is (data files and all) and uploads it unchanged: the
+    page says the plan is being computed while the sandbox and Feast work, then that nothing would change."""
+    import shutil
+
+    assert sync_one().status == "succeeded"
+    base = str(live_server.url)
+    make_user("pia", "proposer", teams=("people-analytics",))
+    archive = shutil.make_archive(str(tmp_path / "feature_repo"), "zip", demo_repo.path.parent, demo_repo.path.name)
+    login(page, base, "pia")
+    page.goto(f"{base}/change-requests/new/")
+    page.fill("input[name=title]", "the repo as it is")
+    page.check("input[name=mode][value=full]")
+    page.set_input_files("input[name=archive]", archive)
+    progress = page.locator("#plan-progress")
+    assert progress.is_hidden()
+    page._expect_error_status = True  # a refused upload answers 400 with the form and the reason
+    # Submitting runs the page's submit handler synchronously: the state it leaves is read before the
+    # browser navigates away to the server's answer (which takes seconds: the sandbox, then Feast).
+    hidden, text, disabled = page.evaluate(
+        """() => {
+            const form = document.querySelector("form:has(input[name=archive])");
+            form.requestSubmit();
+            const note = document.getElementById("plan-progress");
+            return [note.hidden, note.textContent, form.querySelector("button[type=submit]").disabled];
+        }"""
+    )
+    assert (hidden, disabled) == (False, True)
+    assert text.startswith("Parsing the repo in the sandbox, then planning it with Feast's apply"), text
+    alert = page.locator("p.error[role=alert]")
+    alert.wait_for(timeout=120_000)
+    assert alert.inner_text() == "Nothing was proposed: the upload matches the registry: nothing would change"
+    assert not ChangeRequest.objects.exists()
+    shot(page, "governance-upload-02-nothing-to-plan")
