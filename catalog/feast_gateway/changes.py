@@ -36,6 +36,7 @@ from catalog.feast_gateway.protos import (
     _strip_volatile,
     dtype_name,
     dtype_value,
+    nested_messages,
     own_content_hash,
     udf_messages,
 )
@@ -743,17 +744,7 @@ _UDF_CARRIERS = {"FeatureView", "StreamFeatureView", "OnDemandFeatureView"}
 def _embedded_source_names(message: Any) -> set[str]:
     """The names of every data source embedded in a message (a view's batch and stream sources, a push
     source's batch source, an on-demand view's request sources...)."""
-    names = {message.name} if message.DESCRIPTOR.full_name == "feast.core.DataSource" else set()
-    for descriptor, value in message.ListFields():
-        if descriptor.message_type is None:
-            continue
-        if descriptor.is_repeated and descriptor.message_type.GetOptions().map_entry:
-            items = list(value.values()) if descriptor.message_type.fields_by_name["value"].message_type else []
-        else:
-            items = list(value) if descriptor.is_repeated else [value]
-        for item in items:
-            names |= _embedded_source_names(item)
-    return names
+    return {m.name for m in nested_messages(message) if m.DESCRIPTOR.full_name == "feast.core.DataSource"}
 
 
 _SCRATCH_BY_NAME = {

@@ -178,22 +178,24 @@ def _entity_columns_last(spec: Message) -> None:
 _UDF_TYPES = frozenset({"UserDefinedFunction", "UserDefinedFunctionV2"})
 
 
-def udf_messages(message: Any) -> list[Any]:
-    """Every UDF message inside `message` (current and legacy fields, embedded views included)."""
-    found = [message] if message.DESCRIPTOR.name in _UDF_TYPES else []
+def nested_messages(message: Any) -> list[Any]:
+    """`message` and every message inside it, depth first (repeated fields and map values included)."""
+    found = [message]
     for descriptor, value in message.ListFields():
         if descriptor.message_type is None:
             continue
-        if descriptor.is_repeated:
-            if descriptor.message_type.GetOptions().map_entry:
-                values = value.values() if descriptor.message_type.fields_by_name["value"].message_type else []
-            else:
-                values = value
-            for item in values:
-                found += udf_messages(item)
+        if descriptor.is_repeated and descriptor.message_type.GetOptions().map_entry:
+            items = list(value.values()) if descriptor.message_type.fields_by_name["value"].message_type else []
         else:
-            found += udf_messages(value)
+            items = list(value) if descriptor.is_repeated else [value]
+        for item in items:
+            found += nested_messages(item)
     return found
+
+
+def udf_messages(message: Any) -> list[Any]:
+    """Every UDF message inside `message` (current and legacy fields, embedded views included)."""
+    return [m for m in nested_messages(message) if m.DESCRIPTOR.name in _UDF_TYPES]
 
 
 def _content(spec: Message) -> tuple[Spec, str]:

@@ -56,7 +56,7 @@ from django.conf import settings
 
 from catalog.exceptions import UploadRejected, UploadSandboxUnavailable
 from catalog.feast_gateway.base import _feast
-from catalog.feast_gateway.protos import _set_project, udf_messages
+from catalog.feast_gateway.protos import _set_project, nested_messages, udf_messages
 from catalog.feast_gateway.upload_archive import (
     MB,
     _checked_members,
@@ -701,19 +701,11 @@ def _objects(
 
 def _relocate_file_paths(message: Any, repo_path: Path) -> None:
     """File sources whose path is inside the jail's repo (built from `__file__`) point into the governed repo."""
-    if message.DESCRIPTOR.full_name == "feast.core.DataSource" and message.HasField("file_options"):
-        uri = message.file_options.uri
-        if uri == JAIL_REPO or uri.startswith(f"{JAIL_REPO}/"):
-            message.file_options.uri = str(repo_path) + uri[len(JAIL_REPO) :]
-    for descriptor, value in message.ListFields():
-        if descriptor.message_type is None:
-            continue
-        if descriptor.is_repeated and descriptor.message_type.GetOptions().map_entry:
-            items = list(value.values()) if descriptor.message_type.fields_by_name["value"].message_type else []
-        else:
-            items = list(value) if descriptor.is_repeated else [value]
-        for item in items:
-            _relocate_file_paths(item, repo_path)
+    for source in nested_messages(message):
+        if source.DESCRIPTOR.full_name == "feast.core.DataSource" and source.HasField("file_options"):
+            uri = source.file_options.uri
+            if uri == JAIL_REPO or uri.startswith(f"{JAIL_REPO}/"):
+                source.file_options.uri = str(repo_path) + uri[len(JAIL_REPO) :]
 
 
 def _check_duplicates(entries: list[tuple[ParsedObject, Any, str]]) -> None:
