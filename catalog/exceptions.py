@@ -76,7 +76,7 @@ class UploadRejected(InvalidInput):
 
 
 class UploadSandboxUnavailable(UploadRejected):
-    """This machine cannot isolate uploaded code (catalog.feast_gateway.sandbox.isolation_check failed): uploads
+    """This machine cannot isolate uploaded code (catalog.feast_gateway.isolation.isolation_check failed): uploads
     are refused until it can. Never replaced by a weaker sandbox."""
 
     status_code = 503

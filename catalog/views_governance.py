@@ -86,6 +86,8 @@ def change_request_new(request: HttpRequest) -> HttpResponse:
     projects = list(Project.objects.exclude(repo_key="").exclude(status="removed").values_list("name", flat=True))
     error = ""
     values = {"project": request.GET.get("project", projects[0] if len(projects) == 1 else ""), "mode": "partial"}
+    if request.method == "GET":
+        crs.prepare_upload()
     if request.method == "POST":
         values = {k: request.POST.get(k, "") for k in ("project", "title", "description", "mode")}
         archive = request.FILES.get("archive")

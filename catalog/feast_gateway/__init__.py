@@ -313,11 +313,14 @@ __all__ += [
 ]
 
 # --- Sandbox (upload parsing) ---
-from catalog.feast_gateway.sandbox import ParsedObject, ParsedRepo, isolation_check, parse_upload
+from catalog.feast_gateway.isolation import isolation_check
+from catalog.feast_gateway.isolation import warm as warm_upload_sandbox
+from catalog.feast_gateway.sandbox import ParsedObject, ParsedRepo, parse_upload
 
 __all__ += [
     "ParsedObject",
     "ParsedRepo",
     "isolation_check",
     "parse_upload",
+    "warm_upload_sandbox",
 ]

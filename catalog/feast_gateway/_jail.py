@@ -1,11 +1,13 @@
 """The launcher of the upload sandbox: builds the worker's view of the filesystem, drops privileges, execs.
 
-Run only by sandbox.py, already inside fresh namespaces made by util-linux `unshare` (mount, PID,
-network, IPC, UTS; plus a user namespace when the portal is not root):
+Run by sandbox.py, already inside fresh namespaces made by util-linux `unshare` (mount, PID, network, IPC,
+UTS; plus a user namespace when the portal is not root):
 
     python -I -S _jail.py <spec JSON>
 
-It imports the standard library only and runs before any uploaded code. Steps:
+or loaded by the template process (_zygote.py), whose children call `enter` in the same fresh namespaces and
+then run the parser without an exec. It imports the standard library only and runs before any uploaded code.
+Steps:
 
 1. Make every mount private (nothing propagates back to the host), mount an empty tmpfs as the new
    root and bind-mount into it, read-only: the system libraries (/usr and the /lib, /bin links),
@@ -18,7 +20,8 @@ It imports the standard library only and runs before any uploaded code. Steps:
 3. Drop privileges: when the portal runs as root (outside any user namespace), switch to uid/gid
    65534 (nobody: owns nothing); inside a user namespace (the portal is not root), empty the
    capability bounding set so the exec below leaves no capability. Then no_new_privs, the
-   parent-death signal (setuid clears it), RLIMIT_NPROC, and exec the worker.
+   parent-death signal (setuid clears it), RLIMIT_NPROC, and empty the capability sets (capset). Then exec the
+   worker (or, in the template's child, call it).
 
 Any failure before the exec prints one line starting with SETUP_FAILED and exits with SETUP_EXIT:
 the parent turns that into "uploads are disabled", never into a weaker sandbox.
@@ -44,6 +47,8 @@ MNT_DETACH = 2
 ST_FLAGS = {1: MS_RDONLY, 2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC}  # statvfs f_flag -> mount flag
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -141,13 +146,30 @@ def _drop_privileges(spec: dict[str, Any]) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
-def main(argv: list[str]) -> int:
+def _clear_capabilities() -> None:
+    """Empty the effective, permitted and inheritable sets (capset). Needed where no exec follows (the template
+    process's children, sandbox_zygote.py): an exec from uid 0 with an empty bounding set would clear them."""
+    number = SYS_CAPSET.get(os.uname().machine)
+    if number is None:
+        raise SetupError(f"capset: unknown architecture {os.uname().machine}")
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # two {effective, permitted, inheritable} words, all zero
+    _check(_libc.syscall(number, header, data), "capset")
+
+
+def enter(spec: dict[str, Any]) -> None:
+    """Build the jail's root, pivot into it and drop every privilege; raises SetupError (or OSError)."""
     os.umask(0o022)  # the directories made for the new root must be traversable by uid 65534, whatever ours was
+    _build_root(spec)
+    os.chdir(spec["cwd"])
+    _drop_privileges(spec)
+    _clear_capabilities()
+
+
+def main(argv: list[str]) -> int:
     try:
         spec = json.loads(argv[1])
-        _build_root(spec)
-        os.chdir(spec["cwd"])
-        _drop_privileges(spec)
+        enter(spec)
     except (SetupError, OSError, ValueError, KeyError, IndexError) as exc:
         sys.stderr.write(f"{SETUP_FAILED}: {exc}\n")
         return SETUP_EXIT

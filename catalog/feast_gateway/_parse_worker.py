@@ -504,6 +504,15 @@ def udf_main(argv: list[str]) -> int:
     return 0
 
 
+def preload() -> None:
+    """What every parse imports before the uploaded code runs, imported once by the template process
+    (_zygote.py) so that its children start with it loaded."""
+    import feast.repo_operations
+    import feast.types  # noqa: F401
+
+    _udf_rehydrate()._exec_namespace()
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1 and argv[1] == "--udf":
         return udf_main(argv)

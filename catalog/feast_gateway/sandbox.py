@@ -8,18 +8,11 @@ with a message for the user. Steps:
    letter, no control characters), type (regular files and directories only) and extension. Then it
    is extracted into a fresh temporary directory (0700), counting the bytes written (headers can lie).
 2. The definitions are imported by _parse_worker.py in a jail built by the operating system, never in the
-   portal's process. The boundary is the kernel, not Python: util-linux `unshare` gives the worker its own
-   mount, PID, network, IPC and UTS namespaces (plus a user namespace when the portal is not root), and
-   _jail.py builds its whole filesystem: a read-only root (pivot_root, the host's root detached) holding
-   only /usr, the interpreter and its site-packages (read-only), the upload's copy (read-only), a private
-   size-limited /tmp and the result directory; no /proc, no portal directory, no secret. It then runs as
-   uid 65534 (the portal is root) or with no capability left (in its user namespace), with no_new_privs.
-   Around that: an environment built from scratch, `python -I`, limits on address space, CPU time, file
-   size, processes and core dumps, a wall-clock timeout, bounded stdout/stderr, its own session and the
-   parent-death signal. The worker's audit hook (PEP 578) is a second layer only: it turns the obvious
-   attempts into clear messages, and code that defeats it (it runs in the attacker's interpreter) finds
-   nothing behind it. Where the jail cannot be built, `isolation_check` says why and every upload is
-   refused (UploadSandboxUnavailable): never a weaker sandbox.
+   portal's process: a fresh child of the template process, in its own namespaces, filesystem and user,
+   under resource limits and a wall-clock timeout (isolation.py says how). The worker's audit hook (PEP 578)
+   is a second layer only: it turns the obvious attempts into clear messages, and code that defeats it (it
+   runs in the attacker's interpreter) finds nothing behind it. Where the jail cannot be built,
+   `isolation_check` says why and every upload is refused (UploadSandboxUnavailable): never a weaker sandbox.
 3. The worker runs Feast's own parser and writes protos; this side checks them again (they come from
    untrusted code), sets the project, rejects duplicate names and warns about references to objects
    the upload does not declare (a partial upload may use objects already in the registry).
@@ -32,33 +25,31 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ctypes
-import functools
 import json
 import logging
 import os
-import resource
-import selectors
-import shutil
 import signal
 import stat
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-
-from catalog.exceptions import UploadRejected, UploadSandboxUnavailable
+from catalog.exceptions import UploadRejected
+from catalog.feast_gateway import isolation
 from catalog.feast_gateway.base import _feast
+from catalog.feast_gateway.isolation import (
+    JAIL_DIR,
+    JAIL_OUT,
+    JAIL_POLICY,
+    JAIL_REPO,
+    JAIL_UDFS,
+    JAIL_WORKER,
+    isolation_check,
+)
 from catalog.feast_gateway.protos import _set_project, nested_messages, udf_messages
 from catalog.feast_gateway.upload_archive import (
-    MB,
     _checked_members,
     _display,
     _extract,
@@ -69,8 +60,6 @@ from catalog.feast_gateway.upload_archive import (
 )
 
 logger = logging.getLogger(__name__)
-
-WORKER = Path(__file__).resolve().with_name("_parse_worker.py")
 
 # Kinds in the order objects are returned (dependencies first), with the proto types each may hold.
 KINDS: dict[str, tuple[str, ...]] = {
@@ -95,10 +84,6 @@ _PLURAL = {
 # must differ ignoring case; entity and service names are compared as written.
 _CASE_INSENSITIVE = frozenset({"feature_view", "data_source"})
 _DUMMY_ENTITY = "__dummy"  # Feast's placeholder entity of entity-less views
-
-OUTPUT_KEEP = 64 * 1024  # bytes of the worker's stdout/stderr kept (the tail); the rest is read and dropped
-NPROC_LIMIT = 64  # processes + threads, set only inside a fresh user namespace (where it counts only ours)
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -171,150 +156,6 @@ class _WorkerResult:
     records: list[dict[str, Any]]
 
 
-@functools.cache
-def _libc() -> Any:
-    """libc for prctl (Linux), resolved in the parent: never dlopen between fork and exec."""
-    if sys.platform != "linux":
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        _ = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-def _preexec(limits: _Limits) -> Callable[[], None]:
-    """Runs in the child between fork and exec (of `unshare`): parent-death signal and rlimits, inherited by
-    everything below. RLIMIT_NPROC is set by the launcher, once it runs as the sandbox's own user."""
-
-    def clamp(which: int, value: int) -> int:
-        hard = resource.getrlimit(which)[1]
-        return value if hard == resource.RLIM_INFINITY else min(value, hard)
-
-    memory = limits.memory_mb * MB
-    rlimits = [
-        (resource.RLIMIT_AS, clamp(resource.RLIMIT_AS, memory), clamp(resource.RLIMIT_AS, memory)),
-        (
-            resource.RLIMIT_CPU,
-            clamp(resource.RLIMIT_CPU, limits.cpu_seconds),
-            clamp(resource.RLIMIT_CPU, limits.cpu_seconds + 5),
-        ),
-        (
-            resource.RLIMIT_FSIZE,
-            clamp(resource.RLIMIT_FSIZE, limits.file_size),
-            clamp(resource.RLIMIT_FSIZE, limits.file_size),
-        ),
-        (resource.RLIMIT_CORE, 0, 0),
-    ]
-    libc = _libc()
-
-    def preexec() -> None:
-        if libc is not None:
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        for which, soft, hard in rlimits:
-            resource.setrlimit(which, (soft, hard))
-
-    return preexec
-
-
-def _worker_env() -> dict[str, str]:
-    """Built from scratch: nothing of the portal's environment (database URLs, keys, tokens) is passed on."""
-    return {
-        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "HOME": "/tmp",
-        "TMPDIR": "/tmp",
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-
-
-def _read_denied() -> list[str]:
-    """Paths the worker's audit hook refuses to read (a second layer: the jail does not contain them)."""
-    paths = {"/proc", "/run/secrets", "/var/run/secrets", str(settings.BASE_DIR), str(settings.VAR_DIR)}
-    paths.update(str(p) for p in getattr(settings, "FEAST_REPO_PATHS", []))
-    for name, value in os.environ.items():
-        if name.endswith("_FILE") and value.startswith("/"):
-            paths.add(str(Path(value).parent))
-    return sorted(paths)
-
-
-# --- The jail ------------------------------------------------------------------------------------
-
-# Where the worker sees its inputs and output (inside its own root; the host paths are never shown to it).
-JAIL_DIR = "/sandbox"
-JAIL_REPO = f"{JAIL_DIR}/repo"
-JAIL_OUT = f"{JAIL_DIR}/out"
-JAIL_WORKER = f"{JAIL_DIR}/worker.py"
-JAIL_POLICY = f"{JAIL_DIR}/policy.json"
-JAIL_UDFS = f"{JAIL_DIR}/udfs.json"
-_SYSTEM_READ_ONLY = ["/usr", "/etc/ld.so.cache", "/etc/localtime", "/dev/null", "/dev/zero", "/dev/urandom"]
-# uid 65534 is shared by every sandbox on the host (and anything else running as nobody): a budget for all of
-# them, not per upload. In a user namespace the count is of this sandbox's processes only.
-NPROC_SHARED_LIMIT = 256
-
-
-@dataclass(frozen=True)
-class _Jail:
-    """How the worker is isolated, decided from what this process is (root or not)."""
-
-    unshare: str  # the util-linux binary
-    as_root: bool  # the portal runs as root: namespaces without a user namespace, then uid 65534
-
-    def command(self) -> list[str]:
-        flags = ["--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child"]
-        if not self.as_root:
-            flags += ["--user", "--map-root-user"]
-        return [self.unshare, *flags, "--", sys.executable, "-I", "-S", str(LAUNCHER)]
-
-    def describe(self) -> str:
-        who = "uid 65534 (nobody)" if self.as_root else "a user namespace with no capabilities"
-        return (
-            f"own mount, PID, network, IPC and UTS namespaces; a read-only root (pivot_root) holding only the "
-            f"interpreter, its libraries and the upload; a private /tmp; {who}"
-        )
-
-
-LAUNCHER = Path(__file__).resolve().with_name("_jail.py")
-_SETUP_EXIT = 111  # _jail.SETUP_EXIT (that module is a script, not imported here)
-_SETUP_FAILED = b"SETUP_FAILED: "
-
-
-def _jail() -> _Jail:
-    """The jail this process can build, or UploadSandboxUnavailable naming what is missing."""
-    if sys.platform != "linux":
-        raise _unavailable(f"it needs Linux namespaces (this is {sys.platform})")
-    unshare = shutil.which("unshare", path=os.environ.get("PATH", "/usr/bin:/bin"))
-    if unshare is None:
-        raise _unavailable("the 'unshare' program (util-linux) is not installed")
-    return _Jail(unshare=unshare, as_root=os.geteuid() == 0)
-
-
-def _unavailable(reason: str) -> UploadSandboxUnavailable:
-    return UploadSandboxUnavailable(
-        f"uploads are disabled: this machine cannot isolate uploaded code: {reason}. "
-        "See 'Upload sandbox' in the README for what the kernel and the container must allow."
-    )
-
-
-def _read_only_paths() -> list[str]:
-    """The system libraries, the interpreter and its site-packages: never the portal's own directories."""
-    portal_dirs = [Path(settings.BASE_DIR).resolve(), Path(settings.VAR_DIR).resolve()]
-    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    prefixes.add(Path(sys.executable).resolve().parent.parent)
-    wanted: list[Path] = [Path(p) for p in _SYSTEM_READ_ONLY] + sorted(prefixes)
-    for path in wanted:
-        # The virtualenv may live inside the portal's directory (.venv): the venv alone, never its parent.
-        if any(d.is_relative_to(path) for d in portal_dirs):
-            raise _unavailable(f"{path}, which the jail needs read-only, contains the portal's own directory")
-    kept: list[str] = []
-    for path in sorted(wanted, key=lambda p: (len(p.parts), str(p))):
-        if not any(path.is_relative_to(k) for k in map(Path, kept)):
-            kept.append(str(path))
-    return kept
-
-
 def _readable_by_sandbox(repo: Path) -> None:
     """The copy is extracted 0600/0700; the sandbox's user (nobody) must read it, never write it. The work
     directory around it stays 0700, so only the jail's bind mount reaches it."""
@@ -323,63 +164,30 @@ def _readable_by_sandbox(repo: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-def _jail_spec(jail: _Jail, work: Path, argv: list[str], *, binds: list[tuple[str, str]], cwd: str) -> str:
-    out = work / "out"
-    out.mkdir(mode=0o700)
-    if jail.as_root:
-        os.chown(out, 65534, 65534)  # the only directory the sandbox's user owns, in a directory it cannot reach
-    root = work / "root"
-    root.mkdir(mode=0o700)
-    return json.dumps(
-        {
-            "root": str(root),
-            "read_only": _read_only_paths(),
-            "read_only_at": binds,
-            "tmpfs": [["/tmp", 128 * MB]],
-            "writable": [str(out), JAIL_OUT],
-            "cwd": cwd,
-            "switch_user": jail.as_root,
-            "nproc": NPROC_SHARED_LIMIT if jail.as_root else NPROC_LIMIT,
-            "argv": argv,
-            "env": _worker_env(),
-        }
-    )
-
-
 def _run_worker(work: Path, repo: Path, project: str, limits: _Limits) -> _WorkerResult:
-    argv = [sys.executable, "-I", JAIL_WORKER, JAIL_REPO, f"{JAIL_OUT}/result.jsonl", project, JAIL_POLICY]
+    argv = [JAIL_WORKER, JAIL_REPO, f"{JAIL_OUT}/result.jsonl", project, JAIL_POLICY]
     return _run_jailed(work, argv, [(str(repo), JAIL_REPO)], JAIL_REPO, limits)
 
 
-def _run_jailed(work: Path, argv: list[str], binds: list[tuple[str, str]], cwd: str, limits: _Limits) -> _WorkerResult:
-    """Run the worker (argv, as the jail sees it) in the jail, with `binds` read-only; its result, or UploadRejected."""
-    jail = _jail()
+def _run_jailed(
+    work: Path, argv: list[str], binds: list[tuple[str, str]], cwd: str, limits: _Limits, *, mode: str = "call"
+) -> _WorkerResult:
+    """Run the parser (argv as _parse_worker.main takes it, paths as the jail sees them) in a fresh jail with
+    `binds` read-only; its result, or UploadRejected. mode "exec" runs argv as a program instead (a fresh
+    interpreter: bench/upload.py measures what the template process saves)."""
     policy = work / "policy.json"
-    policy.write_text(json.dumps({"deny_read": _read_denied(), "allow_read": [JAIL_DIR, "/tmp"]}))
+    policy.write_text(json.dumps({"deny_read": isolation.read_denied(), "allow_read": [JAIL_DIR, "/tmp"]}))
     policy.chmod(0o644)  # read by the sandbox's user through its bind mount, whatever the portal's umask
-    binds = [(str(WORKER), JAIL_WORKER), (str(policy), JAIL_POLICY), *binds]
-    spec = _jail_spec(jail, work, argv, binds=binds, cwd=cwd)
-    proc = subprocess.Popen(  # no shell; the argv is ours
-        [*jail.command(), spec],
-        cwd=work,
-        env=_worker_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=_preexec(limits),  # noqa: PLW1509 (it calls setrlimit and prctl only)
-        close_fds=True,
-    )
-    timed_out, output = _supervise(proc, limits.timeout)
-    if timed_out:
+    binds = [(str(isolation.WORKER), JAIL_WORKER), (str(policy), JAIL_POLICY), *binds]
+    done = isolation.run(work, argv, binds=binds, cwd=cwd, limits=limits, mode=mode)
+    if done.timed_out:
         raise UploadRejected(f"parsing took longer than {limits.timeout} s and was stopped (an infinite loop?)")
     parsed = _read_result(work / "out" / "result.jsonl", limits)
     if parsed is not None:
         return parsed
-    code = proc.returncode
-    tail = output.decode("utf-8", "replace")
+    code = done.returncode
+    tail = done.output.decode("utf-8", "replace")
     logger.warning("upload parser ended without a result (exit %s): %s", code, tail[-2000:])
-    _check_setup(code, output, jail)
     if "MemoryError" in tail:
         raise _memory_error(limits)
     if code < 0:
@@ -396,147 +204,8 @@ def _run_jailed(work: Path, argv: list[str], binds: list[tuple[str, str]], cwd: 
     raise UploadRejected(f"parsing ended without a result (exit code {code})")
 
 
-def _check_setup(code: int | None, output: bytes, jail: _Jail) -> None:
-    """The jail could not be built (unshare refused, a mount failed): uploads are disabled, never run weaker."""
-    lines = output.decode("utf-8", "replace").splitlines()
-    setup = [line for line in lines if line.startswith(_SETUP_FAILED.decode())]
-    unshare_failed = [line for line in lines if line.startswith("unshare: ")]
-    if code == _SETUP_EXIT and setup:
-        raise _unavailable(_display(setup[-1][len(_SETUP_FAILED) :], 300))
-    if code == 1 and unshare_failed:  # util-linux unshare: "unshare: unshare failed: Operation not permitted"
-        mode = "as root" if jail.as_root else "without root (it needs unprivileged user namespaces)"
-        raise _unavailable(f"creating namespaces {mode} failed ({_display(unshare_failed[-1], 200)})")
-
-
-_PROBE = """import json, os, socket
-facts = {"uid": os.getuid(), "interfaces": [n for _, n in socket.if_nameindex()], "cwd": os.getcwd()}
-facts["visible"] = [p for p in PATHS if os.path.exists(p)]
-for name, path in (("root_writable", "/probe"), ("tmp_writable", "/tmp/probe")):
-    try:
-        open(path, "w").close()
-        facts[name] = True
-    except OSError:
-        facts[name] = False
-print(json.dumps(facts))
-"""
-
-
-def isolation_check() -> str:
-    """How uploads are isolated on this machine (for preflight and /readyz), or UploadSandboxUnavailable.
-
-    Builds the jail once with a probe instead of the worker and checks what it sees. Cached per process
-    and unshare binary: kernel features do not change while the portal runs.
-    """
-    jail = _jail()
-    hidden = {str(settings.VAR_DIR), str(Path(settings.BASE_DIR) / "manage.py"), "/proc/self/environ", "/etc/shadow"}
-    hidden.update(value for name, value in os.environ.items() if name.endswith("_FILE") and value.startswith("/"))
-    return _probe(jail, tuple(sorted(hidden)))
-
-
-@functools.lru_cache(maxsize=4)
-def _probe(jail: _Jail, hidden: tuple[str, ...]) -> str:
-    work = Path(tempfile.mkdtemp(prefix="feast-upload-probe-"))
-    try:
-        code = _PROBE.replace("PATHS", repr([*hidden, str(work)]))  # its own directory on the host, too
-        argv = [sys.executable, "-I", "-S", "-c", code]
-        spec = _jail_spec(jail, work, argv, binds=[], cwd="/tmp")
-        try:
-            done = subprocess.run(
-                [*jail.command(), spec],
-                cwd=work,
-                env=_worker_env(),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise _unavailable(f"the isolation probe could not run ({exc})") from None
-        _check_setup(done.returncode, done.stdout + done.stderr, jail)
-        try:
-            facts = json.loads(done.stdout.decode().strip().splitlines()[-1])
-        except (ValueError, IndexError, UnicodeError):
-            tail = _display((done.stdout + done.stderr).decode("utf-8", "replace")[-300:], 300)
-            raise _unavailable(f"the isolation probe failed (exit {done.returncode}: {tail})") from None
-    finally:
-        _remove(work)
-    problems = []
-    if facts.get("visible"):
-        problems.append(f"it can see {', '.join(facts['visible'])}")
-    if facts.get("interfaces") != ["lo"]:
-        problems.append(f"it has network interfaces {facts.get('interfaces')}")
-    if facts.get("root_writable") or not facts.get("tmp_writable"):
-        problems.append("its root is writable or its /tmp is not")
-    if jail.as_root and facts.get("uid") != 65534:
-        problems.append(f"it runs as uid {facts.get('uid')}")
-    if problems:
-        raise _unavailable("the isolation probe found that " + "; ".join(problems))
-    return jail.describe()
-
-
 def _memory_error(limits: _Limits) -> UploadRejected:
     return UploadRejected(f"parsing ran out of memory (limit {limits.memory_mb} MB)")
-
-
-def _exited(pid: int) -> bool:
-    """Whether the process has exited, without reaping it (its pid stays ours until proc.wait())."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-
-
-def _supervise(proc: subprocess.Popen[bytes], timeout: int) -> tuple[bool, bytes]:
-    """Wait for the worker at most `timeout` s, reading its output into bounded buffers; then kill its
-    whole process group (anything it left behind). Returns (timed out, the tail of stdout + stderr)."""
-    assert proc.stdout is not None and proc.stderr is not None
-    buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
-    selector = selectors.DefaultSelector()
-    for fd in buffers:
-        selector.register(fd, selectors.EVENT_READ)
-
-    def pump(wait: float) -> int:
-        """Read what is ready (waiting at most `wait` s); the number of bytes read."""
-        total = 0
-        for key, _ in selector.select(timeout=wait):
-            chunk = os.read(key.fd, 65536)
-            if not chunk:
-                selector.unregister(key.fd)
-                continue
-            total += len(chunk)
-            buffer = buffers[key.fd]
-            buffer += chunk
-            if len(buffer) > 2 * OUTPUT_KEEP:
-                del buffer[:-OUTPUT_KEEP]
-        return total
-
-    deadline = time.monotonic() + timeout
-    timed_out = False
-    try:
-        while not _exited(proc.pid):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            if selector.get_map():
-                pump(min(remaining, 0.2))
-            else:
-                time.sleep(min(remaining, 0.05))
-        # What is left in the pipes; bounded, as a process the worker left behind may write on.
-        drain_until = time.monotonic() + 0.5
-        while not timed_out and selector.get_map() and time.monotonic() < drain_until and pump(0):
-            pass
-    finally:
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            logger.error("upload parser %s did not die after SIGKILL", proc.pid)
-        selector.close()
-        proc.stdout.close()
-        proc.stderr.close()
-    return timed_out, b"".join(bytes(b[-OUTPUT_KEEP:]) for b in buffers.values())
 
 
 def _read_result(path: Path, limits: _Limits) -> _WorkerResult | None:
@@ -629,7 +298,7 @@ def _check_udfs(udfs: list[ParsedUdf], limits: _Limits) -> None:
         udf_file = work / "udfs.json"
         udf_file.write_text(json.dumps([{"name": u.name, "source": u.source} for u in udfs]))
         udf_file.chmod(0o644)
-        argv = [sys.executable, "-I", JAIL_WORKER, "--udf", JAIL_UDFS, f"{JAIL_OUT}/result.jsonl", JAIL_POLICY]
+        argv = [JAIL_WORKER, "--udf", JAIL_UDFS, f"{JAIL_OUT}/result.jsonl", JAIL_POLICY]
         result = _run_jailed(work, argv, [(str(udf_file), JAIL_UDFS)], "/tmp", limits)
     finally:
         _remove(work)

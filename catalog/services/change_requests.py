@@ -62,6 +62,11 @@ def can_edit(user: Any, cr: ChangeRequest) -> bool:
 # --- Helpers -----------------------------------------------------------------------------------------------
 
 
+def prepare_upload() -> None:
+    """Someone is about to upload: start the upload sandbox's template process now, if it is not running."""
+    gateway.warm_upload_sandbox()
+
+
 def governed_repo(project: Project) -> gateway.RepoRef:
     """The governed repo of a project; read-only projects (no governed YAML) cannot take changes."""
     if project.status == Status.REMOVED:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from django.test import Client
 
 from catalog import feast_gateway
 from catalog.exceptions import InvalidInput, UploadRejected, UploadSandboxUnavailable
-from catalog.feast_gateway import sandbox, upload_archive
+from catalog.feast_gateway import isolation, sandbox, upload_archive
 from catalog.feast_gateway.sandbox import ParsedRepo
 from portal.preflight import upload_isolation
 from tests.governance.hostile_cases import (
@@ -115,6 +115,7 @@ def test_public_names_and_settings(settings: Any) -> None:
 def scratch_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """tempfile's directory for the test: the sandbox's temporary directories must all be gone afterwards."""
     feast_gateway._feast()  # importing feast makes a feast_metrics_* directory: not in the scratch one
+    isolation.isolation_check()  # the template process (and its directory) outlives the test
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
@@ -132,6 +133,7 @@ def test_refused_without_running_anything(
         raise AssertionError(f"{case.id}: got past the archive checks")
 
     monkeypatch.setattr(subprocess, "Popen", must_not_run)
+    monkeypatch.setattr(isolation, "run", must_not_run)
     if case.stage == "archive":
         monkeypatch.setattr(tempfile, "mkdtemp", must_not_run)
     data, filename = case.build(tmp_path)
@@ -607,23 +609,31 @@ def test_isolation_is_checked_with_a_probe() -> None:
     assert ("uid 65534" in detail) == (os.geteuid() == 0)
 
 
-def test_uploads_are_refused_where_the_jail_cannot_be_built(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scratch_tmp: Path
-) -> None:
-    """No util-linux `unshare` on the PATH: every upload is refused with the reason; no weaker sandbox runs."""
-    monkeypatch.setenv("PATH", str(tmp_path))
+@pytest.fixture
+def kernel_refuses_namespaces(monkeypatch: pytest.MonkeyPatch, scratch_tmp: Path) -> Iterator[None]:
+    """The kernel refuses the jail's unshare(2) (as where user namespaces are disabled), for real: the
+    namespace set asked for includes a flag unshare never takes (CLONE_PTRACE: EINVAL)."""
+    isolation._probe.cache_clear()
+    monkeypatch.setattr(isolation, "NAMESPACES", isolation.NAMESPACES | 0x00002000)
+    yield
+    isolation._probe.cache_clear()
+
+
+@pytest.mark.usefixtures("kernel_refuses_namespaces")
+def test_uploads_are_refused_where_the_jail_cannot_be_built(scratch_tmp: Path) -> None:
+    """The namespaces cannot be made: every upload is refused with the reason; no weaker sandbox runs."""
     with pytest.raises(UploadSandboxUnavailable) as excinfo:
         feast_gateway.parse_upload(zip_bytes({"features.py": BASE}), filename="x.zip", project=PROJECT)
     message = str(excinfo.value)
     assert "uploads are disabled: this machine cannot isolate uploaded code" in message
-    assert "the 'unshare' program (util-linux) is not installed" in message
+    assert "creating namespaces" in message and "Invalid argument" in message, message
     assert excinfo.value.status_code == 503
     assert not list(scratch_tmp.iterdir())
 
 
 @pytest.mark.django_db
 def test_readyz_and_preflight_say_whether_uploads_are_isolated(
-    client: Client, demo_repo: feast_gateway.RepoRef, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    client: Client, demo_repo: feast_gateway.RepoRef, request: pytest.FixtureRequest
 ) -> None:
     body = client.get("/readyz").json()
     assert body["checks"]["upload_sandbox"]["ok"] is True
@@ -632,7 +642,7 @@ def test_readyz_and_preflight_say_whether_uploads_are_isolated(
     # non-test database, so the function it calls is checked here.
     assert upload_isolation() == (True, body["checks"]["upload_sandbox"]["detail"])
 
-    monkeypatch.setenv("PATH", str(tmp_path))
+    request.getfixturevalue("kernel_refuses_namespaces")
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 200, body  # the rest of the portal still serves
