@@ -79,6 +79,8 @@ def test_retype_a_field_review_it_and_apply_it(
     page.goto(f"{base}/change-requests/{cr.pk}/")
     assert page.locator("#cr-status").inner_text() == "Applied"
     assert "feature_view:employee_features" in page.locator("#apply-result").inner_text()
+    written = page.locator("#applied-fields tr:has-text('feature_view:employee_features')").inner_text()
+    assert "features[tenure]" in written, written  # what was applied, field by field
     shot(page, "governance-04-applied")
 
     # The feature view page shows the new version, its dtype, and the request that made it.

@@ -15,7 +15,7 @@ from django.test import Client
 from catalog import feast_gateway
 from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
 from catalog.feast_gateway import MaterializeFilterInvalid
-from catalog.models import AuditEvent, CatalogObject
+from catalog.models import AuditEvent, CatalogObject, ObjectVersion
 from catalog.services.sync import registry_sync
 from jobs.models import JobRun, MaterializationRecord, ViewLock
 from jobs.services.materialization import materialization_start, view_lock_acquire, view_lock_release
@@ -96,6 +96,8 @@ def test_materialize_through_the_api_applies_the_filter_and_preview_reads_canoni
     assert any(i["end"].startswith(DATA_END.strftime("%Y-%m-%d")) for i in view.materialization_intervals)
     assert view.feast_state == "AVAILABLE_ONLINE"
     assert AuditEvent.objects.filter(action="materialization.started", actor=operator).exists()
+    # the intervals Feast wrote into the view's meta are not a definition change: no version (issue 16)
+    assert not ObjectVersion.objects.filter(object=view, version__gt=1).exists()
 
     response = client.post(
         f"/api/v1/projects/{PROJECT}/online-preview/",
@@ -321,6 +323,13 @@ def test_an_unreachable_online_store_fails_the_run_with_a_clear_error(
     (alert,) = webhook.received  # the failure fired the webhook once
     assert alert["event"] == "materialization.failed" and alert["fields"]["view"] == "department_features"
     feast_gateway.reset_stores()
+    # A failed materialization changes no definition: the catalog records no version, in-band or out-of-band
+    # (one used to appear as "Changed out-of-band", `removed batch_source.data_source_class_type`).
+    versions = ObjectVersion.objects.count()
+    (sync,) = registry_sync(trigger="test")
+    assert (sync.status, sync.changed, sync.out_of_band) == ("succeeded", 0, 0), sync.error
+    assert ObjectVersion.objects.count() == versions
+    assert not ObjectVersion.objects.filter(version__gt=1).exists()
 
 
 @pytest.mark.clock
