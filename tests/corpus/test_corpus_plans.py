@@ -174,6 +174,77 @@ def test_a_dangling_service_reference_is_refused_at_plan_time(corpus: Corpus) ->
     assert not ChangeRequest.objects.exists()
 
 
+# Each makes the plan invalid with its own message, naming the object and what it refers to.
+DANGLING = {
+    "a service reads a feature its view lacks": (
+        """
+from feature_definitions import driver_stats_fv
+from feast import FeatureService, Field
+from feast.types import Float32
+
+ghost_service = FeatureService(name="ghost_service", features=[driver_stats_fv[["conv_rate"]]])
+ghost_service.feature_view_projections[0].features = [Field(name="no_such_feature", dtype=Float32)]
+""",
+        "feature service 'ghost_service' reads 'no_such_feature' from 'driver_hourly_stats', which has no such field",
+    ),
+    "a view's entity is in neither the upload nor the registry": (
+        """
+from datetime import timedelta
+from feature_definitions import driver_stats_source
+from feast import Entity, FeatureView, Field
+from feast.types import Float32, Int64
+
+ghost_view = FeatureView(
+    name="ghost_view",
+    entities=[Entity(name="ghost_entity", join_keys=["driver_id"])],  # not at module level: not declared
+    ttl=timedelta(days=1),
+    schema=[Field(name="driver_id", dtype=Int64), Field(name="conv_rate", dtype=Float32)],
+    source=driver_stats_source,
+)
+""",
+        "feature view 'ghost_view' references entity 'ghost_entity', which neither this change nor the registry has",
+    ),
+    "an on-demand view reads a view in neither the upload nor the registry": (
+        """
+import pandas as pd
+from feast import FeatureView, Field
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Float64
+from feature_definitions import driver, driver_stats_fv
+
+_views = [
+    FeatureView(
+        name="hidden_view",
+        entities=[driver],
+        ttl=driver_stats_fv.ttl,
+        schema=driver_stats_fv.schema,
+        source=driver_stats_fv.batch_source,
+    )
+]  # in a list: not declared
+
+
+@on_demand_feature_view(sources=_views, schema=[Field(name="conv_rate_x3", dtype=Float64)])
+def ghost_odfv(inputs: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame()
+    out["conv_rate_x3"] = inputs["conv_rate"] * 3
+    return out
+""",
+        "feature view 'ghost_odfv' references feature view 'hidden_view', which neither this change nor the registry has",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DANGLING))
+def test_other_dangling_references_are_refused_at_plan_time(corpus: Corpus, case: str) -> None:
+    registry_sync(trigger="test")
+    code, message = DANGLING[case]
+    archive = repo_archive(Path(corpus[LOCAL].path), extra={"ghost.py": code})
+    with pytest.raises(InvalidInput) as excinfo:
+        upload(LOCAL, archive, mode="partial")
+    assert message in str(excinfo.value), str(excinfo.value)
+    assert not ChangeRequest.objects.exists()
+
+
 def test_apply_writes_exactly_the_planned_protos(corpus: Corpus, celery_worker: Any) -> None:
     """Plan an upload with a description edit and a source owner edit, approve, apply through a real
     worker: `feast registry-dump` then holds every planned object exactly as planned."""
