@@ -52,6 +52,7 @@ class ObjectSummarySerializer(serializers.ModelSerializer[CatalogObject]):
             "team",
             "tags",
             "status",
+            "read_error",
             "version",
             "as_of_version",
             "feature_count",

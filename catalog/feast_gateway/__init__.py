@@ -36,6 +36,7 @@ from catalog.feast_gateway.base import (
     RegistrySource,
     RepoRef,
     Spec,
+    UnreadableObject,
     VectorEntry,
     _feast,
     _raw_config,
@@ -122,7 +123,6 @@ from catalog.feast_gateway.quality import (
     skew_check,
 )
 from catalog.feast_gateway.registry import (
-    _SQL_TABLES,
     _digest_rows,
     _engine,
     _engines,
@@ -145,7 +145,6 @@ __all__ = [
     "_FILTER_OPS",
     "_PLACEHOLDER",
     "_SOURCE_KINDS",
-    "_SQL_TABLES",
     "_VOLATILE_TYPES",
     "ChunkResult",
     "DataSourceInfo",
@@ -170,6 +169,7 @@ __all__ = [
     "SkewFeature",
     "SkewReport",
     "Spec",
+    "UnreadableObject",
     "VectorEntry",
     "_content",
     "_data_source",

@@ -247,6 +247,19 @@ class FeatureViewVersionInfo:
     version_id: str
 
 
+@dataclass(frozen=True)
+class UnreadableObject:
+    """An object the registry holds but the portal cannot read (an undecodable proto, a shape it cannot map)."""
+
+    project: str
+    kind: str  # entity | data_source | feature_view | feature_service
+    name: str
+    error: str  # what failed, with the decoder's or Feast's own message
+
+    def describe(self) -> str:
+        return f"{self.kind.replace('_', ' ')} {self.project}/{self.name}: {self.error}"
+
+
 @dataclass
 class RegistrySnapshot:
     """Everything a registry holds, as plain data. Lists keep registry order."""
@@ -259,7 +272,7 @@ class RegistrySnapshot:
     feature_views: list[FeatureViewInfo] = field(default_factory=list)
     feature_services: list[FeatureServiceInfo] = field(default_factory=list)
     feature_view_versions: list[FeatureViewVersionInfo] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # objects the portal could not read, with why
+    unreadable: list[UnreadableObject] = field(default_factory=list)  # held by the registry, not readable here
 
 
 # --- Repos and their configuration --------------------------------------------------------------

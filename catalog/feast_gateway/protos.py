@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from functools import cache, partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
@@ -29,11 +29,13 @@ from catalog.feast_gateway.base import (
     RegistryLocation,
     RegistrySnapshot,
     Spec,
+    UnreadableObject,
     VectorEntry,
     _feast,
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # --- Proto -> plain data -------------------------------------------------------------------------
 
@@ -512,8 +514,22 @@ def _snapshot_from_proto(
     location: RegistryLocation,
     fingerprint: str,
     versions: list[FeatureViewVersionInfo],
+    unreadable: list[UnreadableObject] | None = None,
 ) -> RegistrySnapshot:
-    snap = RegistrySnapshot(location=location, fingerprint=fingerprint, feature_view_versions=versions)
+    snap = RegistrySnapshot(
+        location=location, fingerprint=fingerprint, feature_view_versions=versions, unreadable=list(unreadable or [])
+    )
+
+    def read(kind: str, project: str, name: str, convert: Callable[[], T]) -> T | None:
+        """One object as plain data; None (and listed as unreadable) when its proto has a shape the portal
+        cannot map: one object never stops the rest of the registry from being read."""
+        try:
+            return convert()
+        except Exception as exc:
+            logger.warning("cannot read %s %s/%s from the registry", kind, project, name, exc_info=True)
+            snap.unreadable.append(UnreadableObject(project, kind, name, f"{type(exc).__name__}: {exc}"[:2000]))
+            return None
+
     project_names: list[str] = []
     for p in proto.projects:
         spec, digest = _content(p.spec)
@@ -534,11 +550,13 @@ def _snapshot_from_proto(
     for e in proto.entities:
         if e.spec.name == "__dummy":  # Feast's placeholder for entity-less views
             continue
-        snap.entities.append(_entity(e))
+        if (entity := read("entity", e.spec.project, e.spec.name, partial(_entity, e))) is not None:
+            snap.entities.append(entity)
     seen_sources: set[tuple[str, str]] = set()
     for ds in proto.data_sources:
-        snap.data_sources.append(_data_source(ds, ds.project))
         seen_sources.add((ds.project, ds.name))
+        if (source := read("data_source", ds.project, ds.name, partial(_data_source, ds, ds.project))) is not None:
+            snap.data_sources.append(source)
     for kind, container in [
         ("batch", proto.feature_views),
         ("stream", proto.stream_feature_views),
@@ -546,10 +564,13 @@ def _snapshot_from_proto(
         ("label", proto.label_views),
     ]:
         for fv in container:
-            try:
-                info = _feature_view(fv, kind, fv.spec.project)
-            except (ValueError, AttributeError, KeyError) as exc:
-                snap.skipped.append(f"{kind} feature view {fv.spec.project}/{fv.spec.name}: {exc}")
+            info = read(
+                "feature_view",
+                fv.spec.project,
+                fv.spec.name,
+                partial(_feature_view, fv, kind, fv.spec.project),
+            )
+            if info is None:
                 continue
             snap.feature_views.append(info)
             # Sources used only inline (not registered separately) still belong in the catalog.
@@ -558,9 +579,18 @@ def _snapshot_from_proto(
                     inline = getattr(fv.spec, field_name)
                     if inline.name and (fv.spec.project, inline.name) not in seen_sources:
                         seen_sources.add((fv.spec.project, inline.name))
-                        snap.data_sources.append(_data_source(inline, fv.spec.project))
+                        source = read(
+                            "data_source",
+                            fv.spec.project,
+                            inline.name,
+                            partial(_data_source, inline, fv.spec.project),
+                        )
+                        if source is not None:
+                            snap.data_sources.append(source)
     for fs in proto.feature_services:
-        snap.feature_services.append(_feature_service(fs, fs.spec.project))
+        service = read("feature_service", fs.spec.project, fs.spec.name, partial(_feature_service, fs, fs.spec.project))
+        if service is not None:
+            snap.feature_services.append(service)
     # A file registry written by an older Feast may lack the projects list: derive it.
     known = set(project_names)
     for obj in [*snap.entities, *snap.data_sources, *snap.feature_views, *snap.feature_services]:

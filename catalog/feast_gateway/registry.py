@@ -19,6 +19,7 @@ from catalog.feast_gateway.base import (
     RegistryLocation,
     RegistrySnapshot,
     RepoRef,
+    UnreadableObject,
     _feast,
     registry_location,
     run_cli,
@@ -33,16 +34,16 @@ logger = logging.getLogger(__name__)
 
 # --- Reading a registry -------------------------------------------------------------------------
 
-_SQL_TABLES: list[tuple[str, str, str]] = [
-    # (table, name column, proto column)
-    ("projects", "project_name", "project_proto"),
-    ("entities", "entity_name", "entity_proto"),
-    ("data_sources", "data_source_name", "data_source_proto"),
-    ("feature_views", "feature_view_name", "feature_view_proto"),
-    ("stream_feature_views", "feature_view_name", "feature_view_proto"),
-    ("on_demand_feature_views", "feature_view_name", "feature_view_proto"),
-    ("label_views", "feature_view_name", "feature_view_proto"),
-    ("feature_services", "feature_service_name", "feature_service_proto"),
+_SQL_TABLES: list[tuple[str, str, str, str]] = [
+    # (table, name column, proto column, the catalog kind of its objects), in dependency order
+    ("projects", "project_name", "project_proto", "project"),
+    ("entities", "entity_name", "entity_proto", "entity"),
+    ("data_sources", "data_source_name", "data_source_proto", "data_source"),
+    ("feature_views", "feature_view_name", "feature_view_proto", "feature_view"),
+    ("stream_feature_views", "feature_view_name", "feature_view_proto", "feature_view"),
+    ("on_demand_feature_views", "feature_view_name", "feature_view_proto", "feature_view"),
+    ("label_views", "feature_view_name", "feature_view_proto", "feature_view"),
+    ("feature_services", "feature_service_name", "feature_service_proto", "feature_service"),
 ]
 
 _engines: dict[str, Any] = {}
@@ -86,7 +87,7 @@ def _read_sql_rows(location: RegistryLocation) -> dict[str, list[tuple[Any, ...]
                     f"Feast SQL registry at {location.display} has no tables yet: run `feast apply` first"
                 )
             rows: dict[str, list[tuple[Any, ...]]] = {}
-            for table, name_col, proto_col in _SQL_TABLES:
+            for table, name_col, proto_col, _kind in _SQL_TABLES:
                 if table not in present:
                     rows[table] = []
                     continue
@@ -128,7 +129,7 @@ def _sql_fingerprint(location: RegistryLocation) -> str:
                 )
             parts = [
                 f"SELECT '{table}', project_id, {name_col}, md5({proto_col}) FROM {table}"
-                for table, name_col, proto_col in _SQL_TABLES
+                for table, name_col, proto_col, _kind in _SQL_TABLES
                 if table in present
             ]
             query = " UNION ALL ".join(parts) + " ORDER BY 1, 2, 3"
@@ -142,7 +143,7 @@ def _sql_fingerprint(location: RegistryLocation) -> str:
 
 def _digest_rows(rows: Mapping[str, Iterable[tuple[Any, ...]]]) -> str:
     digest = hashlib.sha256()
-    for table, _, _ in _SQL_TABLES:
+    for table, _, _, _ in _SQL_TABLES:
         for project, name, blob in rows.get(table, []):
             digest.update(f"{table}\x1f{project}\x1f{name}\x1f".encode())
             digest.update(hashlib.md5(blob, usedforsecurity=False).hexdigest().encode())
@@ -201,25 +202,23 @@ def read_registry(repo: RepoRef) -> RegistrySnapshot:
     if location.kind == "sql":
         rows = _read_sql_rows(location)
         proto = _feast().Registry()
-        try:
-            for table, field_name in [
-                ("projects", "projects"),
-                ("entities", "entities"),
-                ("data_sources", "data_sources"),
-                ("feature_views", "feature_views"),
-                ("stream_feature_views", "stream_feature_views"),
-                ("on_demand_feature_views", "on_demand_feature_views"),
-                ("label_views", "label_views"),
-                ("feature_services", "feature_services"),
-            ]:
-                container = getattr(proto, field_name)
-                for project, _name, blob in rows[table]:
-                    message = container.add()
+        unreadable: list[UnreadableObject] = []
+        for table, _name_col, _proto_col, kind in _SQL_TABLES:
+            container = getattr(proto, table)
+            for project, name, blob in rows[table]:
+                message = container.add()
+                try:
                     message.ParseFromString(blob)
-                    if table != "projects":
-                        _set_project(message, project)
-        except _feast().DecodeError as exc:
-            raise RegistryCorrupt(f"Feast SQL registry at {location.display} holds an unreadable proto: {exc}") from exc
+                except _feast().DecodeError as exc:
+                    del container[-1]
+                    if table == "projects":
+                        raise RegistryCorrupt(
+                            f"Feast SQL registry at {location.display} holds an unreadable project {name!r}: {exc}"
+                        ) from exc
+                    unreadable.append(UnreadableObject(project, kind, name, f"its proto does not decode ({exc})"))
+                    continue
+                if table != "projects":
+                    _set_project(message, project)
         fingerprint = "sql:" + (
             _sql_fingerprint(location) if location.path.startswith("postgresql") else _digest_rows(rows)
         )
@@ -235,7 +234,7 @@ def read_registry(repo: RepoRef) -> RegistrySnapshot:
             )
             for r in rows.get("feature_view_version_history", [])
         ]
-        return _snapshot_from_proto(proto, location, fingerprint, versions)
+        return _snapshot_from_proto(proto, location, fingerprint, versions, unreadable)
     blob = _file_bytes(location, repo)
     proto = _feast().Registry()
     try:

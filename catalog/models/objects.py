@@ -37,6 +37,11 @@ class CatalogObject(TimestampedModel):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     spec = models.JSONField(default=dict)
     content_hash = models.CharField(max_length=64)
+    read_error = models.TextField(
+        blank=True,
+        help_text="Why the portal cannot read the registry's current proto of this object (empty when it can). "
+        "The catalog keeps what it last read; an object never read has no spec.",
+    )
     version = models.PositiveIntegerField(default=1, help_text="Portal version number (bumped per content change).")
     feast_created_at = models.DateTimeField(null=True, blank=True)
     feast_updated_at = models.DateTimeField(null=True, blank=True)

@@ -63,6 +63,7 @@ _META_FIELDS = (
     "feast_version_number",
     "materialization_intervals",
     "last_materialized_end",
+    "read_error",  # set while the registry holds the object in a form the portal cannot read
 )
 _CONTENT_FIELDS = (
     "subkind",
@@ -122,6 +123,7 @@ def _common(info: gateway.ObjectInfo) -> dict[str, Any]:
         "content_hash": info.content_hash,
         "feast_created_at": info.created_at,
         "feast_updated_at": info.updated_at,
+        "read_error": "",
     }
 
 
@@ -321,7 +323,7 @@ def _sync_registry(
             removed=counts.removed,
             unchanged=counts.unchanged,
             out_of_band=counts.out_of_band,
-            skipped_objects=snapshot.skipped,
+            skipped_objects=[u.describe() for u in snapshot.unreadable],
         )
     except PortalError as exc:
         logger.warning("registry sync of %s failed: %s", source.key, exc)
@@ -478,7 +480,36 @@ def _apply_snapshot(
                 if any(row[f] != d.values.get(f, row[f]) for f in _META_FIELDS):
                     obj = CatalogObject(id=row["id"], **{f: d.values.get(f, row[f]) for f in _META_FIELDS})
                     to_update_meta.append(obj)
-        removed_rows = [r for k, r in existing.items() if k not in desired_keys and r["status"] != Status.REMOVED]
+        # Held by the registry but not readable here: never "removed"; the catalog keeps what it last read (or,
+        # for an object it never read, a placeholder with its name), marked with why.
+        unreadable = {
+            (u.project, u.kind, u.name): u
+            for u in snapshot.unreadable
+            if u.project in projects and u.kind in Kind.values
+        }
+        placeholders: list[CatalogObject] = []
+        for key, u in unreadable.items():
+            row = existing.get(key)
+            if row is None:
+                placeholders.append(
+                    CatalogObject(
+                        project=projects[u.project],
+                        kind=u.kind,
+                        name=u.name,
+                        spec={},
+                        content_hash="",
+                        read_error=u.error,
+                    )
+                )
+            elif row["read_error"] != u.error:
+                to_update_meta.append(
+                    CatalogObject(id=row["id"], **{f: row[f] for f in _META_FIELDS} | {"read_error": u.error})
+                )
+        removed_rows = [
+            r
+            for k, r in existing.items()
+            if k not in desired_keys and k not in unreadable and r["status"] != Status.REMOVED
+        ]
 
         # Old specs, for the field-level change summary (only for what changed).
         old_specs = dict(
@@ -487,8 +518,8 @@ def _apply_snapshot(
             ).values_list("id", "spec")
         )
 
-        bulk_insert(CatalogObject, to_create)
-        ids_by_key = _ids_by_key(scope) if to_create else {}
+        bulk_insert(CatalogObject, to_create + placeholders)
+        ids_by_key = _ids_by_key(scope) if to_create or placeholders else {}
         versions: list[ObjectVersion] = []
         audits: list[AuditEvent] = []
         desired_by_key = {d.key: d for d in desired}
@@ -585,7 +616,7 @@ def _apply_snapshot(
             ids_by_key = ids_by_key or _ids_by_key(scope)
             _sync_vectors(touched, ids_by_key)
             _sync_edges(touched, ids_by_key, projects)
-        reindex = set(touched) | set(removed_ids)
+        reindex = set(touched) | set(removed_ids) | {ids_by_key[(p.project.name, p.kind, p.name)] for p in placeholders}
         if len(reindex) <= INLINE_INDEX_LIMIT:
             index_objects(reindex)  # the usual case: the index changes with the catalog, atomically
         else:

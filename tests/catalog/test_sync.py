@@ -325,19 +325,72 @@ def test_a_corrupt_registry_file_fails_clearly(tmp_path: Path, settings: Any) ->
     assert not Project.objects.exists()
 
 
-def test_an_unreadable_object_in_a_sql_registry_fails_the_sync_and_changes_nothing(
-    demo_repo: feast_gateway.RepoRef,
+def test_an_unreadable_object_is_marked_kept_and_breaks_nothing_else(
+    demo_repo: feast_gateway.RepoRef, client: Any, viewer: Any
 ) -> None:
+    """One undecodable proto in a SQL registry: the sync succeeds; that object keeps what the catalog last read
+    (never "removed"), marked with the decoder's message; an object never read gets a placeholder; every page
+    and list answers 200; once the proto reads again the mark goes."""
     sync_one()
+    versions = ObjectVersion.objects.count()
+    query = "SELECT feature_view_proto FROM feature_views WHERE feature_view_name = 'employee_features'"
     with psycopg.connect(f"{env.PG}/{env.REGISTRY_DB}", autocommit=True) as conn:
+        (original,) = conn.execute(query).fetchone() or (None,)
+        assert original is not None
         conn.execute(
             "UPDATE feature_views SET feature_view_proto = %s WHERE feature_view_name = 'employee_features'",
             (b"\xff\xff\xff garbage",),
         )
+        conn.execute(
+            "INSERT INTO feature_services (feature_service_name, project_id, last_updated_timestamp, "
+            "feature_service_proto) VALUES ('ghost_service', 'employee_attrition', 0, %s)",
+            (b"\xff\xfe",),
+        )
     run = sync_one()
-    assert run.status == SyncRun.Status.FAILED
-    assert "unreadable proto" in run.error
-    assert obj("employee_attrition", "feature_view", "employee_features").status == "active"
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert (run.added, run.changed, run.removed) == (0, 0, 0)
+    assert sorted(s.split(":")[0] for s in run.skipped_objects) == [
+        "feature service employee_attrition/ghost_service",
+        "feature view employee_attrition/employee_features",
+    ]
+    view = obj("employee_attrition", "feature_view", "employee_features")
+    assert view.status == "active" and view.read_error.startswith("its proto does not decode (Error parsing message")
+    assert view.spec and view.features.count() > 0  # what it last read
+    ghost = obj("employee_attrition", "feature_service", "ghost_service")
+    assert ghost.read_error and ghost.spec == {} and ghost.status == "active"
+    assert ObjectVersion.objects.count() == versions  # nothing removed, nothing changed
+
+    client.force_login(viewer)
+    base = "/projects/employee_attrition"
+    for url in [
+        f"{base}/",
+        f"{base}/feature-views/employee_features/",
+        f"{base}/feature-services/ghost_service/",
+        f"{base}/feature-services/attrition_model_v1/",
+        "/search/?q=ghost",
+        f"{base}/lineage/",
+        "/api/v1/objects/",
+        "/api/v1/feature-services/",
+        "/api/v1/projects/employee_attrition/lineage/",
+    ]:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+    page = client.get(f"{base}/feature-services/ghost_service/").content.decode()
+    assert 'id="read-error"' in page and "has never read it" in page
+    page = client.get(f"{base}/feature-views/employee_features/").content.decode()
+    assert "the definition the portal last read" in page and "Propose a change" not in page
+    api = client.get("/api/v1/objects/?q=ghost_service").json()
+    assert [o["read_error"] != "" for o in api["results"] if o["name"] == "ghost_service"] == [True]
+
+    with psycopg.connect(f"{env.PG}/{env.REGISTRY_DB}", autocommit=True) as conn:
+        conn.execute(
+            "UPDATE feature_views SET feature_view_proto = %s WHERE feature_view_name = 'employee_features'",
+            (original,),
+        )
+    run = sync_one()
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    view.refresh_from_db()
+    assert view.read_error == "" and view.version == 1  # readable again, and unchanged: no new version
 
 
 def test_a_failure_while_writing_rolls_back_the_whole_sync(demo_repo: feast_gateway.RepoRef) -> None:
