@@ -33,7 +33,7 @@ from catalog.search.backends import Counts, Page, Query, backend
 
 # Facets a caller may filter on. Column facets hold one value per entry; the others live in facet_values.
 COLUMN_FACETS = ("project", "kind", "status")
-ROW_FACETS = ("entity", "owner", "tag", "dtype")
+ROW_FACETS = ("entity", "owner", "org", "tag", "dtype")
 FACETS = COLUMN_FACETS + ROW_FACETS
 KIND_LABELS = {
     "entity": "Entity",

@@ -64,6 +64,8 @@ def _documents(objects: Sequence[CatalogObject]) -> list[tuple[SearchEntry, list
         if obj.kind == CatalogObject.Kind.ENTITY:
             entity_names = [obj.name]
         entity_facets = [("entity", e[:255]) for e in entity_names]
+        org = str(obj.spec.get("org") or "") if obj.kind == CatalogObject.Kind.FEATURE_VIEW else ""
+        org_facets = [("org", org[:255])] if org else []  # Feast's org of a view, and of its features
         own_features = features.get(obj.pk, [])
         related = [
             *(f.name for f in own_features if f.status == Status.ACTIVE),
@@ -88,7 +90,7 @@ def _documents(objects: Sequence[CatalogObject]) -> list[tuple[SearchEntry, list
             status=obj.status,
             dtype=obj.value_type,
         )
-        docs.append((entry, [*owner_facets, *tag_facets, *entity_facets, *(("dtype", d) for d in dtypes)]))
+        docs.append((entry, [*owner_facets, *org_facets, *tag_facets, *entity_facets, *(("dtype", d) for d in dtypes)]))
         if obj.kind != CatalogObject.Kind.FEATURE_VIEW:
             continue
         for f in own_features:
@@ -108,7 +110,7 @@ def _documents(objects: Sequence[CatalogObject]) -> list[tuple[SearchEntry, list
                 status=status,
                 dtype=f.dtype,
             )
-            facets = [*owner_facets, *entity_facets, ("dtype", f.dtype)]
+            facets = [*owner_facets, *org_facets, *entity_facets, ("dtype", f.dtype)]
             facets += [("tag", t) for t in dict.fromkeys(_tag_facets(obj.tags) + _tag_facets(f.tags))]
             docs.append((fentry, facets))
     return docs

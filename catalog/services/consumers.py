@@ -6,12 +6,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from catalog.exceptions import DuplicateObject, InvalidInput, NotPermitted, ObjectNotFound
-from catalog.models import CatalogObject, ModelConsumer, Status, Team
+from catalog.models import CatalogObject, ModelConsumer, Status
 from catalog.permissions import can_delete_model, can_register_model
 from catalog.services.audit import audit_record
+from catalog.services.teams import owning_team
 
 
 def _snapshot(consumer: ModelConsumer) -> dict[str, Any]:
@@ -25,13 +25,6 @@ def _snapshot(consumer: ModelConsumer) -> dict[str, Any]:
         "description": consumer.description,
         "contract_hash": consumer.contract_hash,
     }
-
-
-def _team_for_owner(owner: str) -> Team | None:
-    """The team an owner string names: a team's name, or one of its aliases (case-insensitive)."""
-    return (
-        Team.objects.filter(Q(name__iexact=owner) | Q(aliases__alias__iexact=owner)).distinct().order_by("pk").first()
-    )
 
 
 @transaction.atomic
@@ -64,7 +57,7 @@ def model_consumer_register(
         name=name.strip(),
         version=version.strip(),
         owner=owner.strip(),
-        team=_team_for_owner(owner.strip()) if owner.strip() else None,
+        team=owning_team(owner=owner),
         link=link.strip(),
         description=description,
         contract_hash=contract_hash.strip(),

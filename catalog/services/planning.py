@@ -30,9 +30,8 @@ from catalog.models import (
     Project,
     Severity,
     Status,
-    Team,
-    TeamAlias,
 )
+from catalog.services.teams import TeamDirectory
 
 Key = tuple[str, str]
 ObjectProto = gateway.ObjectProto
@@ -867,24 +866,10 @@ def _classify_source(state: _State, name: str, old: Any, new: Any) -> list[dict[
 # --- Who must approve ------------------------------------------------------------------------------------
 
 
-def resolve_team(owner: str, tags: Mapping[str, str]) -> Team | None:
-    """The team named by an object's team tag, else its owner string through the admin-edited aliases."""
-    tag = tags.get(settings.CATALOG_TEAM_TAG)
-    if tag:
-        team = Team.objects.filter(name=tag).first()
-        if team is not None:
-            return team
-    if owner:
-        alias = TeamAlias.objects.select_related("team").filter(alias=owner).first()
-        if alias is not None:
-            return alias.team
-        return Team.objects.filter(name=owner).first()
-    return None
-
-
 def _required_teams(project: Project, state: _State, diff: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Owner teams of every affected object (before and after the change) and of the affected services."""
     needed: dict[int, dict[str, Any]] = {}
+    directory = TeamDirectory.load()
     keys = [(o["kind"], o["name"]) for o in diff["objects"]]
     for o in diff["objects"]:
         if any(i["rule"].startswith("view.transformation") for i in o["items"]):
@@ -901,7 +886,7 @@ def _required_teams(project: Project, state: _State, diff: Mapping[str, Any]) ->
             info = state.info(key, which)
             if info is None:
                 continue
-            team = resolve_team(info.owner, info.tags)
+            team = directory.team_for(owner=info.owner, tags=info.tags, org=getattr(info, "org", ""))
             if team is not None:
                 entry = needed.setdefault(team.pk, {"id": team.pk, "name": team.name, "objects": []})
                 label = f"{key[0]}:{key[1]}"

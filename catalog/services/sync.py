@@ -41,11 +41,10 @@ from catalog.models import (
     Status,
     SyncRun,
     SyncState,
-    Team,
-    TeamAlias,
 )
 from catalog.search.indexing import index_objects
 from catalog.services.audit import audit_event_build, audit_record
+from catalog.services.teams import TeamDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -340,27 +339,15 @@ def _sync_registry(
 
 
 def _resolve_teams(desired: list[_Desired], projects: Iterable[gateway.ProjectInfo]) -> None:
-    """Set team_id on each desired object: its team tag, else its owner via TeamAlias or a team name."""
+    """Set team_id on each desired object (catalog.services.teams' rule), creating the teams that team tags and
+    Feast orgs name."""
     tag_key = settings.CATALOG_TEAM_TAG
-    names: set[str] = {
-        str(name)
-        for name in [*(d.values["tags"].get(tag_key) for d in desired), *(p.tags.get(tag_key) for p in projects)]
-        if name
-    }
-    existing = dict(Team.objects.filter(name__in=names).values_list("name", "id"))
-    missing = [Team(name=n) for n in sorted(names) if n not in existing]
-    if missing:
-        Team.objects.bulk_create(missing, ignore_conflicts=True)
-        existing = dict(Team.objects.filter(name__in=names).values_list("name", "id"))
-    aliases = dict(TeamAlias.objects.values_list("alias", "team_id"))
-    by_name = dict(Team.objects.values_list("name", "id"))
+    named = [*(d.values["tags"].get(tag_key, "") for d in desired), *(p.tags.get(tag_key, "") for p in projects)]
+    named += [getattr(d.info, "org", "") for d in desired]
+    directory = TeamDirectory.load(ensure=named)
     for d in desired:
-        tag = d.values["tags"].get(tag_key)
-        owner = d.values["owner"]
-        team_id = existing.get(tag) if tag else None
-        if team_id is None and owner:
-            team_id = aliases.get(owner) or by_name.get(owner)
-        d.values["team_id"] = team_id
+        team = directory.team_for(owner=d.values["owner"], tags=d.values["tags"], org=getattr(d.info, "org", ""))
+        d.values["team_id"] = team.pk if team is not None else None
 
 
 def _upsert_projects(

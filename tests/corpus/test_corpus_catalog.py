@@ -7,8 +7,10 @@ from django.test import Client
 
 from catalog import feast_gateway
 from catalog.models import CatalogObject, Project, SyncRun
+from catalog.services.change_requests import change_request_create
 from catalog.services.sync import registry_sync
 from tests.corpus.conftest import Corpus
+from tests.governance.conftest import make_user
 from tests.registry_dump import assert_mirrors_registry_dump, features_of, obj
 
 pytestmark = pytest.mark.django_db
@@ -86,11 +88,6 @@ def test_the_org_of_a_view_is_read(corpus: Corpus) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 item 6: `org` is read by the gateway (FeatureViewInfo.org), but the sync's team resolution "
-    "(catalog/services/sync.py::_resolve_teams) and the search facets do not use it yet",
-)
 def test_the_org_of_a_view_is_its_owning_team_and_a_facet(corpus: Corpus, admin_user: object) -> None:
     from catalog.search import search
 
@@ -99,4 +96,14 @@ def test_the_org_of_a_view_is_its_owning_team_and_a_facet(corpus: Corpus, admin_
     platform = obj("shapes", "feature_view", "platform_daily")
     assert platform.team is not None and platform.team.name == "platform"
     results = search(user=admin_user, q="platform_daily")
-    assert ("platform", 1) in results.facets.get("org", [])
+    assert ("platform", 3) in results.facets.get("org", [])  # the view and its two features
+    growth = search(user=admin_user, q="user", filters={"org": "growth"})
+    assert growth.hits and {(h.project, h.parent or h.name) for h in growth.hits} == {("shapes", "user_profile")}
+    # and approval routing follows the same rule: the org's team signs off a change to the view
+    cr = change_request_create(
+        actor=make_user("pia", "proposer"),
+        project="shapes",
+        title="document platform_daily",
+        edits=[{"op": "set_metadata", "kind": "feature_view", "name": "platform_daily", "description": "Daily."}],
+    )
+    assert [t["name"] for t in cr.required_teams] == ["platform"]
