@@ -103,14 +103,16 @@ def _build_root(spec: dict[str, Any]) -> None:
             os.symlink(os.readlink(host), f"{root}/{link}")
         elif os.path.isdir(host):
             _bind_read_only(host, f"{root}/{link}")
+    # The private tmpfs first: a read-only path below it (a virtualenv under /tmp) is then bound on top of it,
+    # not hidden by it.
+    for target, size in spec["tmpfs"]:
+        os.makedirs(root + target, exist_ok=True)
+        _mount("tmpfs", root + target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
     for source in spec["read_only"]:
         if os.path.exists(source):
             _bind_read_only(source, root + source)
     for source, target in spec["read_only_at"]:
         _bind_read_only(source, root + target)
-    for target, size in spec["tmpfs"]:
-        os.makedirs(root + target, exist_ok=True)
-        _mount("tmpfs", root + target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
     source, target = spec["writable"]
     os.makedirs(root + target, exist_ok=True)
     _mount(source, root + target, None, MS_BIND)

@@ -619,6 +619,25 @@ def kernel_refuses_namespaces(monkeypatch: pytest.MonkeyPatch, scratch_tmp: Path
     isolation._probe.cache_clear()
 
 
+def test_a_read_only_path_under_tmp_is_seen_in_the_jail(tmp_path: Path, scratch_tmp: Path) -> None:
+    """A checkout (and so its virtualenv) under /tmp: the jail's private /tmp must not hide it."""
+    shared = tmp_path / "shared.txt"
+    shared.write_text("visible")
+    shared.chmod(0o644)
+    work = Path(tempfile.mkdtemp())
+    script = "import pathlib; print(pathlib.Path('/tmp/checkout/.venv/marker').read_text())"
+    done = isolation.run(
+        work,
+        [sys.executable, "-I", "-S", "-c", script],
+        binds=[(str(shared), "/tmp/checkout/.venv/marker")],
+        cwd="/tmp",
+        limits=sandbox._Limits.from_settings(),
+        mode="exec",
+    )
+    upload_archive._remove(work)
+    assert (done.returncode, done.output.decode().strip()) == (0, "visible"), done
+
+
 @pytest.mark.usefixtures("kernel_refuses_namespaces")
 def test_uploads_are_refused_where_the_jail_cannot_be_built(scratch_tmp: Path) -> None:
     """The namespaces cannot be made: every upload is refused with the reason; no weaker sandbox runs."""
