@@ -60,4 +60,4 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8000 6566
-CMD ["gunicorn", "portal.wsgi", "--bind=0.0.0.0:8000", "--workers=2", "--access-logfile=-"]
+CMD ["gunicorn", "-c", "python:portal.gunicorn_conf", "portal.wsgi", "--bind=0.0.0.0:8000", "--workers=2", "--access-logfile=-"]

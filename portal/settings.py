@@ -260,6 +260,9 @@ GOVERNANCE_UPLOAD_MAX_UNCOMPRESSED = env_int(
 )
 GOVERNANCE_PARSE_TIMEOUT_SECONDS = env_int("GOVERNANCE_PARSE_TIMEOUT_SECONDS", default=60, minimum=10)
 GOVERNANCE_PARSE_MEMORY_MB = env_int("GOVERNANCE_PARSE_MEMORY_MB", default=2048, minimum=1024)
+# Each web worker starts its upload sandbox's template process (~190 MiB, Feast imported once) when it starts,
+# rather than on its first upload (portal/gunicorn_conf.py).
+GOVERNANCE_SANDBOX_PREWARM = env_bool("GOVERNANCE_SANDBOX_PREWARM", default=True)
 
 # --- Auth, static, i18n -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -44,6 +44,7 @@ from typing import Any
 from django.conf import settings
 
 from catalog.exceptions import UploadSandboxUnavailable
+from catalog.feast_gateway.base import _feast
 from catalog.feast_gateway.upload_archive import MB, _display, _Limits, _remove
 
 logger = logging.getLogger(__name__)
@@ -226,8 +227,9 @@ def _template_socket() -> str:
 
 
 def warm() -> None:
-    """Start this process's template in the background, if it is not running (the upload form calls this:
-    the first parse in a process would otherwise wait for Feast's import while the user waits)."""
+    """Start this process's template in the background, if it is not running, and import Feast here (web
+    workers at start, and the upload form, call this: the first parse in a process would otherwise wait for
+    both imports while the user waits)."""
     current = _template
     if sys.platform != "linux" or (
         current is not None and current.owner == os.getpid() and current.proc.poll() is None
@@ -241,6 +243,7 @@ def _warm() -> None:
         _template_socket()
     except UploadSandboxUnavailable as exc:
         logger.warning("%s", exc)
+    _feast()  # this process reads the parsed protos with Feast's classes: its own import takes seconds too
 
 
 def _start_template() -> _Template:

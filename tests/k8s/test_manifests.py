@@ -248,7 +248,8 @@ def test_web_probes_are_healthz_readyz_and_a_startup_probe(docs: list[dict[str, 
     assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert web["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert web["startupProbe"]["httpGet"]["path"] == "/healthz"
-    assert web["command"] == ["gunicorn"] and web["args"][0] == "portal.wsgi"
+    assert web["command"] == ["gunicorn"] and "portal.wsgi" in web["args"]
+    assert "--config=python:portal.gunicorn_conf" in web["args"]  # workers pre-start the upload sandbox
     tmp_mounts = {m["mountPath"] for m in web["volumeMounts"]}
     assert {"/tmp", "/var/lib/portal"} <= tmp_mounts
 
