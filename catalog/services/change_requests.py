@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from catalog import feast_gateway as gateway
 from catalog.exceptions import DuplicateObject, InvalidInput, NotPermitted, ObjectNotFound, PortalError
-from catalog.models import Approval, ChangeRequest, ChangeRequestComment, Project, Status, Team
+from catalog.models import Approval, ChangeRequest, ChangeRequestComment, ObjectVersion, Project, Status, Team
 from catalog.notifications import notify
 from catalog.permissions import has_role, has_role_at_least
 from catalog.services.audit import audit_record
@@ -136,6 +136,49 @@ def _source_objects(data: Mapping[str, Any]) -> list[gateway.ObjectProto]:
     return list(Proposal.from_json({"upserts": data.get("uploaded", [])}).upserts.values())
 
 
+def _changes_made_since(
+    cr: ChangeRequest, repo: gateway.RepoRef, objects: Sequence[gateway.ObjectProto]
+) -> tuple[list[gateway.ObjectProto], list[str]]:
+    """An upload re-planned against today's registry. An object its plan did not change (the author did not
+    touch it) is taken as the registry has it now, not as the upload's older copy: re-planning never reverts a
+    change applied since, by another request or outside the portal. Such a change is named in a warning."""
+    planned = {(o["kind"], o["name"]) for o in cr.plan.get("objects", [])}
+    unplanned = [o.key for o in objects if o.key not in planned]
+    current = gateway.project_protos(repo, cr.project.name, unplanned) if unplanned else {}
+    since: dict[tuple[str, str], ObjectVersion] = {}
+    for recorded in (
+        ObjectVersion.objects.filter(object__project=cr.project, recorded_at__gt=cr.planned_at or cr.created_at)
+        .select_related("object")
+        .order_by("version")
+    ):
+        since[(recorded.object.kind, recorded.object.name)] = recorded
+    kept: list[gateway.ObjectProto] = []
+    warnings: list[str] = []
+    for obj in objects:
+        if obj.key in planned:
+            kept.append(obj)
+            continue
+        now = current.get(obj.key)
+        version = since.get(obj.key)
+        label = f"{obj.kind.replace('_', ' ')} '{obj.name}'"
+        by = ""
+        if version is not None:
+            by = f" (by CR-{version.change_request_id})" if version.change_request_id else " (outside the portal)"
+        if now is None:
+            warnings.append(
+                f"{label} was deleted from the registry after this request was planned{by}; the upload's copy is "
+                "left out (upload again to re-create it)"
+            )
+            continue
+        kept.append(now)
+        if version is not None:
+            warnings.append(
+                f"{label} changed in the registry after this request was planned{by}; it is kept as the registry "
+                "has it now, not reverted to the upload's older copy (upload again to change it)"
+            )
+    return kept, warnings
+
+
 def _build(
     project: Project,
     *,
@@ -143,6 +186,7 @@ def _build(
     upload: tuple[bytes, str] | None,
     mode: str,
     uploaded: Sequence[gateway.ObjectProto] | None = None,
+    warnings: Sequence[str] = (),
 ) -> tuple[Plan, dict[str, Any]]:
     """Build and plan a proposal from edits, an upload (parsed in the sandbox) or stored uploaded objects."""
     repo = governed_repo(project)
@@ -156,12 +200,12 @@ def _build(
         proposal = proposal_from_edits(repo, project, edits)
         return plan_proposal(repo, project, proposal), {"edits": list(edits)}
     source_data: dict[str, Any] = {}
-    warnings: list[str] = []
+    notes = list(warnings)
     if upload is not None:
         data, filename = upload
         parsed = gateway.parse_upload(data, filename=filename, project=project.name, repo_path=Path(repo.path))
         objects = [gateway.ObjectProto(o.kind, o.proto_type, o.name, o.proto) for o in parsed.objects]
-        warnings = list(parsed.warnings)
+        notes += parsed.warnings
         source_data = {
             "archive": {"name": filename[:255], "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)},
             "files": list(parsed.files),
@@ -171,7 +215,7 @@ def _build(
     if not objects:
         raise InvalidInput("the definitions declare no Feast objects")
     proposal = proposal_from_objects(repo, project, objects, mode=mode)
-    proposal.warnings = warnings
+    proposal.warnings = notes
     source_data["uploaded"] = Proposal(upserts={o.key: o for o in objects}).to_json()["upserts"]
     return plan_proposal(repo, project, proposal), source_data
 
@@ -242,8 +286,9 @@ def change_request_revise(
         if cr.source == ChangeRequest.Source.EDIT:
             plan, source_data = _build(cr.project, edits=cr.proposal.get("edits", []), upload=None, mode=mode)
         else:
+            uploaded, warnings = _changes_made_since(cr, governed_repo(cr.project), _source_objects(cr.proposal))
             plan, source_data = _build(
-                cr.project, edits=None, upload=None, mode=mode, uploaded=_source_objects(cr.proposal)
+                cr.project, edits=None, upload=None, mode=mode, uploaded=uploaded, warnings=warnings
             )
             source_data = {**{k: cr.proposal[k] for k in ("archive", "files") if k in cr.proposal}, **source_data}
     else:

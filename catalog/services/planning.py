@@ -227,6 +227,9 @@ def plan_proposal(repo: gateway.RepoRef, project: Project, proposal: Proposal) -
         f"{kind}:{name}": gateway.content_hash(before[(kind, name)]) if (kind, name) in before else "absent"
         for kind, name in sorted(scope)
     }
+    # Exactly the keys base_fingerprint covers, absent ones included (a dependent the catalog knows but the
+    # registry read does not return, e.g. a label view): the worker recomputes the fingerprint over these.
+    diff["scope"] = sorted([list(k) for k in scope])
     severity = max((i["severity"] for i in diff["objects"]), key=lambda s: SEVERITY_ORDER[Severity(s)])
     breaking_needed = project.breaking_approvals or settings.GOVERNANCE_BREAKING_APPROVALS
     required = breaking_needed if severity == Severity.BREAKING else 1

@@ -194,7 +194,21 @@ def _stale_reason(cr: ChangeRequest, repo: gateway.RepoRef, scope: list[tuple[st
             .first()
         )
         fields = [c["path"] for c in diff_specs(snapshot, gateway.spec_json(current))] if snapshot is not None else []
-        moved.append(f"{what} changed" + (f" ({', '.join(fields[:5])})" if fields else ""))
+        by = (
+            ObjectVersion.objects.filter(
+                object__project=cr.project,
+                object__kind=key[0],
+                object__name=key[1],
+                content_hash=gateway.content_hash(current),
+                change_request__isnull=False,
+            )
+            .order_by("-version")
+            .values_list("change_request_id", flat=True)
+            .first()
+        )
+        moved.append(
+            f"{what} changed" + (f" ({', '.join(fields[:5])})" if fields else "") + (f" by CR-{by}" if by else "")
+        )
     detail = "; ".join(moved[:10]) or "an object in the plan's scope was modified"
     return f"the registry changed since the plan, outside this request: {detail}"
 

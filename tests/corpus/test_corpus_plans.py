@@ -19,7 +19,7 @@ from django.contrib.auth.models import User
 from catalog import feast_gateway
 from catalog.exceptions import InvalidInput
 from catalog.models import CatalogObject, ChangeRequest, ModelConsumer, ObjectVersion
-from catalog.services.change_requests import change_request_approve, change_request_create
+from catalog.services.change_requests import change_request_approve, change_request_create, change_request_revise
 from catalog.services.sync import registry_sync
 from jobs.services.apply import change_request_apply_start
 from tests.corpus.conftest import Corpus, cli_copy
@@ -71,7 +71,7 @@ def conv_rate_doubled(inputs: pd.DataFrame) -> pd.DataFrame:
 
 
 def author() -> User:
-    return make_user("pia", "proposer")
+    return User.objects.filter(username="pia").first() or make_user("pia", "proposer")
 
 
 def upload(project: str, archive: bytes, mode: str = "full") -> ChangeRequest:
@@ -243,6 +243,45 @@ def test_other_dangling_references_are_refused_at_plan_time(corpus: Corpus, case
         upload(LOCAL, archive, mode="partial")
     assert message in str(excinfo.value), str(excinfo.value)
     assert not ChangeRequest.objects.exists()
+
+
+def test_replanning_an_upload_never_reverts_a_change_applied_since(corpus: Corpus, celery_worker: Any) -> None:
+    """Two uploads from the same base, each editing its own object. The first is applied; re-planning the second
+    (stale now) keeps the first's change, as the registry has it, and says which request made it."""
+    registry_sync(trigger="test")
+    path = Path(corpus[LOCAL].path)
+    entity_edit = (
+        'Entity(name="driver", join_keys=["driver_id"])',
+        'Entity(name="driver", join_keys=["driver_id"], description="A driver")',
+    )
+    field_edit = ('description="Average daily trips"', 'description="Average trips per day"')
+    first = upload(LOCAL, repo_archive(path, {DEFINITIONS: entity_edit}), mode="partial")
+    second = upload(LOCAL, repo_archive(path, {DEFINITIONS: field_edit}), mode="partial")
+    assert set(planned(first)) == {("entity", "driver")}
+    approver = make_user("ana", "approver", teams=("driver_performance",))
+    change_request_approve(cr=first, actor=approver)
+    change_request_apply_start(cr=first, actor=make_user("oto", "operator"))
+    first = wait_for(first, "applied", "failed", timeout=180)
+    assert first.status == "applied", first.apply_result
+    wait_for_catalog(first)
+
+    # Applying the second as planned would revert the first: it goes stale, naming the request that moved it.
+    approver2 = make_user("abe", "approver", teams=("driver_performance",))
+    change_request_approve(cr=second, actor=approver2)
+    change_request_apply_start(cr=second, actor=User.objects.get(username="oto"))
+    second = wait_for(second, "stale", "applied", "failed", timeout=180)
+    assert second.status == "stale"
+    assert f"entity 'driver' changed (description) by CR-{first.pk}" in second.stale_reason, second.stale_reason
+
+    replanned = change_request_revise(cr=second, actor=author())
+    assert ("entity", "driver") not in planned(replanned)  # not reverted to the upload's older copy
+    assert ("feature_view", "driver_hourly_stats") in planned(replanned)
+    assert any(
+        w.startswith(f"entity 'driver' changed in the registry after this request was planned (by CR-{first.pk})")
+        for w in replanned.plan["warnings"]
+    ), replanned.plan["warnings"]
+    entity = feast_gateway.project_protos(corpus[LOCAL], LOCAL, [("entity", "driver")])[("entity", "driver")]
+    assert entity.message().spec.description == "A driver"
 
 
 def test_apply_writes_exactly_the_planned_protos(corpus: Corpus, celery_worker: Any) -> None:
