@@ -107,7 +107,12 @@ def change_request_new(request: HttpRequest) -> HttpResponse:
             except PortalError as exc:
                 error = str(exc)
             else:
-                messages.success(request, f"CR-{cr.pk} planned: {cr.plan['summary']}")
+                summary = cr.plan["summary"]
+                messages.success(
+                    request,
+                    f"CR-{cr.pk} planned: {summary['added']} added, {summary['changed']} changed, "
+                    f"{summary['removed']} removed ({cr.severity}).",
+                )
                 return redirect(cr.get_absolute_url())
     return render(
         request,

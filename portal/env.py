@@ -27,8 +27,12 @@ def env_str(name: str, default: str | object = _MISSING) -> str:
     return value
 
 
+SECRET_NAMES: set[str] = set()  # every NAME read with env_secret (preflight checks their NAME_FILE modes)
+
+
 def env_secret(name: str, default: str | object = _MISSING) -> str:
     """A secret from NAME, or from the file named by NAME_FILE (Kubernetes Secret volumes)."""
+    SECRET_NAMES.add(name)
     file_var = f"{name}_FILE"
     path = os.environ.get(file_var)
     if path:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from portal import env
 from portal.env import DatabaseUrl
 
 
@@ -115,7 +116,9 @@ def secret_file_warnings() -> list[str]:
     from pathlib import Path
 
     candidates = [settings.VAR_DIR / "secret_key", settings.VAR_DIR / "demo-credentials.txt"]
-    candidates += [Path(v) for k, v in os.environ.items() if k.endswith("_FILE") and v.startswith("/")]
+    # The files the portal's own secrets are read from: not every *_FILE variable (SSL_CERT_FILE is public).
+    secret_files = (os.environ.get(f"{name}_FILE", "") for name in sorted(env.SECRET_NAMES))
+    candidates += [Path(v) for v in secret_files if v.startswith("/")]
     warnings = []
     for path in dict.fromkeys(candidates):
         try:

@@ -207,3 +207,20 @@ def test_generator_is_deterministic_and_has_leavers(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "at least 1" in bad.stderr
+
+
+def test_preflight_checks_the_modes_of_secret_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A world-readable file behind a secret's *_FILE is flagged; a public *_FILE (a CA bundle) is not."""
+    from portal import env as portal_env
+    from portal.preflight import secret_file_warnings
+
+    secret, bundle = tmp_path / "db-url", tmp_path / "ca.pem"
+    for path in (secret, bundle):
+        path.write_text("x")
+        path.chmod(0o644)
+    assert "DATABASE_URL" in portal_env.SECRET_NAMES  # read with env_secret by the settings
+    monkeypatch.setenv("DATABASE_URL_FILE", str(secret))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    warnings = secret_file_warnings()
+    assert any(w.startswith(f"{secret} is readable by other users") for w in warnings), warnings
+    assert not any(str(bundle) in w for w in warnings), warnings

@@ -339,7 +339,8 @@ def _checked_members(archive: _Archive, limits: _Limits, warnings: list[str]) ->
         # A zipped folder (`zip -r repo.zip feature_repo/`): `feast apply` runs inside it, so it is the repo root.
         top = tops.pop()
         checked = [_Checked(c.path[len(top) + 1 :], c.member) for c in checked if c.path != top]
-        warnings.append(f"every file is under '{_display(top)}/': that directory was parsed as the repo root")
+        if not any(c.path == "feature_store.yaml" for c in checked):  # else the usual zipped repo folder
+            warnings.append(f"every file is under '{_display(top)}/': that directory was parsed as the repo root")
     if not any(c.member.kind == "file" and c.path.endswith(".py") for c in checked):
         raise _rejected("the archive has no Python (.py) files")
     return checked

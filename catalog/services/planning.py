@@ -486,13 +486,20 @@ def _diff(project: Project, state: _State, proposal: Proposal) -> dict[str, Any]
         },
         "summary": {
             "added": sum(1 for o in objects if o["action"] == "added"),
-            "changed": sum(1 for o in objects if o["action"] == "changed"),
+            # Objects that change only because they carry a copy of a changed one are not changes of their own.
+            "changed": sum(1 for o in objects if o["action"] == "changed" and not _only_follows(o)),
+            "follows": sum(1 for o in objects if o["action"] == "changed" and _only_follows(o)),
             "removed": sum(1 for o in objects if o["action"] == "removed"),
             **counts,
         },
         "scope": sorted([list(k) for k in {*state.before, *state.after}]),
         "warnings": list(proposal.warnings),
     }
+
+
+def _only_follows(obj: Mapping[str, Any]) -> bool:
+    """The object's only change is to the copies it carries of other changed objects."""
+    return bool(obj["items"]) and all(i["rule"] == "object.follows_from" for i in obj["items"])
 
 
 def _follows_from(key: Key, current: ObjectProto | None, proposed: ObjectProto | None, planned: set[Key]) -> list[str]:
