@@ -86,7 +86,7 @@ class FeatureSerializer(serializers.ModelSerializer[Feature]):
 
     class Meta:
         model = Feature
-        fields = ["project", "view", "name", "dtype", "description", "tags", "position", "status"]
+        fields = ["project", "view", "name", "dtype", "description", "tags", "position", "status", "vector_search"]
 
 
 class VectorEntrySerializer(serializers.ModelSerializer[ServiceFeature]):

@@ -121,6 +121,7 @@ class FeatureInfo:
     description: str
     tags: dict[str, str]
     position: int
+    vector_search: dict[str, Any] = field(default_factory=dict)  # {"index", "length", "search_metric"} or {}
 
 
 class Spec:

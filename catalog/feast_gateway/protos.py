@@ -301,10 +301,25 @@ def _set_project(message: Message, project: str) -> None:
         message.project = project
 
 
+def _vector_search(spec: Any) -> dict[str, Any]:
+    """A field's vector-search settings (Feast 0.67 FeatureSpecV2), or {} for a plain field."""
+    index = bool(getattr(spec, "vector_index", False))
+    length = int(getattr(spec, "vector_length", 0) or 0)
+    metric = str(getattr(spec, "vector_search_metric", "") or "")
+    if not (index or length or metric):
+        return {}
+    return {"index": index, "length": length, "search_metric": metric}
+
+
 def _features(specs: Iterable[Any]) -> list[FeatureInfo]:
     return [
         FeatureInfo(
-            name=f.name, dtype=dtype_name(f.value_type), description=f.description, tags=dict(f.tags), position=i
+            name=f.name,
+            dtype=dtype_name(f.value_type),
+            description=f.description,
+            tags=dict(f.tags),
+            position=i,
+            vector_search=_vector_search(f),
         )
         for i, f in enumerate(specs)
     ]

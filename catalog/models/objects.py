@@ -43,6 +43,11 @@ class CatalogObject(TimestampedModel):
         "The catalog keeps what it last read; an object never read has no spec.",
     )
     version = models.PositiveIntegerField(default=1, help_text="Portal version number (bumped per content change).")
+    derived_version = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="The version of the sync's derivation (features, vector, lineage rows) these rows were built with; "
+        "rows built by an older one are rebuilt once by the next sync, with no new version.",
+    )
     feast_created_at = models.DateTimeField(null=True, blank=True)
     feast_updated_at = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
@@ -170,6 +175,8 @@ class Feature(models.Model):
     tags = models.JSONField(default=dict, blank=True)
     position = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    # Feast's vector-search settings of the field ({"index": true, "length": 384, "search_metric": "COSINE"}), or {}.
+    vector_search = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["view", "name"], name="catalog_feature_unique_name")]

@@ -54,6 +54,12 @@ BATCH = 2000
 INLINE_INDEX_LIMIT = 2000
 Kind = CatalogObject.Kind
 
+# The version of what the sync derives from an object's spec (its Feature, ServiceFeature and LineageEdge rows).
+# Bump it when that derivation changes (a new Feature column, a fix in what is derived): the next sync rebuilds
+# the rows of every object built by an older one, once, without a new version. 1: vector-search settings of
+# fields, and a stream view's entity columns among its fields.
+DERIVATION = 1
+
 # Columns derived from the registry that change without a content change (materialization).
 _META_FIELDS = (
     "feast_created_at",
@@ -65,6 +71,7 @@ _META_FIELDS = (
     "read_error",  # set while the registry holds the object in a form the portal cannot read
 )
 _CONTENT_FIELDS = (
+    "derived_version",
     "subkind",
     "description",
     "owner",
@@ -123,6 +130,7 @@ def _common(info: gateway.ObjectInfo) -> dict[str, Any]:
         "feast_created_at": info.created_at,
         "feast_updated_at": info.updated_at,
         "read_error": "",
+        "derived_version": DERIVATION,  # created and changed objects get their rows derived now
     }
 
 
@@ -424,7 +432,15 @@ def _apply_snapshot(
             scope = scope.filter(name=project)
         existing_rows = list(
             CatalogObject.objects.filter(project__in=scope).values(
-                "id", "project__name", "kind", "name", "content_hash", "status", "version", *_META_FIELDS
+                "id",
+                "project__name",
+                "kind",
+                "name",
+                "content_hash",
+                "status",
+                "version",
+                "derived_version",
+                *_META_FIELDS,
             )
         )
         baseline = not existing_rows  # the first import is the baseline, not an out-of-band change
@@ -439,6 +455,7 @@ def _apply_snapshot(
         to_update_content: list[tuple[_Desired, dict[str, Any], str]] = []  # (desired, row, change)
         to_update_meta: list[CatalogObject] = []
         to_rehash: list[CatalogObject] = []
+        rederive: dict[int, _Desired] = {}  # unchanged, but its rows were derived by an older sync
         recanonical = _same_under_new_canonical_form(
             [(row, d) for d in desired if (row := existing.get(d.key)) is not None and _hash_moved(row, d)]
         )
@@ -464,6 +481,8 @@ def _apply_snapshot(
                 to_update_content.append((d, row, ObjectVersion.Change.CHANGED))
             else:
                 counts.unchanged += 1
+                if row["derived_version"] < DERIVATION:
+                    rederive[row["id"]] = d
                 if any(row[f] != d.values.get(f, row[f]) for f in _META_FIELDS):
                     obj = CatalogObject(id=row["id"], **{f: d.values.get(f, row[f]) for f in _META_FIELDS})
                     to_update_meta.append(obj)
@@ -598,6 +617,9 @@ def _apply_snapshot(
 
         touched = {new.id: desired_by_key[(new.project.name, new.kind, new.name)] for new in to_create}
         touched.update({row["id"]: d for d, row, _ in to_update_content})
+        touched.update(rederive)
+        if rederive:
+            CatalogObject.objects.filter(id__in=list(rederive)).update(derived_version=DERIVATION)
         if touched:
             _sync_features(touched)
             ids_by_key = ids_by_key or _ids_by_key(scope)
@@ -700,6 +722,7 @@ def _sync_features(touched: dict[int, _Desired]) -> None:
                 "tags": f.tags,
                 "position": f.position,
                 "status": Status.ACTIVE,
+                "vector_search": f.vector_search,
             }
             if key in current:
                 update.append(Feature(id=current[key], **values))
@@ -708,7 +731,9 @@ def _sync_features(touched: dict[int, _Desired]) -> None:
     gone = [i for key, i in current.items() if key not in seen]
     if gone:
         Feature.objects.filter(id__in=gone).update(status=Status.REMOVED)
-    Feature.objects.bulk_update(update, ["dtype", "description", "tags", "position", "status"], batch_size=BATCH)
+    Feature.objects.bulk_update(
+        update, ["dtype", "description", "tags", "position", "status", "vector_search"], batch_size=BATCH
+    )
     bulk_insert(Feature, create)
 
 

@@ -434,3 +434,55 @@ def test_sync_registry_command_reports_counts(demo_repo: feast_gateway.RepoRef, 
     call_command("sync_registry")
     out = capsys.readouterr().out
     assert re.search(r"succeeded in \d+ ms — added 13, changed 0, removed 0", out), out
+
+
+VECTOR_VIEW = """
+from datetime import timedelta
+
+from feast import FeatureView, Field
+from feast.types import Array, Float32
+
+from features import employee, employee_source
+
+employee_embeddings = FeatureView(
+    name="employee_embeddings",
+    entities=[employee],
+    ttl=timedelta(days=30),
+    online=False,  # the SQLite online store needs sqlite-vec for vector tables; the catalog needs none
+    schema=[
+        Field(name="profile_embedding", dtype=Array(Float32), vector_index=True, vector_length=4,
+              vector_search_metric="COSINE"),
+        Field(name="tenure", dtype=Float32),
+    ],
+    source=employee_source,
+)
+"""
+
+
+def test_vector_search_fields_are_read_and_older_rows_are_rederived_without_a_version(
+    editable_demo_repo: feast_gateway.RepoRef, client: Any, viewer: Any
+) -> None:
+    """Feast's vector-search settings of a field reach the catalog, its page and the API. Rows a sync derived
+    before it read them (an older portal) are rebuilt once by the next sync, with no new version."""
+    (editable_demo_repo.path / "vectors.py").write_text(VECTOR_VIEW)
+    run_feast(editable_demo_repo, "apply")
+    assert sync_one().status == SyncRun.Status.SUCCEEDED
+    view = obj("employee_attrition", "feature_view", "employee_embeddings")
+    vector = {"index": True, "length": 4, "search_metric": "COSINE"}
+    assert dict(view.features.values_list("name", "vector_search")) == {"profile_embedding": vector, "tenure": {}}
+
+    client.force_login(viewer)
+    page = client.get(view.get_absolute_url()).content.decode()
+    assert "vector index · 4 dims · COSINE" in page
+    api = client.get(view.get_api_url()).json()
+    assert [f["vector_search"] for f in api["features"]] == [vector, {}]
+
+    # As an older portal left it: rows derived without the settings.
+    Feature.objects.filter(view=view).update(vector_search={})
+    CatalogObject.objects.update(derived_version=0)
+    versions = ObjectVersion.objects.count()
+    run = sync_one(force=True)
+    assert (run.status, run.changed, run.out_of_band) == (SyncRun.Status.SUCCEEDED, 0, 0), run.error
+    assert ObjectVersion.objects.count() == versions
+    assert view.features.get(name="profile_embedding").vector_search == vector
+    assert not CatalogObject.objects.filter(derived_version=0).exists()
