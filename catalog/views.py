@@ -17,6 +17,7 @@ from catalog.decorators import reader_required
 from catalog.exceptions import InvalidInput
 from catalog.freshness import feature_view_freshness
 from catalog.models import ApiToken, CatalogObject, ObjectVersion, Project
+from catalog.models.objects import GOVERNED_KINDS
 from catalog.permissions import can_operate, can_register_model, user_roles
 from catalog.services.change_requests import can_propose
 from catalog.services.tokens import api_token_create, api_token_revoke
@@ -45,7 +46,11 @@ def project_detail(request: HttpRequest, project: str) -> HttpResponse:
     except Project.DoesNotExist:
         raise Http404(f"No project named {project!r}.") from None
     grouped = selectors.project_objects(user=request.user, project=proj)
-    sections = [(CatalogObject.Kind(kind).label, selectors.SLUG_FOR_KIND[kind], objs) for kind, objs in grouped.items()]
+    sections = [
+        (CatalogObject.Kind(kind).label, selectors.SLUG_FOR_KIND[kind], objs)
+        for kind, objs in grouped.items()
+        if objs or kind in GOVERNED_KINDS  # saved datasets, permissions...: listed only where there are some
+    ]
     return render(request, "catalog/project_detail.html", {"project": proj, "sections": sections})
 
 

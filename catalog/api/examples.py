@@ -311,6 +311,55 @@ ENTITY_DETAIL = OpenApiExample(
     response_only=True,
 )
 
+SAVED_DATASET_DETAIL = OpenApiExample(
+    "A saved dataset",
+    value={
+        **_VIEW,
+        "kind": "saved_dataset",
+        "subkind": "file",
+        "name": "attrition_training_2026_11",
+        "description": "Training rows for attrition-clf@3.",
+        "location": "/var/lib/portal/datasets/attrition_training_2026_11.parquet",
+        "features": None,
+        "vector": None,
+        "url": "/api/v1/projects/employee_attrition/saved-datasets/attrition_training_2026_11/",
+        "html_url": "/projects/employee_attrition/saved-datasets/attrition_training_2026_11/",
+    },
+    response_only=True,
+)
+
+VALIDATION_REFERENCE_DETAIL = OpenApiExample(
+    "A validation reference",
+    value={
+        **_VIEW,
+        "kind": "validation_reference",
+        "subkind": "",
+        "name": "attrition_reference",
+        "description": "Expected ranges of the training set.",
+        "features": None,
+        "vector": None,
+        "url": "/api/v1/projects/employee_attrition/validation-references/attrition_reference/",
+        "html_url": "/projects/employee_attrition/validation-references/attrition_reference/",
+    },
+    response_only=True,
+)
+
+PERMISSION_DETAIL = OpenApiExample(
+    "A permission",
+    value={
+        **_VIEW,
+        "kind": "permission",
+        "subkind": "role_based",
+        "name": "read_only_views",
+        "description": "",
+        "features": None,
+        "vector": None,
+        "url": "/api/v1/projects/employee_attrition/permissions/read_only_views/",
+        "html_url": "/projects/employee_attrition/permissions/read_only_views/",
+    },
+    response_only=True,
+)
+
 SOURCE_DETAIL = OpenApiExample(
     "A data source",
     value={

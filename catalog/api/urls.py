@@ -15,6 +15,9 @@ KINDS = [
     (Kind.DATA_SOURCE, "data-sources", "data sources", "data source"),
     (Kind.FEATURE_VIEW, "feature-views", "feature views", "feature view"),
     (Kind.FEATURE_SERVICE, "feature-services", "feature services", "feature service"),
+    (Kind.SAVED_DATASET, "saved-datasets", "saved datasets", "saved dataset"),
+    (Kind.VALIDATION_REFERENCE, "validation-references", "validation references", "validation reference"),
+    (Kind.PERMISSION, "permissions", "permissions", "permission"),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = [

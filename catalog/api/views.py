@@ -207,6 +207,9 @@ def _object_detail_view(kind: str, label: str) -> Any:
         CatalogObject.Kind.DATA_SOURCE.value: examples.SOURCE_DETAIL,
         CatalogObject.Kind.FEATURE_VIEW.value: examples.VIEW_DETAIL,
         CatalogObject.Kind.FEATURE_SERVICE.value: examples.SERVICE_DETAIL,
+        CatalogObject.Kind.SAVED_DATASET.value: examples.SAVED_DATASET_DETAIL,
+        CatalogObject.Kind.VALIDATION_REFERENCE.value: examples.VALIDATION_REFERENCE_DETAIL,
+        CatalogObject.Kind.PERMISSION.value: examples.PERMISSION_DETAIL,
     }[kind]
     view = extend_schema_view(
         get=extend_schema(

@@ -249,6 +249,16 @@ class FeatureViewVersionInfo:
 
 
 @dataclass(frozen=True)
+class RegistryRecordInfo(ObjectInfo):
+    """A saved dataset, validation reference or permission: read and shown, not governed by change requests."""
+
+    kind: str  # saved_dataset | validation_reference | permission
+    subkind: str  # a saved dataset's storage kind (file, bigquery, ...), a permission's policy kind (role, ...)
+    location: str  # a saved dataset's storage (path or table); "" otherwise
+    upstream: list[tuple[str, str, str]]  # (edge kind, upstream kind, upstream name): its lineage
+
+
+@dataclass(frozen=True)
 class UnreadableObject:
     """An object the registry holds but the portal cannot read (an undecodable proto, a shape it cannot map)."""
 
@@ -273,6 +283,7 @@ class RegistrySnapshot:
     feature_views: list[FeatureViewInfo] = field(default_factory=list)
     feature_services: list[FeatureServiceInfo] = field(default_factory=list)
     feature_view_versions: list[FeatureViewVersionInfo] = field(default_factory=list)
+    records: list[RegistryRecordInfo] = field(default_factory=list)  # saved datasets, validation refs, permissions
     unreadable: list[UnreadableObject] = field(default_factory=list)  # held by the registry, not readable here
 
 

@@ -27,6 +27,7 @@ from catalog.feast_gateway.base import (
     MaterializationInterval,
     ProjectInfo,
     RegistryLocation,
+    RegistryRecordInfo,
     RegistrySnapshot,
     Spec,
     UnreadableObject,
@@ -512,6 +513,79 @@ def _feature_service(proto: FeatureServiceProto, project: str) -> FeatureService
     )
 
 
+def _saved_dataset(proto: Any, project: str) -> RegistryRecordInfo:
+    spec = proto.spec
+    content, digest = _content(spec)
+    storage = spec.storage.WhichOneof("kind") or ""
+    location = ""
+    if storage:
+        options = getattr(spec.storage, storage)
+        location = next(
+            (str(getattr(options, a)) for a in ("uri", "path", "table", "table_ref") if getattr(options, a, "")), ""
+        )
+    views = sorted({ref.split(":", 1)[0] for ref in spec.features if ":" in ref})
+    upstream = [("view_dataset", "feature_view", v) for v in views]
+    if spec.feature_service_name:
+        upstream.append(("service_dataset", "feature_service", spec.feature_service_name))
+    return RegistryRecordInfo(
+        project=project,
+        name=spec.name,
+        description=spec.description,
+        owner="",
+        tags=dict(spec.tags),
+        created_at=_ts(proto.meta, "created_timestamp"),
+        updated_at=_ts(proto.meta, "last_updated_timestamp"),
+        content=content,
+        content_hash=digest,
+        kind="saved_dataset",
+        subkind=storage.removesuffix("_storage"),
+        location=location,
+        upstream=upstream,
+    )
+
+
+def _validation_reference(proto: Any, project: str) -> RegistryRecordInfo:
+    content, digest = _content(proto)
+    return RegistryRecordInfo(
+        project=project,
+        name=proto.name,
+        description=proto.description,
+        owner="",
+        tags=dict(proto.tags),
+        created_at=None,
+        updated_at=None,
+        content=content,
+        content_hash=digest,
+        kind="validation_reference",
+        subkind="",
+        location="",
+        upstream=[("dataset_reference", "saved_dataset", proto.reference_dataset_name)]
+        if proto.reference_dataset_name
+        else [],
+    )
+
+
+def _permission(proto: Any, project: str) -> RegistryRecordInfo:
+    spec = proto.spec
+    content, digest = _content(spec)
+    policy = spec.policy.WhichOneof("policy_type") or ""
+    return RegistryRecordInfo(
+        project=project,
+        name=spec.name,
+        description="",
+        owner="",
+        tags=dict(spec.tags),
+        created_at=_ts(proto.meta, "created_timestamp"),
+        updated_at=_ts(proto.meta, "last_updated_timestamp"),
+        content=content,
+        content_hash=digest,
+        kind="permission",
+        subkind=policy.removesuffix("_policy"),
+        location="",
+        upstream=[],
+    )
+
+
 def _version_from_record(record: FeatureViewVersionRecord) -> FeatureViewVersionInfo:
     return FeatureViewVersionInfo(
         project=record.project_id,
@@ -602,6 +676,19 @@ def _snapshot_from_proto(
                         )
                         if source is not None:
                             snap.data_sources.append(source)
+    for records, convert in (
+        (proto.saved_datasets, _saved_dataset),
+        (proto.validation_references, _validation_reference),
+        (proto.permissions, _permission),
+    ):
+        for message in records:
+            spec = message.spec if "spec" in message.DESCRIPTOR.fields_by_name else message
+            kind = {"SavedDataset": "saved_dataset", "ValidationReference": "validation_reference"}.get(
+                type(message).__name__, "permission"
+            )
+            record = read(kind, spec.project, spec.name, partial(convert, message, spec.project))
+            if record is not None:
+                snap.records.append(record)
     for fs in proto.feature_services:
         service = read("feature_service", fs.spec.project, fs.spec.name, partial(_feature_service, fs, fs.spec.project))
         if service is not None:

@@ -44,6 +44,9 @@ _SQL_TABLES: list[tuple[str, str, str, str]] = [
     ("on_demand_feature_views", "feature_view_name", "feature_view_proto", "feature_view"),
     ("label_views", "feature_view_name", "feature_view_proto", "feature_view"),
     ("feature_services", "feature_service_name", "feature_service_proto", "feature_service"),
+    ("saved_datasets", "saved_dataset_name", "saved_dataset_proto", "saved_dataset"),
+    ("validation_references", "validation_reference_name", "validation_reference_proto", "validation_reference"),
+    ("permissions", "permission_name", "permission_proto", "permission"),
 ]
 
 _engines: dict[str, Any] = {}

@@ -24,6 +24,10 @@ class CatalogObject(TimestampedModel):
         DATA_SOURCE = "data_source", "Data source"
         FEATURE_VIEW = "feature_view", "Feature view"
         FEATURE_SERVICE = "feature_service", "Feature service"
+        # Read from the registry and shown; not governed by change requests (uploads leave them as they are).
+        SAVED_DATASET = "saved_dataset", "Saved dataset"
+        VALIDATION_REFERENCE = "validation_reference", "Validation reference"
+        PERMISSION = "permission", "Permission"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="catalog_objects")
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -103,11 +107,24 @@ class CatalogObject(TimestampedModel):
         return reverse(f"catalog_api:{self.kind}_detail", args=[self.project.name, self.name])
 
 
+# The kinds change requests govern; the others are read from the registry and shown only.
+GOVERNED_KINDS = frozenset(
+    {
+        CatalogObject.Kind.ENTITY,
+        CatalogObject.Kind.DATA_SOURCE,
+        CatalogObject.Kind.FEATURE_VIEW,
+        CatalogObject.Kind.FEATURE_SERVICE,
+    }
+)
+
 KIND_SLUG: dict[str, str] = {
     CatalogObject.Kind.ENTITY: "entities",
     CatalogObject.Kind.DATA_SOURCE: "data-sources",
     CatalogObject.Kind.FEATURE_VIEW: "feature-views",
     CatalogObject.Kind.FEATURE_SERVICE: "feature-services",
+    CatalogObject.Kind.SAVED_DATASET: "saved-datasets",
+    CatalogObject.Kind.VALIDATION_REFERENCE: "validation-references",
+    CatalogObject.Kind.PERMISSION: "permissions",
 }
 
 
@@ -222,6 +239,9 @@ class LineageEdge(models.Model):
         VIEW_VIEW = "view_view", "view → on-demand view"
         REQUEST_VIEW = "request_view", "request source → on-demand view"
         VIEW_SERVICE = "view_service", "view → service"
+        VIEW_DATASET = "view_dataset", "view → saved dataset"
+        SERVICE_DATASET = "service_dataset", "service → saved dataset"
+        DATASET_REFERENCE = "dataset_reference", "saved dataset → validation reference"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="edges")
     kind = models.CharField(max_length=32, choices=Kind.choices)

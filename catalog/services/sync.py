@@ -42,6 +42,7 @@ from catalog.models import (
     SyncRun,
     SyncState,
 )
+from catalog.models.objects import GOVERNED_KINDS
 from catalog.search.indexing import index_objects
 from catalog.services.audit import audit_event_build, audit_record
 from catalog.services.teams import TeamDirectory
@@ -214,6 +215,11 @@ def _desired(snapshot: gateway.RegistrySnapshot) -> list[_Desired]:
         )
         for view in dict.fromkeys(fs.views):
             d.upstream.append((LineageEdge.Kind.VIEW_SERVICE, Kind.FEATURE_VIEW, view))
+        out.append(d)
+    for record in snapshot.records:  # saved datasets, validation references, permissions
+        values = {**_common(record), "subkind": record.subkind, "location": record.location}
+        d = _Desired(record.project, record.kind, record.name, values, info=record)
+        d.upstream.extend(record.upstream)
         out.append(d)
     return out
 
@@ -542,7 +548,9 @@ def _apply_snapshot(
             in_band = _consume_expected(
                 expected, key, content_hash if change != ObjectVersion.Change.REMOVED else "", now
             )
-            oob = not baseline and in_band is None
+            # Only governed kinds can change outside governance: saved datasets (the portal registers some),
+            # validation references and permissions are recorded, never flagged.
+            oob = not baseline and in_band is None and key[1] in GOVERNED_KINDS
             versions.append(
                 ObjectVersion(
                     object_id=obj_id,
