@@ -17,6 +17,7 @@ from catalog.models import CatalogObject, LineageEdge, ObjectVersion, SyncRun
 from catalog.services.sync import registry_sync
 from tests import environment as env
 from tests.conftest import run_feast
+from tests.registry_dump import assert_mirrors_registry_dump
 
 PROJECT = "employee_attrition"
 
@@ -70,6 +71,8 @@ def test_saved_datasets_validation_references_and_permissions_are_catalog_object
     (run,) = registry_sync(trigger="test")
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     assert run.skipped_objects == []
+    # Field by field as `feast registry-dump` prints the registry (it has no validation references: below).
+    assert assert_mirrors_registry_dump(feast_gateway.registry_dump_json(editable_demo_repo), PROJECT) > 10
     by_kind = {
         kind: CatalogObject.objects.get(project__name=PROJECT, kind=kind, name=name)
         for kind, name in [
