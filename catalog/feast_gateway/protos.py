@@ -513,9 +513,37 @@ def _feature_service(proto: FeatureServiceProto, project: str) -> FeatureService
     )
 
 
+def _record(
+    kind: str,
+    project: str,
+    spec: Any,
+    meta: Any | None,
+    *,
+    subkind: str = "",
+    location: str = "",
+    upstream: list[tuple[str, str, str]] | None = None,
+) -> RegistryRecordInfo:
+    """A saved dataset, validation reference or permission from its spec message (and meta, where it has one)."""
+    content, digest = _content(spec)
+    return RegistryRecordInfo(
+        project=project,
+        name=spec.name,
+        description=getattr(spec, "description", ""),
+        owner="",
+        tags=dict(spec.tags),
+        created_at=_ts(meta, "created_timestamp") if meta is not None else None,
+        updated_at=_ts(meta, "last_updated_timestamp") if meta is not None else None,
+        content=content,
+        content_hash=digest,
+        kind=kind,
+        subkind=subkind,
+        location=location,
+        upstream=upstream or [],
+    )
+
+
 def _saved_dataset(proto: Any, project: str) -> RegistryRecordInfo:
     spec = proto.spec
-    content, digest = _content(spec)
     storage = spec.storage.WhichOneof("kind") or ""
     location = ""
     if storage:
@@ -527,63 +555,19 @@ def _saved_dataset(proto: Any, project: str) -> RegistryRecordInfo:
     upstream = [("view_dataset", "feature_view", v) for v in views]
     if spec.feature_service_name:
         upstream.append(("service_dataset", "feature_service", spec.feature_service_name))
-    return RegistryRecordInfo(
-        project=project,
-        name=spec.name,
-        description=spec.description,
-        owner="",
-        tags=dict(spec.tags),
-        created_at=_ts(proto.meta, "created_timestamp"),
-        updated_at=_ts(proto.meta, "last_updated_timestamp"),
-        content=content,
-        content_hash=digest,
-        kind="saved_dataset",
-        subkind=storage.removesuffix("_storage"),
-        location=location,
-        upstream=upstream,
-    )
+    subkind = storage.removesuffix("_storage")
+    return _record("saved_dataset", project, spec, proto.meta, subkind=subkind, location=location, upstream=upstream)
 
 
 def _validation_reference(proto: Any, project: str) -> RegistryRecordInfo:
-    content, digest = _content(proto)
-    return RegistryRecordInfo(
-        project=project,
-        name=proto.name,
-        description=proto.description,
-        owner="",
-        tags=dict(proto.tags),
-        created_at=None,
-        updated_at=None,
-        content=content,
-        content_hash=digest,
-        kind="validation_reference",
-        subkind="",
-        location="",
-        upstream=[("dataset_reference", "saved_dataset", proto.reference_dataset_name)]
-        if proto.reference_dataset_name
-        else [],
-    )
+    dataset = proto.reference_dataset_name
+    upstream = [("dataset_reference", "saved_dataset", dataset)] if dataset else []
+    return _record("validation_reference", project, proto, None, upstream=upstream)
 
 
 def _permission(proto: Any, project: str) -> RegistryRecordInfo:
-    spec = proto.spec
-    content, digest = _content(spec)
-    policy = spec.policy.WhichOneof("policy_type") or ""
-    return RegistryRecordInfo(
-        project=project,
-        name=spec.name,
-        description="",
-        owner="",
-        tags=dict(spec.tags),
-        created_at=_ts(proto.meta, "created_timestamp"),
-        updated_at=_ts(proto.meta, "last_updated_timestamp"),
-        content=content,
-        content_hash=digest,
-        kind="permission",
-        subkind=policy.removesuffix("_policy"),
-        location="",
-        upstream=[],
-    )
+    policy = proto.spec.policy.WhichOneof("policy_type") or ""
+    return _record("permission", project, proto.spec, proto.meta, subkind=policy.removesuffix("_policy"))
 
 
 def _version_from_record(record: FeatureViewVersionRecord) -> FeatureViewVersionInfo:
