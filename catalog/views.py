@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from catalog import selectors
@@ -22,6 +19,7 @@ from catalog.permissions import can_operate, can_register_model, user_roles
 from catalog.services.change_requests import can_propose
 from catalog.services.tokens import api_token_create, api_token_revoke
 from catalog.snippets import fetch_snippets
+from catalog.timeparse import NotAnInstant, parse_instant
 
 
 @reader_required
@@ -118,10 +116,8 @@ def catalog_as_of(request: HttpRequest) -> HttpResponse:
     error = ""
     if raw:
         try:
-            when = datetime.fromisoformat(raw)
-            if timezone.is_naive(when):
-                when = when.replace(tzinfo=UTC)
-        except ValueError:
+            when = parse_instant(raw, date_means="end")  # a date: as it was at that day's end, as in the API
+        except NotAnInstant:
             error = f"{raw!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM."
     objects = list(selectors.catalog_as_of(user=request.user, when=when)[:2000]) if when else []
     context = {"at": raw, "when": when, "error": error, "objects": objects, "slugs": selectors.SLUG_FOR_KIND}

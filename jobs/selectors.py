@@ -14,6 +14,7 @@ from catalog.freshness import FreshnessResult, feature_view_freshness
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_operate, can_view_catalog
+from catalog.timeparse import NotAnInstant, parse_instant
 from jobs.models import JobRun, MaterializationRecord, TrainingDataset
 
 
@@ -92,11 +93,9 @@ def merge_intervals(raw: list[tuple[datetime, datetime]]) -> tuple[list[Interval
 
 
 def _parse(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
     try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
+        return parse_instant(value)
+    except NotAnInstant:
         return None
 
 

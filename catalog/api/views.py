@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import datetime
 from typing import Any, cast
 
-from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
@@ -22,7 +20,7 @@ from rest_framework.views import APIView
 from catalog import selectors
 from catalog.api import examples
 from catalog.api.exceptions import InvalidFilter
-from catalog.api.filters import AuditEventFilter, CatalogObjectFilter, ModelConsumerFilter, StrictFilterBackend, to_utc
+from catalog.api.filters import AuditEventFilter, CatalogObjectFilter, ModelConsumerFilter, StrictFilterBackend
 from catalog.api.permissions import CatalogReader, TokenHasScope
 from catalog.api.serializers import (
     ApiTokenCreatedSerializer,
@@ -47,6 +45,7 @@ from catalog.models import ApiToken, AuditEvent, CatalogObject, Feature, ObjectV
 from catalog.permissions import user_roles
 from catalog.services.consumers import model_consumer_delete, model_consumer_register
 from catalog.services.tokens import api_token_create, api_token_revoke
+from catalog.timeparse import NotAnInstant, parse_instant
 
 READERS = [IsAuthenticated, TokenHasScope, CatalogReader]
 OBJECT_ORDERING = ["name", "kind", "status", "updated_at", "created_at", "feast_updated_at", "version"]
@@ -59,20 +58,11 @@ AS_OF = OpenApiParameter(
 
 
 def parse_as_of(raw: str) -> datetime:
-    """An ISO date-time (naive → UTC) or a date (its end of day, UTC); InvalidFilter otherwise."""
+    """An ISO date-time (naive → UTC) or a date (its end of day, UTC): catalog.timeparse; InvalidFilter otherwise."""
     try:
-        when = parse_datetime(raw)
-        day = None if when else parse_date(raw)
-    except ValueError:
-        when, day = None, None
-    if when is None and day is not None:
-        when = datetime.combine(day, time.max, tzinfo=UTC)
-    if when is None:
-        raise InvalidFilter({"as_of": ["Enter an ISO 8601 date or date-time, e.g. 2026-11-01T12:00:00Z."]})
-    try:
-        return to_utc(when)
-    except ValidationError:
-        raise InvalidFilter({"as_of": ["Enter a date-time between years 1 and 9999."]}) from None
+        return parse_instant(raw, date_means="end")
+    except NotAnInstant as exc:
+        raise InvalidFilter({"as_of": [f"{exc}."]}) from None
 
 
 def text_param(request: Request, name: str) -> str | None:

@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +21,7 @@ from catalog.models.projects import Status as CatalogStatus
 from catalog.notifications import notify
 from catalog.permissions import can_operate
 from catalog.services.sync import registry_sync
+from catalog.timeparse import NotAnInstant, parse_instant
 from jobs.models import JobRun, MaterializationRecord, ViewLock
 from jobs.services.core import job_run_log, job_run_progress, job_run_queue
 
@@ -47,16 +48,13 @@ def reject_nul(**fields: Any) -> None:
 
 
 def _parse_time(name: str, value: Any) -> datetime | None:
+    """A window bound (catalog.timeparse: a bare date is its midnight, UTC)."""
     if value in (None, ""):
         return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value))
-        except ValueError:
-            raise InvalidInput(f"{name} is not an ISO date-time", {name: ["not an ISO 8601 date-time"]}) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parse_instant(value)
+    except NotAnInstant:
+        raise InvalidInput(f"{name} is not an ISO date-time", {name: ["not an ISO 8601 date-time"]}) from None
 
 
 def materialization_params(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from catalog import feast_gateway
 from catalog.models import ObjectVersion
+from catalog.timeparse import NotAnInstant, parse_instant
 from tests.catalog.test_sync import _edit, sync_one
 from tests.conftest import run_feast
 
@@ -92,6 +93,23 @@ def test_catalog_as_of_a_date(client: Client, viewer: Any, synced: None) -> None
     ).content.decode()
     assert "The catalog held nothing at that time" in long_ago
     assert "is not a date" in client.get("/catalog/as-of/", {"at": "last tuesday"}).content.decode()
+
+
+def test_a_bare_date_is_the_same_instant_in_the_browser_and_the_api(client: Client, viewer: Any, synced: None) -> None:
+    """One parser (catalog.timeparse): "as of 2026-11-01" is that day's end on the page and in the API alike.
+    Every object was recorded early today: as of today, both show all of them."""
+    today = timezone.now().astimezone(UTC).date()
+    ObjectVersion.objects.update(recorded_at=datetime.combine(today, time(0, 0, 1), tzinfo=UTC))
+    client.force_login(viewer)
+    body = client.get("/catalog/as-of/", {"at": today.isoformat()}).content.decode()
+    assert "13 objects existed" in body
+    api = client.get("/api/v1/objects/", {"as_of": today.isoformat(), "page_size": 100}).json()
+    assert len(api["results"]) == 13 and api["next"] is None
+    assert parse_instant(today.isoformat(), date_means="end") == datetime.combine(today, time.max, tzinfo=UTC)
+    assert parse_instant(today.isoformat()) == datetime.combine(today, time.min, tzinfo=UTC)
+    assert parse_instant("2026-11-01T12:00:00+02:00") == datetime(2026, 11, 1, 10, tzinfo=UTC)
+    with pytest.raises(NotAnInstant):
+        parse_instant("last tuesday")
 
 
 def test_unknown_objects_are_404_and_anonymous_users_go_to_login(client: Client, viewer: Any, synced: None) -> None:
