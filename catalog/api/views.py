@@ -543,15 +543,13 @@ class ApiTokenListApi(generics.ListAPIView[ApiToken]):
     def post(self, request: Request) -> Response:
         data = ApiTokenInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        scopes = list(data.validated_data["scopes"])
-        if isinstance(request.auth, ApiToken) and not set(scopes) <= set(request.auth.scopes):
-            raise PermissionDenied("A token may only create tokens with a subset of its own scopes.")
         token, raw = api_token_create(
             actor=request.user,
             user=request.user,
             name=data.validated_data["name"],
-            scopes=scopes,
+            scopes=list(data.validated_data["scopes"]),
             expires_in_days=data.validated_data.get("expires_in_days"),
+            parent=request.auth if isinstance(request.auth, ApiToken) else None,
         )
         body = dict(ApiTokenSerializer(token).data)
         body["token"] = raw
@@ -560,13 +558,18 @@ class ApiTokenListApi(generics.ListAPIView[ApiToken]):
 
 @extend_schema(tags=["tokens"], summary="Revoke one of your API tokens", responses={204: None})
 class ApiTokenDetailApi(APIView):
-    """Revoke a token (yours only: another user's token is a 404)."""
+    """Revoke a token (yours only: another user's token is a 404), and the tokens made with it. Over a token,
+    it takes a scope beyond `read` (a leaked read-only token cannot lock its user out), unless the token
+    revokes itself."""
 
     permission_classes = [IsAuthenticated, TokenHasScope]
     required_scopes = {"DELETE": ApiToken.Scope.READ}
 
     def delete(self, request: Request, pk: int) -> Response:
         token = get_object_or_404(selectors.api_token_list(user=request.user), pk=pk)
+        auth = request.auth
+        if isinstance(auth, ApiToken) and auth.pk != token.pk and set(auth.scopes) <= {ApiToken.Scope.READ}:
+            raise PermissionDenied("A read-only token may revoke only itself: revoking others needs a write scope.")
         api_token_revoke(actor=request.user, token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -30,6 +30,14 @@ class ApiToken(TimestampedModel):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+        help_text="The token that created this one (over the API): never wider than it, revoked with it.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

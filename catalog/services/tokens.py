@@ -45,10 +45,13 @@ def api_token_create(
     name: str,
     scopes: list[str],
     expires_in_days: int | None = None,
+    parent: ApiToken | None = None,
 ) -> tuple[ApiToken, str]:
     """A new token for `user` (by the user or an admin): (the row, the raw token to show once).
 
-    Only the prefix and the SHA-256 of the token are stored.
+    Made with a token (`parent`, over the API), it is never wider than that token: a subset of its scopes,
+    and an expiry no later than its own. Revoking the parent revokes it. Only the prefix and the SHA-256 of
+    the token are stored.
     """
     if not _may_manage(actor, user) or not user.is_active:
         raise NotPermitted("You may only create tokens for yourself.")
@@ -62,6 +65,14 @@ def api_token_create(
         errors["scopes"] = [f"Choose one or more of {', '.join(ApiToken.Scope.values)}."]
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
         errors["expires_in_days"] = [f"Between 1 and {MAX_EXPIRY_DAYS} days (or none: no expiry)."]
+    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    if parent is not None:
+        if not set(wanted) <= set(parent.scopes):
+            raise NotPermitted("A token may only create tokens with a subset of its own scopes.")
+        if parent.expires_at is not None and (expires_at is None or expires_at > parent.expires_at):
+            days = max(0, (parent.expires_at - timezone.now()).days)
+            limit = f"This token expires {parent.expires_at:%Y-%m-%d %H:%M} UTC: a token it creates must expire by then"
+            errors["expires_in_days"] = [f"{limit} (expires_in_days at most {days})."]
     if errors:
         raise InvalidInput("Invalid token request.", details=errors)
     prefix = secrets.token_hex(4)
@@ -72,7 +83,8 @@ def api_token_create(
         prefix=prefix,
         key_hash=token_hash(raw),
         scopes=[s for s in ApiToken.Scope.values if s in wanted],
-        expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
+        expires_at=expires_at,
+        parent=parent,
     )
     token.full_clean()
     token.save()
@@ -81,7 +93,13 @@ def api_token_create(
         action="api_token.created",
         obj=token,
         object_repr=f"{user.get_username()}: {token}",
-        after={"user": user.get_username(), "name": name, "scopes": token.scopes, "expires_at": _iso(token)},
+        after={
+            "user": user.get_username(),
+            "name": name,
+            "scopes": token.scopes,
+            "expires_at": _iso(token),
+            "created_with_token": parent.prefix if parent is not None else None,
+        },
     )
     return token, raw
 
@@ -92,19 +110,24 @@ def _iso(token: ApiToken) -> str | None:
 
 @transaction.atomic
 def api_token_revoke(*, actor: Any, token: ApiToken) -> ApiToken:
-    """Revoke a token (its user or an admin); revoking twice is a no-op."""
+    """Revoke a token (its user or an admin), and every token made with it, at any depth; twice is a no-op."""
     if not _may_manage(actor, token.user):
         raise NotPermitted("You may only revoke your own tokens.")
-    now = timezone.now()
-    moved = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
     if not ApiToken.objects.filter(pk=token.pk).exists():
         raise ObjectNotFound("No such token.")
-    if moved:
-        audit_record(
-            actor=actor,
-            action="api_token.revoked",
-            obj=token,
-            object_repr=f"{token.user.get_username()}: {token}",
-        )
+    now = timezone.now()
+    family, frontier = [token.pk], [token.pk]
+    while frontier:
+        frontier = list(ApiToken.objects.filter(parent_id__in=frontier).values_list("pk", flat=True))
+        family += [pk for pk in frontier if pk not in family]
+    for revoked in ApiToken.objects.filter(pk__in=family, revoked_at__isnull=True).select_related("user"):
+        if ApiToken.objects.filter(pk=revoked.pk, revoked_at__isnull=True).update(revoked_at=now, updated_at=now):
+            audit_record(
+                actor=actor,
+                action="api_token.revoked",
+                obj=revoked,
+                object_repr=f"{revoked.user.get_username()}: {revoked}",
+                after={"with": token.prefix} if revoked.pk != token.pk else None,
+            )
     token.refresh_from_db()
     return token

@@ -231,3 +231,35 @@ def test_the_audit_log_lists_what_happened_with_filters(
     newest_first = client.get("/api/v1/audit/").json()["results"]
     assert [e["id"] for e in newest_first] == sorted((e["id"] for e in newest_first), reverse=True)
     assert "since" in assert_error(client.get("/api/v1/audit/", {"since": "soon"}), 400)["details"]
+
+
+def test_a_token_makes_no_token_wider_than_itself_and_revoking_it_revokes_them(viewer: User) -> None:
+    """Scope and expiry no wider than the token that creates it; revoking it revokes what it made, at any
+    depth; a read-only token revokes only itself."""
+    from catalog.services.tokens import api_token_create
+
+    _, raw = api_token_create(actor=viewer, user=viewer, name="parent", scopes=["read"], expires_in_days=3)
+    parent = APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    for wider in ({}, {"expires_in_days": 4}):
+        error = assert_error(parent.post("/api/v1/tokens/", {"name": "child", **wider}, format="json"), 400)
+        assert "must expire by then" in error["details"]["expires_in_days"][0], error
+    response = parent.post("/api/v1/tokens/", {"name": "child", "expires_in_days": 2}, format="json")
+    assert response.status_code == 201, response.content
+    child = APIClient(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
+    response = child.post("/api/v1/tokens/", {"name": "grandchild", "expires_in_days": 1}, format="json")
+    assert response.status_code == 201, response.content
+    grandchild = APIClient(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
+    assert ApiToken.objects.get(name="grandchild").parent == ApiToken.objects.get(name="child")
+
+    # A read-only token may not revoke its user's other tokens (a leaked one could lock them out)...
+    other = ApiToken.objects.get(name="child")
+    error = assert_error(grandchild.delete(f"/api/v1/tokens/{other.pk}/"), 403)
+    assert "revoke only itself" in error["message"]
+    assert ApiToken.objects.get(pk=other.pk).revoked_at is None
+    # ...and revoking the parent (from the browser session) revokes the tokens it made, at any depth.
+    session = APIClient()
+    session.force_login(viewer)
+    assert session.delete(f"/api/v1/tokens/{ApiToken.objects.get(name='parent').pk}/").status_code == 204
+    for client in (parent, child, grandchild):
+        assert_error(client.get("/api/v1/me/"), 401, "authentication_failed")
+    assert AuditEvent.objects.filter(action="api_token.revoked").count() == 3
