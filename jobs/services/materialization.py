@@ -74,8 +74,10 @@ def materialization_params(
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}", {"mode": [f"one of {', '.join(MODES)}"]})
     start_at, end_at = _parse_time("start", start), _parse_time("end", end)
-    if mode == "range" and (start_at is None or end_at is None):
-        raise InvalidInput("a range materialization needs start and end", {"start": ["required with mode=range"]})
+    if mode == "range" and start_at is None:
+        raise InvalidInput("a range materialization needs a start", {"start": ["required with mode=range"]})
+    if mode == "range" and end_at is None:
+        end_at = timezone.now()  # as the form says: the end defaults to now
     if mode == "incremental" and start_at is not None:
         raise InvalidInput("an incremental materialization takes no start", {"start": ["only with mode=range"]})
     if start_at and end_at and start_at >= end_at:

@@ -11,6 +11,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
 from catalog import feast_gateway
 from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
@@ -18,7 +19,12 @@ from catalog.feast_gateway import MaterializeFilterInvalid
 from catalog.models import AuditEvent, CatalogObject, ObjectVersion
 from catalog.services.sync import registry_sync
 from jobs.models import JobRun, MaterializationRecord, ViewLock
-from jobs.services.materialization import materialization_start, view_lock_acquire, view_lock_release
+from jobs.services.materialization import (
+    materialization_params,
+    materialization_start,
+    view_lock_acquire,
+    view_lock_release,
+)
 from tests import environment as env
 from tests import online
 from tests.conftest import feast_keys, wait_for_terminal
@@ -190,8 +196,12 @@ def test_bad_materialization_requests_change_nothing(operator: Any, viewer: Any,
             start=(DATA_END - timedelta(days=30)).isoformat(),
             end=(DATA_END - timedelta(days=60)).isoformat(),
         )
-    with pytest.raises(InvalidInput, match="needs start and end"):
+    with pytest.raises(InvalidInput, match="needs a start"):
         materialization_start(actor=operator, project=PROJECT, mode="range")
+    # An empty end is now, as the form says ("End (default now)").
+    yesterday = (timezone.now() - timedelta(days=1)).isoformat()
+    params = materialization_params(project=PROJECT, views=None, mode="range", start=yesterday, end="")
+    assert abs(datetime.fromisoformat(params["end"]) - timezone.now()) < timedelta(minutes=1)
     with pytest.raises(NotPermitted):
         materialization_start(actor=viewer, project=PROJECT)
     assert not JobRun.objects.exists()
