@@ -337,14 +337,14 @@ def view_transformation(*, user: Any, obj: CatalogObject) -> dict[str, Any] | No
     return {"after": current, "diff": "", "since": None}
 
 
-_TABLE_SOURCE_KINDS = {"file", "bigquery", "redshift", "snowflake", "trino", "spark", "athena", "iceberg", "custom"}
+_NON_TABLE_SOURCE_KINDS = {"request", "push", "kafka", "kinesis", "unknown"}  # no columns to read
 
 
 def source_columns(*, source_name: str, project: Project) -> dict[str, Any]:
     """A data source's columns and types as Feast reads them from the source itself (for the data source
     page and the add-field form): {"columns": [(name, dtype)], "error": why they could not be read}."""
     obj = CatalogObject.objects.filter(project=project, kind="data_source", name=source_name).first()
-    if obj is None or obj.subkind not in _TABLE_SOURCE_KINDS:
+    if obj is None or obj.subkind in _NON_TABLE_SOURCE_KINDS:
         return {"columns": [], "error": ""}
     repo = next((r for r in gateway.governed_repos() if r.key == project.repo_key), None)
     if repo is None:

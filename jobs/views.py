@@ -162,7 +162,7 @@ def preview(request: HttpRequest) -> HttpResponse:
             try:
                 if kind == "service":
                     run = online_preview_start(
-                        actor=request.user, project=project, feature_service=name, entities=entities
+                        actor=request.user, project=project, feature_service=name, entities=entities, trigger="button"
                     )
                 elif kind == "view":
                     view = next((v for v in views if v.project.name == project and v.name == name), None)
@@ -170,7 +170,7 @@ def preview(request: HttpRequest) -> HttpResponse:
                         raise ObjectNotFound(f"feature view {project}/{name} does not exist")
                     features = [f"{name}:{f.name}" for f in view.features.all() if f.status != CatalogStatus.REMOVED]
                     run = online_preview_start(
-                        actor=request.user, project=project, features=features, entities=entities
+                        actor=request.user, project=project, features=features, entities=entities, trigger="button"
                     )
                 else:
                     raise ObjectNotFound("pick a feature service or a feature view")
@@ -247,7 +247,7 @@ def skew_check(request: HttpRequest, project: str, view: str) -> HttpResponse:
         raise PermissionDenied
     try:
         sample = int(request.POST.get("sample") or 100)
-        run = skew_check_start(actor=request.user, project=project, view=view, sample=sample)
+        run = skew_check_start(actor=request.user, project=project, view=view, sample=sample, trigger="button")
     except (PortalError, ValueError) as exc:
         messages.error(request, f"Not started: {exc}")
         return redirect("jobs:view_ledger", project=project, view=view)
@@ -261,7 +261,7 @@ def feature_statistics(request: HttpRequest, project: str, view: str) -> HttpRes
     if not can_operate(request.user):
         raise PermissionDenied
     try:
-        run = feature_statistics_start(actor=request.user, project=project, view=view)
+        run = feature_statistics_start(actor=request.user, project=project, view=view, trigger="button")
     except PortalError as exc:
         messages.error(request, f"Not started: {exc}")
         return redirect("jobs:view_ledger", project=project, view=view)

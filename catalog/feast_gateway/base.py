@@ -40,7 +40,7 @@ def _feast() -> SimpleNamespace:
     from feast.protos.feast.core.Project_pb2 import Project
     from feast.protos.feast.core.Registry_pb2 import Registry
     from feast.protos.feast.core.StreamFeatureView_pb2 import StreamFeatureView
-    from feast.protos.feast.types.Value_pb2 import ValueType
+    from feast.value_type import ValueType  # Feast's own enum: a superset of the proto's (PDF_BYTES...)
     from google.protobuf import json_format
     from google.protobuf.message import DecodeError
 

@@ -95,7 +95,10 @@ class ObjectProto:
         try:
             message.ParseFromString(self.proto)
         except _feast().DecodeError as exc:
-            raise RegistryCorrupt(f"the stored proto of {self.kind} {self.name!r} is unreadable: {exc}") from exc
+            raise RegistryCorrupt(
+                f"the registry's stored proto of {self.kind.replace('_', ' ')} {self.name!r} does not decode ({exc}): "
+                "a plan that reads or replaces it cannot be computed until it is repaired in the registry"
+            ) from exc
         return message
 
 
@@ -676,9 +679,9 @@ def as_feast_stores(
     saved_udfs: dict[Key, list[Any]] = {}
 
     def placeholder(obj: ObjectProto) -> bytes:
+        message = obj.message()  # every row Feast will read decodes, or the plan names the one that does not
         if obj.proto_type not in _UDF_CARRIERS:
             return obj.proto
-        message = obj.message()
         saved_udfs[obj.key] = _without_udfs(message)
         return bytes(message.SerializeToString())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -55,10 +56,22 @@ _SOURCE_KINDS = {
     "BATCH_ATHENA": "athena",
     "BATCH_ICEBERG": "iceberg",
 }
+# A CUSTOM_SOURCE is named by the Python class Feast stores with it (data_source_class_type).
+_CUSTOM_SOURCE_KINDS = {
+    "PostgreSQLSource": "postgres",
+    "ClickhouseSource": "clickhouse",
+    "CouchbaseColumnarSource": "couchbase",
+    "MongoDBSource": "mongodb",
+    "MsSqlServerSource": "mssql",
+    "OracleSource": "oracle",
+    "RaySource": "ray",
+    "ChrononSource": "chronon",
+}
 
 # Feast ValueType enum name -> the type name users write in definitions (feast.types).
 _DTYPES = {
     "INVALID": "Invalid",
+    "UNKNOWN": "Invalid",  # the Python enum's name for the proto's INVALID (0)
     "BYTES": "Bytes",
     "STRING": "String",
     "INT32": "Int32",
@@ -76,25 +89,36 @@ _DTYPES = {
     "UUID": "Uuid",
     "TIME_UUID": "TimeUuid",
     "DECIMAL": "Decimal",
+    "SCALAR_MAP": "ScalarMap",
+    "ZONED_TIMESTAMP": "ZonedTimestamp",
 }
+
+
+def dtype_from_enum_name(name: str) -> str:
+    """Feast's type name for a ValueType enum name (`DOUBLE_LIST` -> Array(Float64))."""
+    for suffix, wrapper in (("_LIST", "Array"), ("_SET", "Set")):
+        if name.endswith(suffix):
+            inner = name[: -len(suffix)]
+            return f"{wrapper}({_DTYPES.get(inner, inner.title())})"
+    return _DTYPES.get(name, name.title())
 
 
 @cache
 def dtype_name(value_type: int) -> str:
-    """Feast's type name for a ValueType enum value (Float32, Array(Int64), ...)."""
-    name = str(_feast().ValueType.Enum.Name(value_type))
-    for suffix in ("_LIST", "_SET"):
-        if name.endswith(suffix):
-            inner = _DTYPES.get(name[: -len(suffix)], name[: -len(suffix)].title())
-            return f"{'Array' if suffix == '_LIST' else 'Set'}({inner})"
-    return _DTYPES.get(name, name.title())
+    """Feast's type name for a ValueType enum value (Float32, Array(Int64), ...). Read with Feast's Python
+    enum: Feast 0.67 stores PDF_BYTES (30) and IMAGE_BYTES (31), which its proto enum does not define."""
+    try:
+        name = _feast().ValueType(value_type).name
+    except ValueError:
+        return f"Unknown({value_type})"
+    return dtype_from_enum_name(str(name))
 
 
 def dtype_value(name: str) -> int:
     """The ValueType enum value for a type name (inverse of dtype_name)."""
-    for number in _feast().ValueType.Enum.values():
-        if dtype_name(number) == name:
-            return int(number)
+    for member in _feast().ValueType:
+        if dtype_name(int(member.value)) == name:
+            return int(member.value)
     raise ValueError(f"unknown dtype {name!r}")
 
 
@@ -326,7 +350,28 @@ def _features(specs: Iterable[Any]) -> list[FeatureInfo]:
     ]
 
 
+def _source_kind(ds: DataSourceProto) -> str:
+    """The source's kind: its SourceType, or for a custom source, its class (`PostgreSQLSource` -> postgres)."""
+    kind = _SOURCE_KINDS.get(_feast().DataSource.SourceType.Name(ds.type), "unknown")
+    if kind == "custom":
+        return _CUSTOM_SOURCE_KINDS.get(ds.data_source_class_type.rpartition(".")[2], "custom")
+    return kind
+
+
+def _custom_location(ds: DataSourceProto) -> str:
+    """A custom source's table, query or path: Feast keeps its options as JSON in custom_options."""
+    try:
+        options = json.loads(ds.custom_options.configuration or b"{}")
+    except ValueError:
+        return ""
+    if not isinstance(options, dict):
+        return ""
+    return next((str(options[k]) for k in ("table", "query", "path", "uri") if options.get(k)), "")
+
+
 def _source_location(ds: DataSourceProto) -> str:
+    if ds.HasField("custom_options"):
+        return _custom_location(ds)
     for option, attrs in [
         ("file_options", ("uri",)),
         ("bigquery_options", ("table", "query")),
@@ -349,7 +394,7 @@ def _source_location(ds: DataSourceProto) -> str:
 
 def _data_source(ds: DataSourceProto, project: str) -> DataSourceInfo:
     spec, digest = _content(ds)
-    kind = _SOURCE_KINDS.get(_feast().DataSource.SourceType.Name(ds.type), "unknown")
+    kind = _source_kind(ds)
     return DataSourceInfo(
         project=project,
         name=ds.name,

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from catalog.exceptions import (
     InvalidInput,
@@ -68,6 +69,13 @@ def _same(a: Any, b: Any) -> bool:
         return a is None and b is None
     if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
         return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-9)
+    if isinstance(a, UUID) or isinstance(b, UUID):  # a Uuid feature: a UUID online, its text offline
+        return str(a) == str(b)
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        # a list of timestamps comes back offline without its zone (UTC): compare instants
+        return _utc(a) == _utc(b)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, str) != isinstance(b, str) and isinstance(a, dict | list) != isinstance(b, dict | list):
         # a Json feature: Feast reads it parsed online and as the source's JSON text offline
         text, parsed = (a, b) if isinstance(a, str) else (b, a)
@@ -76,6 +84,10 @@ def _same(a: Any, b: Any) -> bool:
         except ValueError:
             return False
     return bool(a == b)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _plain(value: Any) -> Any:

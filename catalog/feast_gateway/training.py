@@ -21,7 +21,7 @@ from catalog.exceptions import InvalidInput, ObjectNotFound
 from catalog.feast_gateway.base import RepoRef, VectorEntry
 from catalog.feast_gateway.materialize import _local_parquet_path, _registry_call
 from catalog.feast_gateway.online import _store
-from catalog.feast_gateway.protos import _DTYPES, _feature_service, dtype_name
+from catalog.feast_gateway.protos import _feature_service, dtype_from_enum_name, dtype_name
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +36,7 @@ def _dtype_from_enum(value: Any) -> str:
     """A ValueType given as registry JSON gives it (an enum name, or a number) → Feast's type name."""
     if isinstance(value, int):
         return dtype_name(value)
-    name = str(value or "INVALID")
-    for suffix, wrapper in (("_LIST", "Array"), ("_SET", "Set")):
-        if name.endswith(suffix):
-            inner = name[: -len(suffix)]
-            return f"{wrapper}({_DTYPES.get(inner, inner.title())})"
-    return _DTYPES.get(name, name.title())
+    return dtype_from_enum_name(str(value or "INVALID"))
 
 
 def vector_from_spec(spec: dict[str, Any]) -> list[VectorEntry]:

@@ -118,12 +118,18 @@ class JobListApi(generics.ListAPIView[JobRun]):
                 feature_service=v.get("feature_service"),
                 features=v.get("features"),
                 entities=v.get("entities"),
+                trigger="api",
             )
         elif v["kind"] == "skew":
             if not v.get("project") or not v.get("view"):
                 raise InvalidInput("a skew check needs a project and a view", {"view": ["required"]})
             run = skew_check_start(
-                actor=request.user, project=v["project"], view=v["view"], sample=v["sample"], as_of=v.get("as_of")
+                actor=request.user,
+                project=v["project"],
+                view=v["view"],
+                sample=v["sample"],
+                as_of=v.get("as_of"),
+                trigger="api",
             )
         elif v["kind"] == "training_dataset":
             run = _training_dataset_start(request, v)
@@ -131,7 +137,12 @@ class JobListApi(generics.ListAPIView[JobRun]):
             if not v.get("project") or not v.get("view"):
                 raise InvalidInput("feature statistics need a project and a view", {"view": ["required"]})
             run = feature_statistics_start(
-                actor=request.user, project=v["project"], view=v["view"], start=v.get("start"), end=v.get("end")
+                actor=request.user,
+                project=v["project"],
+                view=v["view"],
+                start=v.get("start"),
+                end=v.get("end"),
+                trigger="api",
             )
         else:
             if not can_operate(request.user):
@@ -175,6 +186,7 @@ class OnlinePreviewApi(APIView):
             feature_service=v.get("feature_service"),
             features=v.get("features"),
             entities=v.get("entities"),
+            trigger="api",
         )
         curl = feature_server_curl(params=run.params)
         if not _is_async(request):

@@ -263,7 +263,7 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
     job_run_progress(run=run, done=2, total=3, message="queueing the catalog sync")
     # The catalog catches up in its own sync job (a full read of a 10k-view registry takes seconds); its
     # sync consumes the ExpectedChange rows above, so the new versions link to this request, in-band.
-    sync_job = _catalog_sync(cr)
+    sync_job = _catalog_sync(cr, run.started_by)
     result = {
         "registry": FULLY_APPLIED,
         "applied": applied,
@@ -318,7 +318,8 @@ def _settle(cr: ChangeRequest, result: dict[str, Any], *, job_run_id: int | None
     """Finish an apply that ended without a clean result (an error, or a dead worker) from what the registry
     holds: fully applied means the write committed, so the request is applied; anything else is failed."""
     if result.get("registry") == FULLY_APPLIED:
-        result["catalog_sync_job"] = _catalog_sync(cr)
+        apply_run = JobRun.objects.select_related("started_by").filter(pk=job_run_id).first() if job_run_id else None
+        result["catalog_sync_job"] = _catalog_sync(cr, apply_run.started_by if apply_run else None)
         if not _finish(cr, CR.APPLIED, result):
             return result
         audit_record(actor=None, action="change_request.applied", obj=cr, after=result, job_run_id=job_run_id)
@@ -346,13 +347,14 @@ def _settle(cr: ChangeRequest, result: dict[str, Any], *, job_run_id: int | None
     return {"_failed": True, **result}
 
 
-def _catalog_sync(cr: ChangeRequest) -> int | None:
-    """Queue a sync of the request's project; its id (None when the broker refused it: the beat's next
-    scheduled sync links the versions instead)."""
+def _catalog_sync(cr: ChangeRequest, actor: Any) -> int | None:
+    """Queue a sync of the request's project, attributed to whoever applied it (the operator who started the
+    apply; nobody, i.e. the portal, for an auto-apply), never to the request's author; its id (None when the
+    broker refused it: the beat's next scheduled sync links the versions instead)."""
     from jobs.services.core import registry_sync_start
 
     try:
-        return registry_sync_start(actor=cr.author, project=cr.project.name, trigger="apply", force=True).pk
+        return registry_sync_start(actor=actor, project=cr.project.name, trigger="apply", force=True).pk
     except PortalError as exc:  # pragma: no cover - queueing only writes a row
         logger.warning("could not queue the catalog sync after CR-%s: %s", cr.pk, exc)
         return None

@@ -6,9 +6,7 @@ the JobRun and waits on that row; the worker calls Feast's get_online_features t
 
 from __future__ import annotations
 
-import math
 import time
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +15,7 @@ from django.utils import timezone
 
 from catalog import feast_gateway as gateway
 from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
+from catalog.jsonvalues import json_value
 from catalog.models import CatalogObject, Feature, LineageEdge, Project, ServiceFeature
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_view_catalog
@@ -180,8 +179,10 @@ def online_preview_start(
     feature_service: str | None = None,
     features: list[str] | None = None,
     entities: Any = None,
+    trigger: str,
 ) -> JobRun:
-    """Queue an online preview: validate, create the JobRun, enqueue on commit."""
+    """Queue an online preview: validate, create the JobRun, enqueue on commit. `trigger` says where it was
+    started ("button" in the browser, "api")."""
     from jobs.tasks import online_preview_task
 
     if not can_view_catalog(actor):
@@ -191,7 +192,7 @@ def online_preview_start(
         kind=JobRun.Kind.PREVIEW,
         params=params,
         actor=actor,
-        trigger="api",
+        trigger=trigger,
         action="online_preview.started",
         task=online_preview_task,
         audit_after={k: params[k] for k in params if k != "entities"},
@@ -209,24 +210,6 @@ def job_run_wait(*, run: JobRun, timeout: float) -> JobRun:
             return run
         time.sleep(delay)
         delay = min(delay * 1.3, 0.1)
-
-
-def _json_value(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, list | tuple | set):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):  # Map, Struct and Json values: JSON objects, never a Python repr
-        return {str(k): _json_value(v) for k, v in value.items()}
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return _json_value(value.tolist())
-    return str(value)
 
 
 def online_preview_run(run: JobRun) -> dict[str, Any]:
@@ -258,7 +241,7 @@ def online_preview_run(run: JobRun) -> dict[str, Any]:
                 {
                     "index": v.index,
                     "feature": v.reference,
-                    "value": _json_value(v.value),
+                    "value": json_value(v.value),
                     "status": v.status,
                     "event_timestamp": v.event_timestamp.isoformat() if v.event_timestamp else None,
                     "age_seconds": round(age, 3) if age is not None else None,

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from catalog import feast_gateway as gateway
 from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
+from catalog.jsonvalues import json_value
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_operate
@@ -39,7 +40,9 @@ def skew_params(*, project: str, view: str, sample: int = 100, as_of: Any = None
 
 
 @transaction.atomic
-def skew_check_start(*, actor: Any, project: str, view: str, sample: int = 100, as_of: Any = None) -> JobRun:
+def skew_check_start(
+    *, actor: Any, project: str, view: str, sample: int = 100, as_of: Any = None, trigger: str
+) -> JobRun:
     """Queue a skew check (operators): validate, create the JobRun, enqueue on commit."""
     from jobs.tasks import skew_check_task
 
@@ -50,7 +53,7 @@ def skew_check_start(*, actor: Any, project: str, view: str, sample: int = 100, 
         kind=JobRun.Kind.SKEW,
         params=params,
         actor=actor,
-        trigger="api",
+        trigger=trigger,
         action="skew_check.started",
         task=skew_check_task,
     )
@@ -70,7 +73,7 @@ def skew_check_run(run: JobRun) -> dict[str, Any]:
             "mismatches": f.mismatches,
             "missing_online": f.missing_online,
             "mismatch_rate": round(f.mismatch_rate, 6),
-            "examples": [{k: _json(v) for k, v in e.items()} for e in f.examples],
+            "examples": [{k: json_value(v) for k, v in e.items()} for e in f.examples],
         }
         for f in report.features
     ]
@@ -85,13 +88,3 @@ def skew_check_run(run: JobRun) -> dict[str, Any]:
         "features": features,
         "mismatch_rate": round(mismatched / compared, 6) if compared else 0.0,
     }
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)

@@ -45,7 +45,9 @@ def stats_params(*, project: str, view: str, start: Any = None, end: Any = None)
 
 
 @transaction.atomic
-def feature_statistics_start(*, actor: Any, project: str, view: str, start: Any = None, end: Any = None) -> JobRun:
+def feature_statistics_start(
+    *, actor: Any, project: str, view: str, start: Any = None, end: Any = None, trigger: str
+) -> JobRun:
     """Queue a statistics job (operators): validate, create the JobRun, enqueue on commit."""
     from jobs.tasks import feature_statistics_task
 
@@ -56,7 +58,7 @@ def feature_statistics_start(*, actor: Any, project: str, view: str, start: Any 
         kind=JobRun.Kind.STATS,
         params=params,
         actor=actor,
-        trigger="api",
+        trigger=trigger,
         action="feature_statistics.started",
         task=feature_statistics_task,
     )

@@ -35,13 +35,13 @@ from django.utils.text import slugify
 from catalog import feast_gateway as gateway
 from catalog.contracts import Contract, contract_diff, contract_for_vector
 from catalog.exceptions import DuplicateObject, InvalidInput, NotPermitted, ObjectNotFound, PortalError
+from catalog.jsonvalues import json_value
 from catalog.services.audit import audit_record
 from jobs.models import JobRun, TrainingDataset
 from jobs.permissions import can_build_training_dataset
 from jobs.services.core import job_run_log, job_run_progress, job_run_queue
 from jobs.services.dataset_storage import DatasetStorage, dataset_storage
 from jobs.services.materialization import _repos_by_project, reject_nul
-from jobs.services.preview import _json_value
 from jobs.services.training_input import (
     PREVIEW_ROWS,
     TIMESTAMP,
@@ -297,7 +297,7 @@ def dataset_build(
                         nulls[name] += joined[name].null_count
                     if not result.preview:
                         result.preview = [
-                            {k: _json_value(v) for k, v in row.items()}
+                            {k: json_value(v) for k, v in row.items()}
                             for row in joined.slice(0, PREVIEW_ROWS).to_pylist()
                         ]
                     result.rows += joined.num_rows
@@ -385,7 +385,7 @@ def _json_text(column: Any) -> Any:
 
     is_map = pa.types.is_map(column.type)
     return pa.array(
-        [None if v is None else json.dumps(_json_value(dict(v) if is_map else v)) for v in column.to_pylist()],
+        [None if v is None else json.dumps(json_value(dict(v) if is_map else v)) for v in column.to_pylist()],
         pa.string(),
     )
 

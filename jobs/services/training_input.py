@@ -159,6 +159,8 @@ def _arrow_type(dtype: str) -> Any:
         "String": pa.string(),
         "Bool": pa.bool_(),
         "Bytes": pa.binary(),
+        "PdfBytes": pa.binary(),
+        "ImageBytes": pa.binary(),
         "UnixTimestamp": pa.timestamp("us", tz="UTC"),
     }.get(dtype)
 

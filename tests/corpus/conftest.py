@@ -1,13 +1,19 @@
 """The repo corpus: Feast's own `feast init` templates and the hand-written tests/repos/shapes, applied with
 the real `feast` CLI into one SQL registry, as a team moving a template to shared stores would.
 
-Once per test worker: `feast init` each template that runs without cloud credentials or servers (`local`,
-`minimal`; ray, rag and pytorch_nlp need packages the portal does not install, postgres prompts for a
-server and the others need clouds or servers), copy tests/repos/shapes and generate its data ending at the
-data's "now" (`env.DATA_END`), give each repo a `feature_store.services.yaml` that keeps the template's
-settings but points the registry at the worker's SQL registry and the online store at its Redis
-database, `feast apply` each, and keep the result as a template database. Each test gets a fresh clone
-and an online store without any corpus key.
+Once per test worker: `feast init` each template that runs without cloud credentials (`local`, `minimal`,
+and `postgres` against the machine's PostgreSQL, in a database of the worker's own; ray, rag and
+pytorch_nlp need packages the portal does not install and the others need clouds or servers), copy
+tests/repos/shapes and generate its data ending at the data's "now" (`env.DATA_END`), give each repo a
+`feature_store.services.yaml` that keeps the template's settings but points the registry at the worker's
+SQL registry and the online store at its Redis database, `feast apply` each, and keep the result as a
+template database. Each test gets a fresh clone and an online store without any corpus key.
+
+The postgres template keeps its PostgreSQL offline store: its views read `PostgreSQLSource` queries.
+Feast 0.67's own bootstrap of that template fails to load its sample data (`cannot adapt type 'dict'`:
+`create_driver_hourly_stats_df` now has Map columns `df_to_postgres_table` cannot insert), so the fixture
+answers "no" to the upload and loads the columns the template's views read, with the same Feast helpers,
+as a team following the template would.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -31,8 +39,14 @@ from tests.conftest import recreate_database, run_feast
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPES_SRC = ROOT / "tests" / "repos" / "shapes"
-TEMPLATES = {"local": "corpus_local", "minimal": "corpus_minimal"}  # feast init template -> project
+TEMPLATES = {  # feast init template -> project
+    "local": "corpus_local",
+    "minimal": "corpus_minimal",
+    "postgres": "corpus_postgres",
+}
 CORPUS_TEMPLATE_DB = f"{env.REGISTRY_TEMPLATE_DB}_corpus"
+OFFLINE_DB = f"fp_offline_{env.TAG}"  # the postgres template's offline store (its PostgreSQLSource tables)
+POSTGRES_DRIVERS = [1001, 1002, 1003, 1004, 1005]  # the template bootstrap's drivers and 15 days of hours
 
 
 @dataclass(frozen=True)
@@ -63,9 +77,44 @@ def feast_init(parent: Path, template: str, name: str) -> Path:
     """`feast init NAME -t TEMPLATE` (the template's own bootstrap writes its data, from the clock)."""
     feast_bin = str(Path(sys.executable).with_name("feast"))
     args = [feast_bin, "init", name, *(["-m"] if template == "minimal" else ["-t", template])]
-    result = subprocess.run(args, cwd=parent, capture_output=True, text=True, timeout=300, check=False)
+    answers = postgres_answers() if template == "postgres" else None
+    result = subprocess.run(args, cwd=parent, input=answers, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, f"feast init -t {template} failed:\n{result.stderr[-3000:]}"
+    if template == "postgres":
+        load_postgres_template_data()
     return parent / name / "feature_repo"
+
+
+def postgres_answers() -> str:
+    """The postgres template's prompts answered for the worker's offline database (trust auth: any
+    password), declining the template's own sample upload, which fails in Feast 0.67."""
+    server = urlsplit(env.PG)
+    recreate_database(OFFLINE_DB)
+    answers = [server.hostname, str(server.port or 5432), OFFLINE_DB, "public", server.username, "unused"]
+    return "\n".join([*map(str, answers), "disable", "n"]) + "\n"
+
+
+def load_postgres_template_data() -> None:
+    """The table the postgres template's source queries, as its bootstrap would write it: Feast's driver
+    sample over the last 15 days up to this hour, through Feast's `df_to_postgres_table`, without the Map
+    columns no view of the template reads (the ones that break the bootstrap)."""
+    from feast.driver_test_data import create_driver_hourly_stats_df
+    from feast.infra.utils.postgres.connection_utils import df_to_postgres_table
+    from feast.infra.utils.postgres.postgres_config import PostgreSQLConfig
+
+    server = urlsplit(env.PG)
+    end = datetime.now().replace(microsecond=0, second=0, minute=0)
+    frame = create_driver_hourly_stats_df(POSTGRES_DRIVERS, end - timedelta(days=15), end)
+    frame = frame[["event_timestamp", "driver_id", "conv_rate", "acc_rate", "avg_daily_trips", "created"]]
+    config = PostgreSQLConfig(
+        host=server.hostname,
+        port=server.port or 5432,
+        database=OFFLINE_DB,
+        user=server.username,
+        password="unused",
+        sslmode="disable",
+    )
+    df_to_postgres_table(config=config, df=frame, table_name="feast_driver_hourly_stats")
 
 
 def copy_shapes_repo(dst: Path) -> Path:

@@ -21,8 +21,9 @@ def test_every_corpus_repo_is_mirrored_field_by_field(corpus: Corpus) -> None:
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     assert set(Project.objects.values_list("name", flat=True)) == set(corpus.projects)
     counts = {p: assert_mirrors_registry_dump(feast_gateway.registry_dump_json(corpus[p]), p) for p in corpus.projects}
-    # local: 1 entity, 5 sources, 5 views (2 on-demand, 1 label), 3 services; shapes: 1, 5, 4, 5; minimal: nothing
-    assert counts == {"corpus_local": 14, "corpus_minimal": 0, "shapes": 15}
+    # local: 1 entity, 5 sources, 5 views (2 on-demand, 1 label), 3 services; postgres: 1, 3, 4 (2 on-demand), 3;
+    # shapes: 1, 6, 5, 6; minimal: nothing
+    assert counts == {"corpus_local": 14, "corpus_minimal": 0, "corpus_postgres": 11, "shapes": 18}
 
 
 def test_the_constructs_real_repos_use_read_as_feast_stores_them(corpus: Corpus) -> None:
@@ -66,6 +67,21 @@ def test_the_constructs_real_repos_use_read_as_feast_stores_them(corpus: Corpus)
     # the local template's label view is a view of its own kind, over its push source
     labels = obj("corpus_local", "feature_view", "driver_quality_labels")
     assert (labels.subkind, labels.batch_source_name) == ("label", "driver_quality_labels_push")
+    # a custom source (Feast's CUSTOM_SOURCE) is named by its class and reads what its options say
+    postgres = obj("corpus_postgres", "data_source", "driver_hourly_stats_source")
+    assert (postgres.subkind, postgres.location) == ("postgres", "SELECT * FROM feast_driver_hourly_stats")
+
+
+def test_a_custom_sources_columns_are_read_from_its_database(corpus: Corpus) -> None:
+    from catalog.selectors import source_columns
+
+    (run,) = registry_sync(trigger="test")
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    project = Project.objects.get(name="corpus_postgres")
+    columns = source_columns(source_name="driver_hourly_stats_source", project=project)
+    assert columns["error"] == ""
+    names = [name for name, _ in columns["columns"]]
+    assert {"driver_id", "conv_rate", "acc_rate", "avg_daily_trips", "event_timestamp"} <= set(names)
 
 
 def test_corpus_pages_render(corpus: Corpus, client: Client, admin_user: object) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -25,8 +27,16 @@ from tests.corpus.conftest import Corpus
 END = env.DATA_END
 # Times inside every view's data, between snapshots, and before any data (Feast's nulls or dropped rows).
 TIMES = [END - timedelta(hours=h) for h in (1, 7, 26, 90)]
-KEYS = {"corpus_local": {"driver_id": [1001, 1003, 9]}, "shapes": {"user_id": [1, 2, 3, 99]}}
-REQUEST_DATA = {"corpus_local": {"val_to_add": 1, "val_to_add_2": 10}, "shapes": {}}
+KEYS = {
+    "corpus_local": {"driver_id": [1001, 1003, 9]},
+    "corpus_postgres": {"driver_id": [1001, 1003, 9]},
+    "shapes": {"user_id": [1, 2, 3, 99]},
+}
+REQUEST_DATA = {
+    "corpus_local": {"val_to_add": 1, "val_to_add_2": 10},
+    "corpus_postgres": {"val_to_add": 1, "val_to_add_2": 10},
+    "shapes": {},
+}
 
 
 def entity_rows(project: str, *, entity_less: bool) -> dict[str, list[Any]]:
@@ -46,7 +56,11 @@ def plain(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return plain(value.tolist())
     if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
+        return plain(value.to_pydatetime())
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)  # Feast's PostgreSQL store answers UTC times without their zone
+    if isinstance(value, Decimal | UUID):
+        return str(value)  # a dataset holds a Decimal's exact text and a UUID's text
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

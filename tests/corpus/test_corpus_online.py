@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from django.test import Client
@@ -32,6 +34,9 @@ END = env.DATA_END
 # column to count rows by and skips the keys no view of the service has).
 ENTITY_ROWS = {
     "corpus_local": [{"driver_id": d, "val_to_add": 1, "val_to_add_2": 10} for d in (1001, 1002, 1003, 1004, 1005, 9)],
+    "corpus_postgres": [
+        {"driver_id": d, "val_to_add": 1, "val_to_add_2": 10} for d in (1001, 1002, 1003, 1004, 1005, 9)
+    ],
     "shapes": [{"user_id": u} for u in (1, 2, 3, 99)],
 }
 
@@ -56,6 +61,8 @@ def as_json(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, Decimal | UUID):
+        return str(value)  # exact text: a JSON number would round a Decimal
     return value
 
 
@@ -151,8 +158,17 @@ def _job(client: Client, body: dict[str, Any]) -> JobRun:
     return wait_for_terminal(JobRun.objects.get(pk=response.json()["id"]))
 
 
-@pytest.mark.parametrize("project", ["shapes"])
-@pytest.mark.parametrize("view", ["user_profile", "platform_daily", "user_inferred"])
+# view -> the entity keys its data has (shapes: make_data.py; postgres: the template's five drivers)
+SKEW_VIEWS = {
+    ("shapes", "user_profile"): 3,
+    ("shapes", "platform_daily"): 1,
+    ("shapes", "user_inferred"): 3,
+    ("shapes", "user_media"): 3,
+    ("corpus_postgres", "driver_hourly_stats"): 5,
+}
+
+
+@pytest.mark.parametrize(("project", "view"), sorted(SKEW_VIEWS))
 def test_skew_and_statistics_of_every_value_type(
     project: str, view: str, materialized: Materialized, client: Client
 ) -> None:
@@ -160,8 +176,9 @@ def test_skew_and_statistics_of_every_value_type(
     value type: no skew; and statistics of every field."""
     skew = _job(client, {"kind": "skew", "project": project, "view": view, "sample": 100, "as_of": END.isoformat()})
     assert skew.status == JobRun.Status.SUCCEEDED, skew.error
-    assert skew.result["sampled"] == (1 if view == "platform_daily" else 3), skew.result  # make_data.py
-    (fv,) = [v for v in feast_gateway.read_registry(materialized.portal).feature_views if v.name == view]
+    assert skew.result["sampled"] == SKEW_VIEWS[(project, view)], skew.result
+    views = feast_gateway.read_registry(materialized.portal).feature_views
+    (fv,) = [v for v in views if (v.project, v.name) == (project, view)]
     assert [f["feature"] for f in skew.result["features"]] == [f"{view}:{f.name}" for f in fv.features]
     for feature in skew.result["features"]:
         assert feature["compared"] == skew.result["sampled"] and feature["mismatches"] == 0, feature["examples"]

@@ -84,7 +84,7 @@ def planned(cr: ChangeRequest) -> dict[tuple[str, str], dict[str, Any]]:
     return {(o["kind"], o["name"]): o for o in cr.plan["objects"]}
 
 
-@pytest.mark.parametrize("project", [LOCAL, "shapes"])
+@pytest.mark.parametrize("project", [LOCAL, "corpus_postgres", "shapes"])
 def test_an_unchanged_cli_applied_repo_plans_nothing(corpus: Corpus, project: str) -> None:
     registry_sync(trigger="test")
     with pytest.raises(InvalidInput, match="the upload matches the registry: nothing would change"):

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from catalog import feast_gateway
-from catalog.exceptions import InvalidInput
+from catalog.exceptions import InvalidInput, RegistryCorrupt
 from catalog.models import ChangeRequest, Project
 from catalog.services.change_requests import change_request_create
 from tests.governance.conftest import PROJECT, register_model
@@ -161,7 +161,7 @@ def test_a_field_the_source_lacks_or_cannot_hold_is_refused_at_plan_time(
     people: dict[str, User], field: str, dtype: str, message: str
 ) -> None:
     edit = {"op": "add_field", "view": "department_features", "field": field, "dtype": dtype}
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(RegistryCorrupt) as refused:
         create(people["author"], edit)
     assert str(refused.value) == f"the change does not match the source data: {message}"
     assert not ChangeRequest.objects.exists()
@@ -321,3 +321,60 @@ def test_a_new_transformation_is_risky_and_goes_to_the_owners_of_what_it_reads(p
     assert view["transformation"]["before"] == ""
     assert 'return pd.DataFrame({"tenure_years": inputs["tenure"] / 12})' in view["transformation"]["after"]
     assert "+def tenure_years(inputs: pd.DataFrame) -> pd.DataFrame:" in view["transformation"]["diff"]
+
+
+def _break_proto(table: str, column: str, name_column: str, name: str) -> bytes:
+    """Overwrite one object's stored proto in the SQL registry with bytes no proto decoder reads; returns the
+    original."""
+    import psycopg
+
+    from tests import environment as env
+
+    with psycopg.connect(f"{env.PG}/{env.REGISTRY_DB}", autocommit=True) as conn:
+        row = conn.execute(f"SELECT {column} FROM {table} WHERE {name_column} = %s", (name,)).fetchone()
+        assert row is not None
+        conn.execute(f"UPDATE {table} SET {column} = %s WHERE {name_column} = %s", (b"\xff\xff\xff garbage", name))
+    return bytes(row[0])
+
+
+def test_an_unreadable_registry_object_blocks_only_plans_that_touch_it(people: dict[str, User]) -> None:
+    """One undecodable proto in the registry: a change elsewhere plans as usual; a change that would write over
+    it, or an upload of the whole repo, is refused naming the object and Feast's message; nothing is created."""
+    _break_proto("feature_services", "feature_service_proto", "feature_service_name", "attrition_model_v1")
+    elsewhere = create(
+        people["author"], {"op": "set_metadata", "kind": "entity", "name": "employee_id", "description": "An employee."}
+    )
+    assert [o["name"] for o in elsewhere.plan["objects"]] == ["employee_id"]
+    before = ChangeRequest.objects.count()
+    with pytest.raises(RegistryCorrupt) as refused:
+        create(
+            people["author"],
+            {"op": "set_metadata", "kind": "feature_service", "name": "attrition_model_v1", "description": "x"},
+        )
+    assert "attrition_model_v1" in str(refused.value) and "does not decode" in str(refused.value)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("features.py", (ROOT / "feature_repo" / "features.py").read_text())
+    with pytest.raises(RegistryCorrupt) as refused:
+        change_request_create(
+            actor=people["author"], project=PROJECT, title="as is", upload=(archive.getvalue(), "repo.zip")
+        )
+    assert "attrition_model_v1" in str(refused.value) and "does not decode" in str(refused.value)
+    # over the API: a 400 in the API's error shape, with the same words
+    from tests.governance.test_api import client_for
+
+    api = client_for(people["author"], "read", "propose")
+    response = api.post(
+        "/api/v1/change-requests/",
+        {
+            "project": PROJECT,
+            "title": "t",
+            "edits": [
+                {"op": "set_metadata", "kind": "feature_service", "name": "attrition_model_v1", "description": "x"}
+            ],
+        },
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert "does not decode" in response.json()["error"]["message"]
+    assert ChangeRequest.objects.count() == before

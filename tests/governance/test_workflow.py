@@ -210,7 +210,9 @@ def test_apply_on_a_real_worker_writes_exactly_the_approved_protos(
     assert sorted(cr.apply_result["applied"]) == sorted(f"{u['kind']}:{u['name']}" for u in cr.proposal["upserts"])
     # The catalog (synced by the job the apply queued) shows the new version, linked to the request and
     # not flagged out-of-band.
-    assert wait_for_catalog(cr).trigger == "apply"
+    catalog_sync = wait_for_catalog(cr)
+    # attributed to the operator who applied it, not to the request's author
+    assert (catalog_sync.trigger, catalog_sync.started_by) == ("apply", people["operator"])
     version = ObjectVersion.objects.get(object__name="employee_features", change_request=cr)
     assert not version.out_of_band
     assert CatalogObject.objects.get(project__name=PROJECT, name="employee_features").version == version.version
@@ -279,6 +281,8 @@ def test_auto_apply_projects_apply_on_approval(
     cr = wait_for(cr, "applied", "failed", "stale")
     assert cr.status == "applied"
     assert JobRun.objects.get(pk=cr.apply_job_id).trigger == "auto_apply"
+    catalog_sync = wait_for_catalog(cr)
+    assert (catalog_sync.trigger, catalog_sync.started_by) == ("apply", None)  # the portal's, not the author's
 
 
 def test_a_failing_apply_reports_what_the_registry_holds(

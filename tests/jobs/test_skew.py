@@ -82,13 +82,13 @@ def test_a_planted_online_value_is_reported_as_skew(
 
 def test_bad_skew_requests_change_nothing(operator: Any, viewer: Any, synced: Any) -> None:
     with pytest.raises(ObjectNotFound):
-        skew_check_start(actor=operator, project=PROJECT, view="nope")
+        skew_check_start(actor=operator, project=PROJECT, view="nope", trigger="api")
     with pytest.raises(InvalidInput, match="not materialized online"):
-        skew_check_start(actor=operator, project=PROJECT, view="employee_risk_signals")
+        skew_check_start(actor=operator, project=PROJECT, view="employee_risk_signals", trigger="api")
     with pytest.raises(InvalidInput, match="sample"):
-        skew_check_start(actor=operator, project=PROJECT, view="employee_features", sample=0)
+        skew_check_start(actor=operator, project=PROJECT, view="employee_features", sample=0, trigger="api")
     with pytest.raises(NotPermitted):
-        skew_check_start(actor=viewer, project=PROJECT, view="employee_features")
+        skew_check_start(actor=viewer, project=PROJECT, view="employee_features", trigger="api")
     assert not JobRun.objects.exists()
 
 
@@ -108,6 +108,7 @@ def test_the_ledger_buttons_queue_skew_and_statistics_jobs_for_operators(
     runs = {r.kind: r for r in JobRun.objects.all()}
     assert skew["Location"] == f"/jobs/{runs['skew'].pk}/" and runs["skew"].params["sample"] == 10
     assert stats["Location"] == f"/jobs/{runs['stats'].pk}/" and runs["stats"].params["view"] == "employee_features"
+    assert (runs["skew"].trigger, runs["stats"].trigger) == ("button", "button")  # started in the browser
     bad = client.post(f"{base}/skew/", {"sample": "0"}, follow=True)
     assert b"Not started" in bad.content and JobRun.objects.count() == 2
 

@@ -76,9 +76,9 @@ def test_statistics_match_the_offline_data(
 
 def test_bad_statistics_requests_change_nothing(operator: Any, viewer: Any, synced: Any) -> None:
     with pytest.raises(ObjectNotFound):
-        feature_statistics_start(actor=operator, project=PROJECT, view="nope")
+        feature_statistics_start(actor=operator, project=PROJECT, view="nope", trigger="api")
     with pytest.raises(InvalidInput, match="on-demand"):
-        feature_statistics_start(actor=operator, project=PROJECT, view="employee_risk_signals")
+        feature_statistics_start(actor=operator, project=PROJECT, view="employee_risk_signals", trigger="api")
     with pytest.raises(InvalidInput, match="before end"):
         feature_statistics_start(
             actor=operator,
@@ -86,9 +86,10 @@ def test_bad_statistics_requests_change_nothing(operator: Any, viewer: Any, sync
             view="employee_features",
             start=(DATA_END - timedelta(days=30)).isoformat(),
             end=(DATA_END - timedelta(days=150)).isoformat(),
+            trigger="api",
         )
     with pytest.raises(NotPermitted):
-        feature_statistics_start(actor=viewer, project=PROJECT, view="employee_features")
+        feature_statistics_start(actor=viewer, project=PROJECT, view="employee_features", trigger="api")
     assert not JobRun.objects.exists()
 
 

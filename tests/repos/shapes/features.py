@@ -4,6 +4,8 @@
 - `user_inferred`: a view without a schema (Feast infers it at apply), and `inferred_service` over it;
 - `user_profile`: every value type (Map, Json, Struct, arrays, bool, bytes, unix timestamps), ttl 0
   ("no expiry"), an `org` beside its team tag;
+- `user_media`: the value types Feast 0.67 added (PdfBytes, ImageBytes, Uuid, Decimal) and lists of
+  bool, bytes, unix timestamps, Int32 and Float32, and `media_service` over it;
 - `user_clicks`: a stream view, and `clicks_service` over it;
 - services over each, one mixing an entity-less view with a keyed one.
 """
@@ -17,15 +19,19 @@ from feast.types import (
     Array,
     Bool,
     Bytes,
+    Decimal,
     Float32,
     Float64,
+    ImageBytes,
     Int32,
     Int64,
     Json,
     Map,
+    PdfBytes,
     String,
     Struct,
     UnixTimestamp,
+    Uuid,
 )
 
 user = Entity(name="user", join_keys=["user_id"], description="A user.", owner="growth@example.com")
@@ -38,6 +44,7 @@ user_source = FileSource(
 )
 activity_source = FileSource(name="activity_source", path="data/activity.parquet", timestamp_field="event_timestamp")
 platform_source = FileSource(name="platform_source", path="data/platform.parquet", timestamp_field="event_timestamp")
+media_source = FileSource(name="media_source", path="data/media.parquet", timestamp_field="event_timestamp")
 click_batch = FileSource(name="click_batch", path="data/clicks.parquet", timestamp_field="event_timestamp")
 click_stream = KafkaSource(
     name="click_stream",
@@ -84,6 +91,26 @@ platform_daily = FeatureView(
     org="platform",  # owned through its org alone: no owner, no team tag
 )
 
+user_media = FeatureView(
+    name="user_media",
+    entities=[user],
+    ttl=timedelta(days=30),
+    schema=[
+        Field(name="resume", dtype=PdfBytes),
+        Field(name="photo", dtype=ImageBytes),
+        Field(name="device", dtype=Uuid),
+        Field(name="balance", dtype=Decimal),
+        Field(name="flags", dtype=Array(Bool)),
+        Field(name="blobs", dtype=Array(Bytes)),
+        Field(name="logins", dtype=Array(UnixTimestamp)),
+        Field(name="levels", dtype=Array(Int32)),
+        Field(name="weights", dtype=Array(Float32)),
+    ],
+    source=media_source,
+    owner="growth@example.com",
+    tags={"team": "growth"},
+)
+
 user_inferred = FeatureView(
     name="user_inferred",
     entities=[user],
@@ -112,3 +139,4 @@ mixed_service = FeatureService(
     name="mixed_service", features=[user_profile[["visits", "active"]], platform_daily[["error_rate"]]]
 )
 clicks_service = FeatureService(name="clicks_service", features=[user_clicks])
+media_service = FeatureService(name="media_service", features=[user_media])

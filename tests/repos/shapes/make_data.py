@@ -1,8 +1,10 @@
 """Tiny parquet files for the shapes repo, stamped relative to END (never a calendar date: Feast reads
 the clock). Usage: make_data.py OUT_DIR END_ISO8601."""
 
+import decimal
 import json
 import sys
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -85,3 +87,39 @@ pd.DataFrame(
 pd.DataFrame({"user_id": [1, 2], "event_timestamp": [end - timedelta(hours=3)] * 2, "clicks": [4, 9]}).to_parquet(
     out / "clicks.parquet"
 )
+
+# The newer value types: documents and images as bytes, a UUID, an exact decimal, lists of the scalars.
+media = []
+for uid in (1, 2, 3):
+    ts = end - timedelta(hours=6 + uid)
+    media.append(
+        {
+            "user_id": uid,
+            "event_timestamp": ts,
+            "resume": b"%PDF-1.4\n" + bytes([uid]),
+            "photo": b"\x89PNG\r\n\x1a\n" + bytes([uid]),
+            "device": str(uuid.UUID(int=uid)),
+            "balance": decimal.Decimal("12.34") * uid,
+            "flags": [True, uid % 2 == 0],
+            "blobs": [bytes([uid]), b"\x00"],
+            "logins": [ts - timedelta(hours=1), ts],
+            "levels": [uid, 2],
+            "weights": [0.5 * uid],
+        }
+    )
+media_schema = pa.schema(
+    [
+        ("user_id", pa.int64()),
+        ("event_timestamp", pa.timestamp("us", tz="UTC")),
+        ("resume", pa.binary()),
+        ("photo", pa.binary()),
+        ("device", pa.string()),
+        ("balance", pa.decimal128(10, 2)),
+        ("flags", pa.list_(pa.bool_())),
+        ("blobs", pa.list_(pa.binary())),
+        ("logins", pa.list_(pa.timestamp("us", tz="UTC"))),
+        ("levels", pa.list_(pa.int32())),
+        ("weights", pa.list_(pa.float32())),
+    ]
+)
+pq.write_table(pa.Table.from_pylist(media, schema=media_schema), out / "media.parquet")
