@@ -88,3 +88,16 @@ def service_datasets(context: dict[str, Any], service: Any, limit: int = 10) -> 
         "current_hash": contract_for_service(service, context.get("vector")).hash if datasets else "",
         "can_build": can_build_training_dataset(user),
     }
+
+
+@register.simple_tag(takes_context=True)
+def visible_job_ids(context: dict[str, Any], events: Any) -> set[int]:
+    """The job ids among `events` (audit events) the user may open, so a page links only to those:
+    `{% visible_job_ids page.object_list as visible %}` then `{% if e.job_run_id in visible %}` (one query)."""
+    from jobs.selectors import job_run_list
+
+    user = context.get("user")
+    ids = {e.job_run_id for e in events if getattr(e, "job_run_id", None)}
+    if not ids or user is None or not can_view_catalog(user):
+        return set()
+    return set(job_run_list(user=user).filter(pk__in=ids).values_list("pk", flat=True))

@@ -93,6 +93,18 @@ def test_corpus_pages_render(corpus: Corpus, client: Client, admin_user: object)
         assert response.status_code == 200, (o.project.name, o.kind, o.name)
         if o.kind == "feature_view" and o.ttl_seconds == 0:
             assert b"no expiry" in response.content
+        api = client.get(o.get_api_url())
+        assert api.status_code == 200, (o.get_api_url(), api.status_code)
+        assert api.json()["name"] == o.name
+        found = client.get("/api/v1/objects/", {"q": o.name, "project": o.project.name, "page_size": 200})
+        assert found.status_code == 200 and o.name in {r["name"] for r in found.json()["results"]}, o.name
+        assert client.get("/search/", {"q": o.name}).status_code == 200
+    for project in Project.objects.all():
+        for url in (f"/projects/{project.name}/", f"/projects/{project.name}/lineage/"):
+            assert client.get(url).status_code == 200, url
+        assert client.get(f"/api/v1/projects/{project.name}/lineage/").status_code == 200
+    for url in ("/api/v1/objects/", "/api/v1/data-sources/", "/api/v1/feature-views/", "/api/v1/feature-services/"):
+        assert client.get(url, {"page_size": 200}).status_code == 200, url
 
 
 def test_the_org_of_a_view_is_read(corpus: Corpus) -> None:

@@ -126,3 +126,71 @@ def test_the_audit_page_filters_and_offers_no_edits(
     assert 'method="post" action="/audit' not in page  # no page offers to change an event
     assert AuditEvent.objects.filter(action="change_request.created").count() == 1
     assert client.get("/audit/?since=not-a-date").status_code == 200
+
+
+def test_the_audit_log_links_only_to_jobs_the_viewer_may_open(client: Client, people: dict[str, User]) -> None:
+    """A preview's job holds somebody's feature values: the audit log names it but links to it only for those
+    who may open it (its starter, operators); the job page then says why it is not there, not "renamed or
+    removed from the registry"."""
+    from catalog.services.audit import audit_record
+    from jobs.services.preview import online_preview_start
+
+    run = online_preview_start(
+        actor=people["operator"],
+        project=PROJECT,
+        feature_service="attrition_model_v1",
+        entities={"employee_id": [1]},
+        trigger="button",
+    )
+    audit_record(actor=None, action="job.failed", object_type="jobrun", object_id=str(run.pk), job_run_id=run.pk)
+    link = f'href="/jobs/{run.pk}/"'
+    client.force_login(people["viewer"])
+    page = client.get("/audit/?action=job.failed").content.decode()
+    assert f"job #{run.pk}" in page and link not in page
+    missing = client.get(f"/jobs/{run.pk}/")
+    assert missing.status_code == 404
+    assert "only the person who ran it and operators" in missing.content.decode()
+    assert "removed from the registry" not in missing.content.decode()
+    client.force_login(people["operator"])
+    assert link in client.get("/audit/?action=job.failed").content.decode()
+
+
+def test_admin_edits_of_teams_and_governance_settings_are_audited(
+    client: Client, people: dict[str, User], admin_user: User
+) -> None:
+    """The Django admin writes the same audit events as the API, with before and after, by the admin."""
+    from catalog.models import Project, Team
+
+    client.force_login(admin_user)
+    form = {
+        "name": "ml-platform",
+        "description": "Serving.",
+        "members": [people["author"].pk],
+        "aliases-TOTAL_FORMS": "1",
+        "aliases-INITIAL_FORMS": "0",
+        "aliases-0-alias": "ml@example.com",
+    }
+    response = client.post("/admin/catalog/team/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    team = Team.objects.get(name="ml-platform")
+    created = AuditEvent.objects.get(action="team.created", object_id=str(team.pk))
+    assert created.actor_name == admin_user.username
+    assert created.after["aliases"] == ["ml@example.com"] and created.after["members"]
+
+    form.update({"description": "Serving and features.", "aliases-INITIAL_FORMS": "0", "aliases-0-alias": ""})
+    assert client.post(f"/admin/catalog/team/{team.pk}/change/", form).status_code == 302
+    updated = AuditEvent.objects.get(action="team.updated", object_id=str(team.pk))
+    assert (updated.before["description"], updated.after["description"]) == ("Serving.", "Serving and features.")
+
+    project = Project.objects.get(name=PROJECT)
+    response = client.post(
+        f"/admin/catalog/project/{project.pk}/change/",
+        {"compatibility": project.compatibility, "auto_apply": "on", "breaking_approvals": 3},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    changed = AuditEvent.objects.get(action="project.governance_changed", object_id=str(project.pk))
+    assert (changed.before["auto_apply"], changed.after["auto_apply"]) == (False, True)
+    assert changed.after["breaking_approvals"] == 3
+
+    assert client.post(f"/admin/catalog/team/{team.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert AuditEvent.objects.filter(action="team.deleted", object_id=str(team.pk)).exists()
