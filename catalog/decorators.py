@@ -8,8 +8,9 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 
+from catalog.exceptions import NotPermitted, ObjectNotFound
 from catalog.permissions import can_view_catalog
 
 View = Callable[..., HttpResponse]
@@ -25,3 +26,18 @@ def reader_required(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return login_required(wrapped)
+
+
+def domain_errors_as_http(view: View) -> View:
+    """Map domain errors to Django's: NotPermitted → 403, ObjectNotFound → 404 (with its message)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except NotPermitted:
+            raise PermissionDenied from None
+        except ObjectNotFound as exc:
+            raise Http404(str(exc)) from None
+
+    return wrapped

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from catalog import feast_gateway as gateway
 from catalog.exceptions import PortalError
+from catalog.filters import AuditEventFilter, ChangeRequestFilter, filtered
 from catalog.models import AuditEvent, CatalogObject, ChangeRequest, ObjectVersion, Project, Status, SyncRun
 from catalog.models.objects import KIND_SLUG
+
+
+def feature_value_team_ids(*, project: str, service: str | None = None, views: Iterable[str] = ()) -> set[int]:
+    """The teams owning a selection's values (catalog.permissions' feature-value rule): a feature service's
+    own team and its views' teams, or the listed views' teams."""
+    from catalog.models import ServiceFeature
+
+    names = set(views)
+    objects = CatalogObject.objects.filter(project__name=project)
+    teams: set[int] = set()
+    if service:
+        row = objects.filter(kind=CatalogObject.Kind.FEATURE_SERVICE, name=service).values("id", "team_id").first()
+        if row is not None:
+            teams.add(row["team_id"])
+            names |= set(ServiceFeature.objects.filter(service_id=row["id"]).values_list("view_name", flat=True))
+    if names:
+        teams |= set(
+            objects.filter(kind=CatalogObject.Kind.FEATURE_VIEW, name__in=names).values_list("team_id", flat=True)
+        )
+    return {t for t in teams if t is not None}
 
 
 def dashboard_counts(*, user: Any) -> dict[str, int]:
@@ -48,11 +71,24 @@ def sync_run_list(*, user: Any, limit: int = 10) -> QuerySet[SyncRun]:
     return SyncRun.objects.all()[:limit]
 
 
-def audit_event_list(*, user: Any) -> QuerySet[AuditEvent]:
-    """Audit events, newest first (readers see the log; nobody edits it)."""
+def audit_event_list(*, user: Any, params: Mapping[str, Any] | None = None) -> QuerySet[AuditEvent]:
+    """Audit events filtered by `params` (catalog.filters.AuditEventFilter), newest first; the page and the API
+    list both read it (readers see the log; nobody edits it). InvalidInput on a bad filter value."""
     if not user.is_authenticated:
         return AuditEvent.objects.none()
-    return AuditEvent.objects.all()
+    rows: QuerySet[AuditEvent] = filtered(AuditEventFilter, AuditEvent.objects.all(), params)
+    return rows.order_by("-created_at", "-id")
+
+
+def change_request_list(*, user: Any, params: Mapping[str, Any] | None = None) -> QuerySet[ChangeRequest]:
+    """Change requests filtered by `params` (catalog.filters.ChangeRequestFilter, `mine` meaning the user's),
+    newest first; the list page and the API list both read it."""
+    if not can_view(user):
+        return ChangeRequest.objects.none()
+    rows = ChangeRequest.objects.select_related("project", "author")
+    request = SimpleNamespace(user=user)
+    chosen: QuerySet[ChangeRequest] = filtered(ChangeRequestFilter, rows, params, request=request)
+    return chosen.order_by("-created_at", "-id")
 
 
 def object_history(*, user: Any, obj: CatalogObject) -> QuerySet[ObjectVersion]:
@@ -346,7 +382,7 @@ def source_columns(*, source_name: str, project: Project) -> dict[str, Any]:
     obj = CatalogObject.objects.filter(project=project, kind="data_source", name=source_name).first()
     if obj is None or obj.subkind in _NON_TABLE_SOURCE_KINDS:
         return {"columns": [], "error": ""}
-    repo = next((r for r in gateway.governed_repos() if r.key == project.repo_key), None)
+    repo = gateway.project_repos().get(project.name)
     if repo is None:
         return {"columns": [], "error": "no governed feature repo names this project here, so its data is not read"}
     try:

@@ -34,3 +34,16 @@ def parse_instant(raw: Any, *, date_means: Literal["start", "end"] = "start") ->
         return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except (OverflowError, ValueError):
         raise NotAnInstant("enter a date-time between years 1 and 9999") from None
+
+
+def parse_time_input(name: str, value: Any, *, date_means: Literal["start", "end"] = "start") -> datetime | None:
+    """A time the user gave as input `name` (a job parameter, a form field): None when empty; InvalidInput,
+    naming the input, when it is not an instant."""
+    from catalog.exceptions import InvalidInput
+
+    if value in (None, ""):
+        return None
+    try:
+        return parse_instant(value, date_means=date_means)
+    except NotAnInstant as exc:
+        raise InvalidInput(f"{name}: {exc}", {name: ["not an ISO 8601 date or date-time"]}) from None

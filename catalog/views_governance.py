@@ -8,7 +8,6 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -17,7 +16,7 @@ from catalog import selectors
 from catalog.decorators import reader_required
 from catalog.exceptions import InvalidInput, PortalError
 from catalog.models import AuditEvent, CatalogObject, ChangeRequest, Project
-from catalog.permissions import has_role, has_role_at_least
+from catalog.permissions import has_role
 from catalog.services import change_requests as crs
 
 PER_PAGE = 25
@@ -54,19 +53,17 @@ def _cr(pk: int) -> ChangeRequest:
 
 @reader_required
 def change_request_list(request: HttpRequest) -> HttpResponse:
-    """Change requests with filters: status (open by default), project, severity, mine."""
+    """Change requests with the API's filters (catalog.filters.ChangeRequestFilter): status (open by default;
+    "all" for every status), project, severity, author, mine."""
     status = request.GET.get("status", "open")
-    rows = ChangeRequest.objects.select_related("project", "author").order_by("-updated_at", "-id")
-    if status == "open":
-        rows = rows.filter(status__in=ChangeRequest.OPEN + (ChangeRequest.Status.APPLYING,))
-    elif status in ChangeRequest.Status.values:
-        rows = rows.filter(status=status)
-    if project := request.GET.get("project"):
-        rows = rows.filter(project__name=project)
-    if severity := request.GET.get("severity"):
-        rows = rows.filter(severity=severity)
-    if request.GET.get("mine"):
-        rows = rows.filter(author_id=request.user.pk)
+    params = {k: v for k, v in request.GET.items() if v and k not in ("page", "status")}
+    if status != "all":
+        params["status"] = status
+    try:
+        rows = selectors.change_request_list(user=request.user, params=params)
+    except InvalidInput as exc:
+        messages.error(request, str(exc))
+        rows = ChangeRequest.objects.none()
     context = {
         "page": _page(request, rows),
         "status": status,
@@ -209,7 +206,7 @@ def change_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_withdraw": crs.can_edit(user, cr) and cr.status in ChangeRequest.EDITABLE,
         "can_apply": crs.can_apply(user) and cr.status == ChangeRequest.Status.APPROVED,
         "can_override": has_role(user, "admin") and user.pk != cr.author_id and cr.status == "submitted",
-        "can_comment": has_role_at_least(user, "viewer"),
+        "can_comment": has_role(user, "viewer"),
         "apply_job": cr.apply_job_id,
         "modes": ChangeRequest.Mode.choices,
     }
@@ -277,20 +274,13 @@ def change_request_action(request: HttpRequest, pk: int, action: str) -> HttpRes
 @reader_required
 def audit_list(request: HttpRequest) -> HttpResponse:
     """The append-only audit log, filterable by action, actor, object and date (read-only: no edit path)."""
-    rows = AuditEvent.objects.all().order_by("-created_at", "-id")
-    filters = {k: request.GET.get(k, "").strip() for k in ("action", "actor", "object_type", "object_id", "q", "since")}
-    if filters["action"]:
-        rows = rows.filter(action__startswith=filters["action"])
-    if filters["actor"]:
-        rows = rows.filter(actor_name=filters["actor"])
-    if filters["object_type"]:
-        rows = rows.filter(object_type=filters["object_type"])
-    if filters["object_id"]:
-        rows = rows.filter(object_id=filters["object_id"])
-    if filters["q"]:
-        rows = rows.filter(Q(object_repr__icontains=filters["q"]) | Q(action__icontains=filters["q"]))
-    if filters["since"]:
-        rows = rows.filter(created_at__date__gte=filters["since"]) if _is_date(filters["since"]) else rows.none()
+    names = ("action", "action_prefix", "actor", "object_type", "object_id", "q", "since", "until")
+    filters = {k: request.GET.get(k, "").strip() for k in names}
+    try:
+        rows = selectors.audit_event_list(user=request.user, params={k: v for k, v in filters.items() if v})
+    except InvalidInput as exc:
+        messages.error(request, str(exc))
+        rows = AuditEvent.objects.none()
     context = {
         "page": _page(request, rows),
         "filters": filters,
@@ -299,13 +289,3 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "query": request.GET.copy(),
     }
     return render(request, "catalog/audit_list.html", context)
-
-
-def _is_date(value: str) -> bool:
-    from datetime import date
-
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True

@@ -13,7 +13,8 @@ from catalog.exceptions import NotPermitted, ObjectNotFound
 from catalog.freshness import FreshnessResult, feature_view_freshness
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
-from catalog.permissions import can_operate, can_view_catalog
+from catalog.permissions import can_operate, can_see_feature_values, can_view_catalog
+from catalog.selectors import feature_value_team_ids
 from catalog.timeparse import NotAnInstant, parse_instant
 from jobs.models import JobRun, MaterializationRecord, TrainingDataset
 
@@ -31,6 +32,28 @@ def job_run_list(*, user: Any, kind: str | None = None, status: str | None = Non
     if status:
         qs = qs.filter(status=status)
     return qs
+
+
+def job_run_result(*, user: Any, run: JobRun) -> dict[str, Any]:
+    """What the user may see of a run's result. Skew examples (an entity's online and offline values) and the
+    top values of a non-numeric feature's statistics follow the feature-value rule (catalog.permissions);
+    for anyone else they are left out and `values_hidden` says so. Counts, rates and numeric histograms stay."""
+    result: dict[str, Any] = run.result or {}
+    if run.kind not in (JobRun.Kind.SKEW, JobRun.Kind.STATS) or not result.get("features"):
+        return result
+    params = run.params or {}
+    teams = feature_value_team_ids(project=str(params.get("project", "")), views=[str(params.get("view", ""))])
+    if can_see_feature_values(user, team_ids=teams, asked_by_id=run.started_by_id):
+        return result
+    features = []
+    for feature in result["features"]:
+        feature = dict(feature)
+        if run.kind == JobRun.Kind.SKEW:
+            feature["examples"] = []
+        elif "values" in (feature.get("histogram") or {}):
+            feature["histogram"] = {}
+        features.append(feature)
+    return {**result, "features": features, "values_hidden": True}
 
 
 def job_run_get(*, user: Any, pk: int) -> JobRun:

@@ -13,14 +13,22 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from catalog.exceptions import NotPermitted, ObjectNotFound, PortalError
+from catalog.decorators import domain_errors_as_http
+from catalog.exceptions import ObjectNotFound, PortalError
 from catalog.freshness import feature_view_freshness
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_operate
 from jobs.api.serializers import progress_percent
 from jobs.models import JobRun
-from jobs.selectors import job_run_get, job_run_list, latest_feature_statistics, online_views, view_ledger
+from jobs.selectors import (
+    job_run_get,
+    job_run_list,
+    job_run_result,
+    latest_feature_statistics,
+    online_views,
+    view_ledger,
+)
 from jobs.services import registry_sync_start
 from jobs.services.materialization import materialization_start
 from jobs.services.preview import feature_server_curl, online_preview_start
@@ -39,25 +47,8 @@ def sync_now(request: HttpRequest) -> HttpResponse:
     return redirect("catalog:home")
 
 
-def _guard(fn: Any) -> Any:
-    """Map domain errors to HTTP: NotPermitted → 403, ObjectNotFound → 404."""
-
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            response: HttpResponse = fn(request, *args, **kwargs)
-        except NotPermitted:
-            raise PermissionDenied from None
-        except ObjectNotFound as exc:
-            raise Http404(str(exc)) from None
-        return response
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
-
-
 @login_required
-@_guard
+@domain_errors_as_http
 def job_list(request: HttpRequest) -> HttpResponse:
     """Recent job runs, filterable by kind and status; the materialization form for operators."""
     kind = request.GET.get("kind") or None
@@ -77,8 +68,12 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/job_list.html", context)
 
 
-def _detail_context(run: JobRun) -> dict[str, Any]:
-    context: dict[str, Any] = {"run": run, "percent": progress_percent(run)}
+def _detail_context(run: JobRun, user: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "run": run,
+        "percent": progress_percent(run),
+        "result": job_run_result(user=user, run=run),  # what the user may see of it (feature values)
+    }
     if run.kind == JobRun.Kind.MATERIALIZE:
         context["records"] = run.materializations.order_by("id")
     if run.kind == JobRun.Kind.PREVIEW:
@@ -87,19 +82,19 @@ def _detail_context(run: JobRun) -> dict[str, Any]:
 
 
 @login_required
-@_guard
+@domain_errors_as_http
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One job: live progress bar (htmx polls the status partial until the run is terminal), log, result."""
     run = job_run_get(user=request.user, pk=pk)
-    return render(request, "jobs/job_detail.html", _detail_context(run))
+    return render(request, "jobs/job_detail.html", _detail_context(run, request.user))
 
 
 @login_required
-@_guard
+@domain_errors_as_http
 def job_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The status partial polled by the detail page (no polling attribute once terminal)."""
     run = job_run_get(user=request.user, pk=pk)
-    return render(request, "jobs/partials/_job_status.html", _detail_context(run))
+    return render(request, "jobs/partials/_job_status.html", _detail_context(run, request.user))
 
 
 @login_required
@@ -147,7 +142,7 @@ def _preview_choices() -> tuple[list[CatalogObject], list[CatalogObject]]:
 
 
 @login_required
-@_guard
+@domain_errors_as_http
 def preview(request: HttpRequest) -> HttpResponse:
     """The online-preview form: pick a service or a view, enter entity keys; the worker reads online."""
     services, views = _preview_choices()
@@ -210,10 +205,11 @@ def _parse_entities(text: str) -> tuple[dict[str, Any], str]:
 
 
 @login_required
-@_guard
+@domain_errors_as_http
 def view_ledger_page(request: HttpRequest, project: str, view: str) -> HttpResponse:
     """A view's materialization ledger: intervals covered, gaps, last success, rows over time (plotly)."""
     ledger = view_ledger(user=request.user, project=project, view=view)
+    stats = latest_feature_statistics(user=request.user, project=project, view=view)
     return render(
         request,
         "jobs/view_ledger.html",
@@ -221,13 +217,14 @@ def view_ledger_page(request: HttpRequest, project: str, view: str) -> HttpRespo
             "ledger": ledger,
             "chart": ledger.chart(),
             "can_operate": can_operate(request.user),
-            "stats": latest_feature_statistics(user=request.user, project=project, view=view),
+            "stats": stats,
+            "stats_result": job_run_result(user=request.user, run=stats) if stats else {},
         },
     )
 
 
 @login_required
-@_guard
+@domain_errors_as_http
 def freshness_panel(request: HttpRequest) -> HttpResponse:
     """Every online view: fresh / stale / never, and age as a share of TTL (plotly)."""
     rows = [(v, feature_view_freshness(v)) for v in online_views(user=request.user)]

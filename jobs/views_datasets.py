@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from catalog.contracts import contract_diff, contract_for_service, contract_for_vector
+from catalog.decorators import domain_errors_as_http
 from catalog.exceptions import NotPermitted, ObjectNotFound, PortalError
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
@@ -23,13 +24,12 @@ from jobs.permissions import can_build_training_dataset, can_read_training_datas
 from jobs.selectors import training_dataset_get, training_dataset_list
 from jobs.services.training import parse_timestamps_text, training_dataset_open, training_dataset_start
 from jobs.services.training_input import check_upload_size, max_upload_bytes
-from jobs.views import _guard
 
 MULTIPART_OVERHEAD = 64 * 1024
 
 
 @login_required
-@_guard
+@domain_errors_as_http
 def dataset_list(request: HttpRequest) -> HttpResponse:
     """Training datasets, newest first (`?project=`, `?service=`)."""
     project = request.GET.get("project") or None
@@ -169,7 +169,7 @@ def _detail_context(request: HttpRequest, dataset: TrainingDataset) -> dict[str,
 
 
 @login_required
-@_guard
+@domain_errors_as_http
 def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A dataset: contract hash, schema with null rates, first rows (if you may read them), downloads."""
     dataset = training_dataset_get(user=request.user, pk=pk)
@@ -177,7 +177,7 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@_guard
+@domain_errors_as_http
 def dataset_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The build progress partial polled by the dataset page; the page reloads once the job is done."""
     dataset = training_dataset_get(user=request.user, pk=pk)

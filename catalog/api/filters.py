@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django_filters import rest_framework as df
-from django_filters.fields import IsoDateTimeField
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework.request import Request
 
 from catalog.api.exceptions import InvalidFilter
-from catalog.models import AuditEvent, CatalogObject, LineageEdge, ModelConsumer, Status
+from catalog.filters import InstantFilter
+from catalog.models import CatalogObject, LineageEdge, ModelConsumer, Status
 
 
 class StrictFilterBackend(df.DjangoFilterBackend):  # type: ignore[misc]  # django-filter is untyped
@@ -37,27 +33,12 @@ class StrictFilterBackend(df.DjangoFilterBackend):  # type: ignore[misc]  # djan
         return qs
 
 
-def to_utc(value: datetime) -> datetime:
-    """An aware datetime in UTC (PostgreSQL rejects offsets beyond ±15:59); ValidationError if out of range."""
-    try:
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    except (OverflowError, ValueError):
-        raise ValidationError("Enter a date-time between years 1 and 9999.", code="invalid") from None
+class SelectorFilterBackend(df.DjangoFilterBackend):  # type: ignore[misc]
+    """For lists whose selector applies the view's FilterSet itself (catalog.filters: one FilterSet for the page
+    and the API): the backend only puts the filters into the OpenAPI schema and filters nothing twice."""
 
-
-class UtcIsoDateTimeField(IsoDateTimeField):  # type: ignore[misc]
-    """An ISO 8601 date-time, normalised to UTC."""
-
-    def to_python(self, value: Any) -> datetime | None:
-        parsed = super().to_python(value)
-        return to_utc(parsed) if parsed is not None else None
-
-
-@extend_schema_field(OpenApiTypes.STR)  # an ISO 8601 date-time or date: wider than OpenAPI's date-time
-class UtcIsoDateTimeFilter(df.IsoDateTimeFilter):  # type: ignore[misc]
-    """IsoDateTimeFilter that normalises to UTC (and rejects out-of-range offsets with a 400)."""
-
-    field_class = UtcIsoDateTimeField
+    def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: Any) -> QuerySet[Any]:
+        return queryset
 
 
 class CatalogObjectFilter(df.FilterSet):  # type: ignore[misc]
@@ -72,7 +53,7 @@ class CatalogObjectFilter(df.FilterSet):  # type: ignore[misc]
     tag = df.CharFilter(method="filter_tag", help_text="`key` or `key:value`.")
     entity = df.CharFilter(method="filter_entity", help_text="Views keyed by this entity.")
     name = df.CharFilter(field_name="name", lookup_expr="icontains", help_text="Name contains (case-insensitive).")
-    updated_since = UtcIsoDateTimeFilter(
+    updated_since = InstantFilter(
         field_name="updated_at", lookup_expr="gte", help_text="ISO 8601 date-time: changed in the portal since."
     )
 
@@ -105,20 +86,4 @@ class ModelConsumerFilter(df.FilterSet):  # type: ignore[misc]
 
     class Meta:
         model = ModelConsumer
-        fields: list[str] = []
-
-
-class AuditEventFilter(df.FilterSet):  # type: ignore[misc]
-    """Filters for the audit log."""
-
-    action = df.CharFilter(help_text="Exact action, e.g. model_consumer.registered.")
-    action_prefix = df.CharFilter(field_name="action", lookup_expr="startswith", help_text="e.g. model_consumer.")
-    object_type = df.CharFilter()
-    object_id = df.CharFilter()
-    actor = df.CharFilter(field_name="actor_name", help_text="Username ('system' for jobs).")
-    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time.")
-    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time.")
-
-    class Meta:
-        model = AuditEvent
         fields: list[str] = []

@@ -23,8 +23,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalog import selectors
+from catalog.api.filters import SelectorFilterBackend
 from catalog.api.permissions import CatalogReader, TokenHasScope
 from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
+from catalog.filters import ChangeRequestFilter
 from catalog.models import ApiToken, ChangeRequest, Project, Team, TeamAlias
 from catalog.permissions import has_role
 from catalog.services import change_requests as crs
@@ -199,26 +202,19 @@ class ChangeRequestListApi(generics.ListAPIView[ChangeRequest]):
     serializer_class = ChangeRequestSummarySerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
+    filter_backends = [SelectorFilterBackend]
+    filterset_class = ChangeRequestFilter  # applied by the selector, as on the list page
+    ordering = ["-created_at"]
+
     def get_queryset(self) -> QuerySet[ChangeRequest]:
-        rows = ChangeRequest.objects.select_related("project", "author").order_by("-created_at", "-id")
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return ChangeRequest.objects.none()
         params = self.request.query_params
-        unknown = set(params) - {"status", "project", "severity", "author", "cursor", "page_size", "format"}
+        known = {*ChangeRequestFilter.base_filters, "cursor", "page_size", "format"}
+        unknown = set(params) - known
         if unknown:
             raise ValidationError({k: ["unknown filter"] for k in sorted(unknown)})
-        wanted = params.get("status")
-        if wanted == "open":
-            rows = rows.filter(status__in=[*ChangeRequest.OPEN, ChangeRequest.Status.APPLYING])
-        elif wanted:
-            if wanted not in ChangeRequest.Status.values:
-                raise ValidationError({"status": [f"one of open, {', '.join(ChangeRequest.Status.values)}"]})
-            rows = rows.filter(status=wanted)
-        if params.get("project"):
-            rows = rows.filter(project__name=params["project"])
-        if params.get("severity"):
-            rows = rows.filter(severity=params["severity"])
-        if params.get("author"):
-            rows = rows.filter(author__username=params["author"])
-        return rows
+        return selectors.change_request_list(user=self.request.user, params=params)
 
     @extend_schema(
         tags=["change requests"],

@@ -295,6 +295,25 @@ def governed_repos() -> list[RepoRef]:
     return [repo_ref(path) for path in settings.FEAST_REPO_PATHS]
 
 
+def project_repos() -> dict[str, RepoRef]:
+    """Every governed repo by the project its feature_store YAML names (the first repo naming it wins)."""
+    out: dict[str, RepoRef] = {}
+    for repo in governed_repos():
+        out.setdefault(registry_location(repo).project, repo)
+    return out
+
+
+def project_repo(project: str) -> RepoRef:
+    """The governed repo of `project`: the one lookup every service uses (ObjectNotFound: no governed
+    feature_store YAML names it, so the project is read-only here)."""
+    from catalog.exceptions import ObjectNotFound
+
+    repo = project_repos().get(project)
+    if repo is None:
+        raise ObjectNotFound(f"no governed Feast repo holds project {project}")
+    return repo
+
+
 def repo_ref(path: Path, yaml_name: str | None = None) -> RepoRef:
     """The RepoRef for a repo directory (FEAST_FS_YAML, else the profile's preferred YAML)."""
     path = Path(path).resolve()

@@ -10,7 +10,7 @@ the revision they were given on. The apply itself is a job (jobs.services.apply)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from catalog import feast_gateway as gateway
 from catalog.exceptions import DuplicateObject, InvalidInput, NotPermitted, ObjectNotFound, PortalError
 from catalog.models import Approval, ChangeRequest, ChangeRequestComment, ObjectVersion, Project, Status, Team
 from catalog.notifications import notify
-from catalog.permissions import has_role, has_role_at_least
+from catalog.permissions import has_role
 from catalog.services.audit import audit_record
 from catalog.services.planning import Plan, Proposal, plan_proposal, proposal_from_edits, proposal_from_objects
 
@@ -43,16 +43,16 @@ class TransitionConflict(PortalError):
 
 
 def can_propose(user: Any) -> bool:
-    return has_role_at_least(user, "proposer")
+    return has_role(user, "proposer")
 
 
 def can_approve(user: Any, cr: ChangeRequest) -> bool:
     """Approvers (and above) may approve or reject, never their own request (four eyes)."""
-    return has_role_at_least(user, "approver") and user.pk != cr.author_id
+    return has_role(user, "approver") and user.pk != cr.author_id
 
 
 def can_apply(user: Any) -> bool:
-    return has_role_at_least(user, "operator")
+    return has_role(user, "operator")
 
 
 def can_edit(user: Any, cr: ChangeRequest) -> bool:
@@ -71,9 +71,9 @@ def governed_repo(project: Project) -> gateway.RepoRef:
     """The governed repo of a project; read-only projects (no governed YAML) cannot take changes."""
     if project.status == Status.REMOVED:
         raise InvalidInput(f"project {project.name!r} was removed from the registry")
-    for repo in gateway.governed_repos():
-        if repo.key == project.repo_key:
-            return repo
+    repo = gateway.project_repos().get(project.name)
+    if repo is not None:
+        return repo
     raise InvalidInput(
         f"project {project.name!r} is read-only here: no governed feature_store YAML (FEAST_REPO_PATH) names it"
     )
@@ -338,7 +338,7 @@ def change_request_withdraw(*, cr: ChangeRequest, actor: Any) -> ChangeRequest:
 
 
 def change_request_comment(*, cr: ChangeRequest, actor: Any, body: str) -> ChangeRequestComment:
-    if not has_role_at_least(actor, "viewer"):
+    if not has_role(actor, "viewer"):
         raise NotPermitted("Commenting needs a portal role.")
     body = (body or "").strip()
     if not body or len(body) > 10000:
@@ -469,6 +469,60 @@ def _approve_if_satisfied(cr: ChangeRequest, actor: Any, text: str) -> list[str]
     _notify(cr, "approved", text, by=actor.get_username())
     transaction.on_commit(lambda: change_request_approved.send(sender=ChangeRequest, change_request=cr))
     return []
+
+
+def change_request_apply_begin(*, cr: ChangeRequest, queue_job: Callable[[ChangeRequest], int]) -> int:
+    """Approved → applying. Locks the request, checks that it is approved, lets `queue_job(locked)` create the
+    apply job in the same transaction (the jobs app: catalog never imports it) and records the job; the job
+    id. The job applies the revision it was queued with and ends through `change_request_apply_finished`."""
+    with transaction.atomic():
+        locked = ChangeRequest.objects.select_for_update().select_related("project").get(pk=cr.pk)
+        if locked.status != CR.APPROVED:
+            missing = approval_status(locked)["missing"] if locked.status == CR.SUBMITTED else []
+            raise TransitionConflict(
+                f"CR-{locked.pk} is {locked.status}; only approved requests can be applied"
+                + (f" (still needs {'; '.join(missing)})" if missing else "")
+            )
+        job_id = queue_job(locked)
+        updated = ChangeRequest.objects.filter(pk=locked.pk, status=CR.APPROVED, revision=locked.revision).update(
+            status=CR.APPLYING, apply_job_id=job_id, updated_at=timezone.now()
+        )
+        if not updated:  # pragma: no cover - the row lock makes this unreachable
+            raise TransitionConflict(f"CR-{locked.pk} changed while starting the apply")
+    cr.status, cr.apply_job_id = CR.APPLYING, job_id
+    return job_id
+
+
+def change_request_auto_apply_not_started(*, cr: ChangeRequest, reason: str) -> None:
+    """An auto-apply project's approved request whose apply could not be started: said on the request (while
+    it is still approved, an operator can apply it by hand), in the audit log and to the webhook."""
+    error = f"auto-apply did not start: {reason}"[:2000]
+    ChangeRequest.objects.filter(pk=cr.pk, status=CR.APPROVED).update(
+        apply_result={"error": error, "registry": "unchanged", "applied": [], "not_applied": cr.plan_keys()},
+        updated_at=timezone.now(),
+    )
+    audit_record(actor=None, action="change_request.auto_apply_not_started", obj=cr, after={"error": error})
+    notify("change_request.failed", f"CR-{cr.pk} {error}", {"project": cr.project.name, "title": cr.title})
+
+
+def change_request_apply_finished(
+    *, cr: ChangeRequest, status: str, result: dict[str, Any], revision: int, stale_reason: str = ""
+) -> bool:
+    """The apply job's end, the only way out of applying: back to approved (another apply held the project's
+    lock), applied, failed or stale, with what the job found. A conditional UPDATE on the status *and* the
+    revision the job applied: False (nothing changed) when the request moved on meanwhile, e.g. a sweeper
+    or another worker finished it first."""
+    if status not in (CR.APPROVED, CR.APPLIED, CR.FAILED, CR.STALE):
+        raise ValueError(f"an apply cannot end in {status!r}")
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": status, "apply_result": result, "updated_at": now}
+    if status == CR.APPLIED:
+        fields["applied_at"] = now
+    if stale_reason:
+        fields["stale_reason"] = stale_reason
+    moved = ChangeRequest.objects.filter(pk=cr.pk, status=CR.APPLYING, revision=revision).update(**fields)
+    cr.refresh_from_db()
+    return bool(moved)
 
 
 def change_request_reject(*, cr: ChangeRequest, actor: Any, comment: str, revision: int | None = None) -> ChangeRequest:

@@ -7,12 +7,17 @@ from typing import Any
 from rest_framework import serializers
 
 from jobs.models import JobRun, MaterializationRecord, TrainingDataset
+from jobs.selectors import job_run_result
 
 
 class JobRunOutputSerializer(serializers.ModelSerializer[JobRun]):
     started_by = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     progress_percent = serializers.SerializerMethodField()
+    result = serializers.SerializerMethodField(
+        help_text="The job's result; skew examples and top values of statistics only for those who may see "
+        "feature values (`values_hidden` is true when they were left out)."
+    )
 
     class Meta:
         model = JobRun
@@ -46,6 +51,10 @@ class JobRunOutputSerializer(serializers.ModelSerializer[JobRun]):
 
     def get_progress_percent(self, run: JobRun) -> int:
         return progress_percent(run)
+
+    def get_result(self, run: JobRun) -> dict[str, Any]:
+        request = self.context.get("request")
+        return job_run_result(user=getattr(request, "user", None), run=run)
 
 
 class JobRunDetailOutputSerializer(JobRunOutputSerializer):

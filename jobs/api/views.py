@@ -149,7 +149,7 @@ class JobListApi(generics.ListAPIView[JobRun]):
                 raise NotPermitted("only operators may sync the registry")
             run = registry_sync_start(actor=request.user, project=v.get("project"), trigger="api", force=v["force"])
         run.refresh_from_db()  # enqueueing happened on commit; it may have failed (broker down)
-        return Response(JobRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return Response(JobRunOutputSerializer(run, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
 class JobDetailApi(APIView):
@@ -158,7 +158,7 @@ class JobDetailApi(APIView):
     @extend_schema(tags=["jobs"], summary="A job run, with its log", responses={200: JobRunDetailOutputSerializer})
     def get(self, request: Request, pk: int) -> Response:
         run = job_run_get(user=request.user, pk=pk)
-        return Response(JobRunDetailOutputSerializer(run).data)
+        return Response(JobRunDetailOutputSerializer(run, context={"request": request}).data)
 
 
 class OnlinePreviewApi(APIView):
@@ -191,7 +191,7 @@ class OnlinePreviewApi(APIView):
         curl = feature_server_curl(params=run.params)
         if not _is_async(request):
             run = job_run_wait(run=run, timeout=preview_wait_seconds())
-        body = {"job": JobRunOutputSerializer(run).data, "feature_server_curl": curl}
+        body = {"job": JobRunOutputSerializer(run, context={"request": request}).data, "feature_server_curl": curl}
         if run.status == JobRun.Status.SUCCEEDED:
             return Response({**run.result, **body}, status=status.HTTP_200_OK)
         if run.status == JobRun.Status.FAILED:
@@ -326,7 +326,7 @@ class TrainingDatasetListApi(generics.ListAPIView[TrainingDataset]):
         data.is_valid(raise_exception=True)
         run = _training_dataset_start(request, data.validated_data)
         run.refresh_from_db()
-        return Response(JobRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return Response(JobRunOutputSerializer(run, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
 class TrainingDatasetDetailApi(APIView):

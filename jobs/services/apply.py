@@ -25,7 +25,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from catalog import feast_gateway as gateway
@@ -34,7 +33,13 @@ from catalog.exceptions import NotPermitted, PortalError, RegistryUnavailable
 from catalog.models import ChangeRequest, ExpectedChange, ObjectVersion, Project
 from catalog.notifications import notify
 from catalog.services.audit import audit_record
-from catalog.services.change_requests import TransitionConflict, approval_status, can_apply, governed_repo
+from catalog.services.change_requests import (
+    can_apply,
+    change_request_apply_begin,
+    change_request_apply_finished,
+    change_request_auto_apply_not_started,
+    governed_repo,
+)
 from catalog.services.planning import Proposal
 from jobs.models import JobRun
 from jobs.services.core import job_run_log, job_run_progress, job_run_queue
@@ -52,14 +57,8 @@ def change_request_apply_start(*, cr: ChangeRequest, actor: Any, trigger: str = 
 
     if actor is not None and not can_apply(actor):
         raise NotPermitted("Applying needs the operator role or above.")
-    with transaction.atomic():
-        locked = ChangeRequest.objects.select_for_update().select_related("project").get(pk=cr.pk)
-        if locked.status != CR.APPROVED:
-            missing = approval_status(locked)["missing"] if locked.status == CR.SUBMITTED else []
-            raise TransitionConflict(
-                f"CR-{locked.pk} is {locked.status}; only approved requests can be applied"
-                + (f" (still needs {'; '.join(missing)})" if missing else "")
-            )
+
+    def queue(locked: ChangeRequest) -> int:
         run = job_run_queue(
             kind=JobRun.Kind.APPLY,
             params={"change_request": locked.pk, "revision": locked.revision, "project": locked.project.name},
@@ -68,13 +67,9 @@ def change_request_apply_start(*, cr: ChangeRequest, actor: Any, trigger: str = 
             action="change_request.apply_started",
             task=change_request_apply_task,
         )
-        updated = ChangeRequest.objects.filter(pk=locked.pk, status=CR.APPROVED, revision=locked.revision).update(
-            status=CR.APPLYING, apply_job_id=run.pk, updated_at=timezone.now()
-        )
-        if not updated:  # pragma: no cover - the row lock makes this unreachable
-            raise TransitionConflict(f"CR-{locked.pk} changed while starting the apply")
-    cr.status, cr.apply_job_id = CR.APPLYING, run.pk
-    return run
+        return int(run.pk)
+
+    return JobRun.objects.get(pk=change_request_apply_begin(cr=cr, queue_job=queue))
 
 
 def change_request_auto_apply(*, change_request: ChangeRequest, **_: Any) -> None:
@@ -85,6 +80,7 @@ def change_request_auto_apply(*, change_request: ChangeRequest, **_: Any) -> Non
             change_request_apply_start(cr=change_request, actor=None, trigger="auto_apply")
         except PortalError as exc:
             logger.warning("auto-apply of CR-%s did not start: %s", change_request.pk, exc)
+            change_request_auto_apply_not_started(cr=change_request, reason=str(exc))
 
 
 # --- The worker side ---------------------------------------------------------------------------------------
@@ -101,18 +97,6 @@ def _take_lock(project: Project, token: str) -> bool:
 
 def _release_lock(project: Project, token: str) -> None:
     Project.objects.filter(pk=project.pk, apply_lock_token=token).update(apply_locked_until=None, apply_lock_token="")
-
-
-def _finish(cr: ChangeRequest, status: str, result: dict[str, Any], *, stale_reason: str = "") -> bool:
-    """Applying → `status` (a conditional UPDATE: False if someone else finished it first)."""
-    fields: dict[str, Any] = {"status": status, "apply_result": result, "updated_at": timezone.now()}
-    if status == CR.APPLIED:
-        fields["applied_at"] = timezone.now()
-    if stale_reason:
-        fields["stale_reason"] = stale_reason
-    moved = ChangeRequest.objects.filter(pk=cr.pk, status=CR.APPLYING).update(**fields)
-    cr.refresh_from_db()
-    return bool(moved)
 
 
 def _what_registry_holds(repo: gateway.RepoRef, project: str, proposal: Proposal) -> tuple[list[str], list[str]]:
@@ -138,12 +122,12 @@ def change_request_apply_run(run: JobRun) -> dict[str, Any]:
     cr = ChangeRequest.objects.select_related("project").get(pk=run.params["change_request"])
     if cr.status != CR.APPLYING or cr.revision != run.params.get("revision"):
         return {"_failed": True, "error": f"CR-{cr.pk} is {cr.status} (revision {cr.revision}); nothing applied"}
-    project = cr.project
+    project, revision = cr.project, int(run.params["revision"])
     token = uuid.uuid4().hex
     started, begun = time.monotonic(), timezone.now()
     if not _take_lock(project, token):
         busy = {"error": f"another apply holds project {project.name}'s lock; try again when it finishes"}
-        _finish(cr, CR.APPROVED, busy)
+        change_request_apply_finished(cr=cr, status=CR.APPROVED, result=busy, revision=revision)
         return {"_failed": True, **busy}
     try:
         return _apply_locked(run, cr, token, started)
@@ -158,7 +142,7 @@ def change_request_apply_run(run: JobRun) -> dict[str, Any]:
             "applied": [],
             "not_applied": cr.plan_keys(),
         }
-        _finish(cr, CR.FAILED, result)
+        change_request_apply_finished(cr=cr, status=CR.FAILED, result=result, revision=revision)
         audit_record(actor=None, action="change_request.apply_failed", obj=cr, after=result, job_run_id=run.pk)
         notify("change_request.failed", f"CR-{cr.pk} failed to apply: {cr.title}", {"error": result["error"][:500]})
         return {"_failed": True, **result}
@@ -224,7 +208,13 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
     fingerprint = current_fingerprint(repo, project.name, scope)
     if fingerprint != cr.base_fingerprint:
         reason = _stale_reason(cr, repo, scope)
-        _finish(cr, CR.STALE, {"error": reason, "fingerprint": fingerprint}, stale_reason=reason)
+        change_request_apply_finished(
+            cr=cr,
+            status=CR.STALE,
+            result={"error": reason, "fingerprint": fingerprint},
+            revision=int(run.params["revision"]),
+            stale_reason=reason,
+        )
         audit_record(actor=None, action="change_request.stale", obj=cr, after={"reason": reason}, job_run_id=run.pk)
         notify("change_request.failed", f"CR-{cr.pk} is stale: {cr.title}", {"project": project.name, "reason": reason})
         job_run_log(run=run, line=reason)
@@ -271,7 +261,7 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
         "apply_seconds": round(apply_seconds, 3),
         "catalog_sync_job": sync_job,
     }
-    _finish(cr, CR.APPLIED, result)
+    change_request_apply_finished(cr=cr, status=CR.APPLIED, result=result, revision=int(run.params["revision"]))
     audit_record(
         actor=None,
         action="change_request.applied",
@@ -317,10 +307,11 @@ def _registry_outcome(repo: gateway.RepoRef, cr: ChangeRequest, proposal: Propos
 def _settle(cr: ChangeRequest, result: dict[str, Any], *, job_run_id: int | None) -> dict[str, Any]:
     """Finish an apply that ended without a clean result (an error, or a dead worker) from what the registry
     holds: fully applied means the write committed, so the request is applied; anything else is failed."""
+    apply_run = JobRun.objects.select_related("started_by").filter(pk=job_run_id).first() if job_run_id else None
+    revision = int(apply_run.params.get("revision", cr.revision)) if apply_run else cr.revision
     if result.get("registry") == FULLY_APPLIED:
-        apply_run = JobRun.objects.select_related("started_by").filter(pk=job_run_id).first() if job_run_id else None
         result["catalog_sync_job"] = _catalog_sync(cr, apply_run.started_by if apply_run else None)
-        if not _finish(cr, CR.APPLIED, result):
+        if not change_request_apply_finished(cr=cr, status=CR.APPLIED, result=result, revision=revision):
             return result
         audit_record(actor=None, action="change_request.applied", obj=cr, after=result, job_run_id=job_run_id)
         notify(
@@ -331,7 +322,7 @@ def _settle(cr: ChangeRequest, result: dict[str, Any], *, job_run_id: int | None
         return result
     # Nothing this request wrote is in the registry (the write is all or nothing), so no later change to these
     # objects may be credited to it: the sync must flag them out-of-band.
-    if not _finish(cr, CR.FAILED, result):
+    if not change_request_apply_finished(cr=cr, status=CR.FAILED, result=result, revision=revision):
         return {"_failed": True, **result}
     ExpectedChange.objects.filter(change_request=cr, consumed_at__isnull=True).delete()
     audit_record(actor=None, action="change_request.apply_failed", obj=cr, after=result, job_run_id=job_run_id)

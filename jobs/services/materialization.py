@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +21,7 @@ from catalog.models.projects import Status as CatalogStatus
 from catalog.notifications import notify
 from catalog.permissions import can_operate
 from catalog.services.sync import registry_sync
-from catalog.timeparse import NotAnInstant, parse_instant
+from catalog.timeparse import parse_time_input
 from jobs.models import JobRun, MaterializationRecord, ViewLock
 from jobs.services.core import job_run_log, job_run_progress, job_run_queue
 
@@ -47,16 +47,6 @@ def reject_nul(**fields: Any) -> None:
             raise InvalidInput(f"{name} contains a NUL character", {name: ["NUL characters are not allowed"]})
 
 
-def _parse_time(name: str, value: Any) -> datetime | None:
-    """A window bound (catalog.timeparse: a bare date is its midnight, UTC)."""
-    if value in (None, ""):
-        return None
-    try:
-        return parse_instant(value)
-    except NotAnInstant:
-        raise InvalidInput(f"{name} is not an ISO date-time", {name: ["not an ISO 8601 date-time"]}) from None
-
-
 def materialization_params(
     *,
     project: str | None,
@@ -73,7 +63,7 @@ def materialization_params(
     reject_nul(project=project, views=views, mode=mode, start=start, end=end)
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}", {"mode": [f"one of {', '.join(MODES)}"]})
-    start_at, end_at = _parse_time("start", start), _parse_time("end", end)
+    start_at, end_at = parse_time_input("start", start), parse_time_input("end", end)
     if mode == "range" and start_at is None:
         raise InvalidInput("a range materialization needs a start", {"start": ["required with mode=range"]})
     if mode == "range" and end_at is None:
@@ -176,17 +166,6 @@ class _Progress:
     total: int = 0
 
 
-def _repos_by_project(project: str | None) -> list[tuple[str, gateway.RepoRef]]:
-    out: list[tuple[str, gateway.RepoRef]] = []
-    for repo in gateway.governed_repos():
-        name = gateway.registry_location(repo).project
-        if project is None or name == project:
-            out.append((name, repo))
-    if project is not None and not out:
-        raise ObjectNotFound(f"no governed Feast repo holds project {project}")
-    return out
-
-
 def _chunks_of(target: gateway.MaterializationTarget, chunk: timedelta) -> int:
     return max(1, math.ceil((target.end - target.start) / chunk))
 
@@ -194,13 +173,15 @@ def _chunks_of(target: gateway.MaterializationTarget, chunk: timedelta) -> int:
 def materialization_run(run: JobRun) -> dict[str, Any]:
     """Materialize per view in time chunks, under per-view locks, recording the ledger; then sync."""
     params = run.params
-    start = _parse_time("start", params.get("start"))
-    end = _parse_time("end", params.get("end")) or timezone.now()
+    start = parse_time_input("start", params.get("start"))
+    end = parse_time_input("end", params.get("end")) or timezone.now()
     chunk = timedelta(hours=params.get("chunk_hours") or settings.PORTAL_MATERIALIZE_CHUNK_HOURS)
     batch_size = settings.FEAST_ONLINE_WRITE_BATCH_SIZE
     lease = max(timedelta(minutes=10), timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT))
     plan: list[tuple[gateway.RepoRef, gateway.MaterializationTarget]] = []
-    for _name, repo in _repos_by_project(params.get("project")):
+    project = params.get("project")
+    repos = [gateway.project_repo(project)] if project else list(gateway.project_repos().values())
+    for repo in repos:
         for target in gateway.materialization_targets(repo, views=params.get("views"), start=start, end=end):
             plan.append((repo, target))
     progress = _Progress(run=run, total=sum(_chunks_of(t, chunk) for _, t in plan))

@@ -14,9 +14,10 @@ from catalog.jsonvalues import json_value
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_operate
+from catalog.timeparse import parse_time_input
 from jobs.models import JobRun
 from jobs.services.core import job_run_progress, job_run_queue
-from jobs.services.materialization import _parse_time, _repos_by_project, reject_nul
+from jobs.services.materialization import reject_nul
 
 MAX_SAMPLE = 10_000
 
@@ -35,7 +36,7 @@ def skew_params(*, project: str, view: str, sample: int = 100, as_of: Any = None
         raise InvalidInput(f"{view} is not materialized online: nothing to compare", {"view": [view]})
     if not 1 <= int(sample) <= MAX_SAMPLE:
         raise InvalidInput(f"sample must be between 1 and {MAX_SAMPLE}", {"sample": [f"1..{MAX_SAMPLE}"]})
-    at = _parse_time("as_of", as_of)
+    at = parse_time_input("as_of", as_of)
     return {"project": project, "view": view, "sample": int(sample), "as_of": at.isoformat() if at else None}
 
 
@@ -62,8 +63,8 @@ def skew_check_start(
 def skew_check_run(run: JobRun) -> dict[str, Any]:
     """The worker side: sample entities, compare online with offline, report per-feature mismatch rates."""
     params = run.params
-    as_of: datetime = _parse_time("as_of", params.get("as_of")) or timezone.now()
-    (_name, repo), *_ = _repos_by_project(params["project"])
+    as_of: datetime = parse_time_input("as_of", params.get("as_of")) or timezone.now()
+    repo = gateway.project_repo(params["project"])
     job_run_progress(run=run, done=0, total=1, message=f"sampling {params['sample']} entities of {params['view']}")
     report = gateway.skew_check(repo, view=params["view"], sample=params["sample"], as_of=as_of)
     features: list[dict[str, Any]] = [

@@ -14,9 +14,10 @@ from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_operate
+from catalog.timeparse import parse_time_input
 from jobs.models import JobRun
 from jobs.services.core import job_run_progress, job_run_queue
-from jobs.services.materialization import _parse_time, _repos_by_project, reject_nul
+from jobs.services.materialization import reject_nul
 
 DEFAULT_WINDOW = timedelta(days=365)
 
@@ -33,7 +34,7 @@ def stats_params(*, project: str, view: str, start: Any = None, end: Any = None)
         raise ObjectNotFound(f"feature view {project}/{view} does not exist")
     if row.subkind == "on_demand":
         raise InvalidInput(f"{view} is an on-demand view: it has no offline rows", {"view": [view]})
-    start_at, end_at = _parse_time("start", start), _parse_time("end", end)
+    start_at, end_at = parse_time_input("start", start), parse_time_input("end", end)
     if start_at and end_at and start_at >= end_at:
         raise InvalidInput("start must be before end", {"start": ["must be before end"]})
     return {
@@ -67,9 +68,9 @@ def feature_statistics_start(
 def feature_statistics_run(run: JobRun) -> dict[str, Any]:
     """The worker side: read the view's offline rows in the range and describe every feature."""
     params = run.params
-    end = _parse_time("end", params.get("end")) or timezone.now()
-    start = _parse_time("start", params.get("start")) or end - DEFAULT_WINDOW
-    (_name, repo), *_ = _repos_by_project(params["project"])
+    end = parse_time_input("end", params.get("end")) or timezone.now()
+    start = parse_time_input("start", params.get("start")) or end - DEFAULT_WINDOW
+    repo = gateway.project_repo(params["project"])
     job_run_progress(run=run, done=0, total=1, message=f"reading {params['view']} from the offline store")
     rows, stats = gateway.feature_statistics(repo, view=params["view"], start=start, end=end)
     job_run_progress(run=run, done=1, total=1, message=f"{rows} offline rows described")

@@ -41,16 +41,16 @@ from jobs.models import JobRun, TrainingDataset
 from jobs.permissions import can_build_training_dataset
 from jobs.services.core import job_run_log, job_run_progress, job_run_queue
 from jobs.services.dataset_storage import DatasetStorage, dataset_storage
-from jobs.services.materialization import _repos_by_project, reject_nul
+from jobs.services.materialization import reject_nul
 from jobs.services.training_input import (
     PREVIEW_ROWS,
     TIMESTAMP,
     UPLOADS,
     DatasetTarget,
-    _arrow_type,
-    _entity_timestamps,
+    arrow_type,
     check_upload_size,
     entities_from_columns,
+    parse_entity_timestamps,
     read_entity_file,
     training_target,
 )
@@ -121,7 +121,7 @@ def training_dataset_start(
         table = entities_from_columns(entities, target)
         source = TrainingDataset.EntitySource.INLINE
     else:
-        stamps = _entity_timestamps(entity_timestamps, target)
+        stamps = parse_entity_timestamps(entity_timestamps, target)
         source = TrainingDataset.EntitySource.TIMESTAMPS
     storage = dataset_storage()
     upload = ""
@@ -374,9 +374,9 @@ def _feature_arrow_type(dtype: str) -> Any:
 
     for wrapper in ("Array(", "Set("):
         if dtype.startswith(wrapper) and dtype.endswith(")"):
-            inner = _arrow_type(dtype[len(wrapper) : -1])
+            inner = arrow_type(dtype[len(wrapper) : -1])
             return pa.list_(inner) if inner is not None else pa.string()
-    return _arrow_type(dtype) or pa.string()
+    return arrow_type(dtype) or pa.string()
 
 
 def _json_text(column: Any) -> Any:
@@ -432,16 +432,11 @@ def _conform(table: Any, schema: Any) -> Any:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _repo_for(project: str) -> gateway.RepoRef:
-    (_name, repo), *_ = _repos_by_project(project)
-    return repo
-
-
 def training_dataset_run(run: JobRun) -> dict[str, Any]:
     """The worker side: build the dataset of this run (see the module docstring)."""
     dataset = TrainingDataset.objects.get(job_run=run)
     storage = dataset_storage()
-    repo = _repo_for(dataset.project)
+    repo = gateway.project_repo(dataset.project)
     upload = run.params.get("upload") or ""
     directory = f"{dataset.project}/{dataset.name}"
     contract = contract_for_vector(

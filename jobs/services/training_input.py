@@ -15,7 +15,7 @@ from catalog.contracts import Contract, contract_for_features, contract_for_vect
 from catalog.exceptions import InvalidInput, PortalError
 from catalog.models import CatalogObject, Feature, ServiceFeature
 from catalog.models.projects import Status as CatalogStatus
-from jobs.services.materialization import _parse_time
+from catalog.timeparse import parse_time_input
 from jobs.services.preview import _request_fields, _views_needing, project_objects_for_selection
 
 TIMESTAMP = "event_timestamp"
@@ -148,7 +148,8 @@ def training_target(*, project: str, feature_service: str | None, features: list
 # --- Entity rows: read, check, normalise ------------------------------------------------------------------
 
 
-def _arrow_type(dtype: str) -> Any:
+def arrow_type(dtype: str) -> Any:
+    """The Arrow type of a Feast scalar type name (None for the types a dataset keeps as text)."""
     import pyarrow as pa
 
     return {
@@ -193,8 +194,8 @@ def read_entity_file(*, file: IO[bytes], name: str, size: int | None, target: Da
         if kind == "parquet":
             table = pq.read_table(pa.BufferReader(data))
         else:
-            types = {k: t for k, t in ((k, _arrow_type(v)) for k, v in target.join_keys.items()) if t is not None}
-            types |= {k: t for k, t in ((k, _arrow_type(v)) for k, v in target.request_fields.items()) if t}
+            types = {k: t for k, t in ((k, arrow_type(v)) for k, v in target.join_keys.items()) if t is not None}
+            types |= {k: t for k, t in ((k, arrow_type(v)) for k, v in target.request_fields.items()) if t}
             table = pacsv.read_csv(
                 pa.BufferReader(data),
                 convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
@@ -272,7 +273,7 @@ def normalize_entities(table: Any, target: DatasetTarget) -> Any:
         )
     for key, dtype in [*target.join_keys.items(), *target.request_fields.items()]:
         column = table[key]
-        wanted = _arrow_type(dtype)
+        wanted = arrow_type(dtype)
         if wanted is not None and column.type != wanted:
             try:
                 column = pc.cast(column, wanted)
@@ -335,7 +336,8 @@ def _timestamps(column: Any) -> Any:
     return out
 
 
-def _entity_timestamps(values: Any, target: DatasetTarget) -> list[datetime]:
+def parse_entity_timestamps(values: Any, target: DatasetTarget) -> list[datetime]:
+    """The `entity_timestamps` input of an entity-less dataset: distinct instants, sorted (InvalidInput else)."""
     if not isinstance(values, list | tuple) or not values:
         raise InvalidInput("give at least one timestamp", {"entity_timestamps": ["a non-empty list"]})
     if len(values) > MAX_TIMESTAMPS:
@@ -350,7 +352,7 @@ def _entity_timestamps(values: Any, target: DatasetTarget) -> list[datetime]:
             f"no feature view holds every join key ({', '.join(target.join_keys)}): upload an entity file",
             {"entity_timestamps": ["upload an entity file instead"]},
         )
-    out = sorted({t for t in (_parse_time("entity_timestamps", v) for v in values) if t is not None})
+    out = sorted({t for t in (parse_time_input("entity_timestamps", v) for v in values) if t is not None})
     if not out:
         raise InvalidInput("give at least one timestamp", {"entity_timestamps": ["a non-empty list"]})
     return out

@@ -16,7 +16,7 @@ from django import template
 from catalog.freshness import Freshness, feature_view_freshness
 from catalog.permissions import can_view_catalog
 from jobs.models import MaterializationRecord
-from jobs.selectors import latest_feature_statistics, online_views
+from jobs.selectors import job_run_result, latest_feature_statistics, online_views
 
 register = template.Library()
 
@@ -59,7 +59,8 @@ def feature_statistics(context: dict[str, Any], project: str, view: str, feature
     if user is None or not can_view_catalog(user):
         return {"f": None}
     run = latest_feature_statistics(user=user, project=project, view=view)
-    stats = next((f for f in (run.result.get("features", []) if run else []) if f.get("feature") == feature), None)
+    result = job_run_result(user=user, run=run) if run else {}
+    stats = next((f for f in result.get("features", []) if f.get("feature") == feature), None)
     return {"f": stats, "run": run, "project": project, "view": view}
 
 

@@ -194,3 +194,37 @@ def test_admin_edits_of_teams_and_governance_settings_are_audited(
 
     assert client.post(f"/admin/catalog/team/{team.pk}/delete/", {"post": "yes"}).status_code == 302
     assert AuditEvent.objects.filter(action="team.deleted", object_id=str(team.pk)).exists()
+
+
+def test_the_list_pages_and_the_api_lists_filter_and_order_alike(client: Client, people: dict[str, User]) -> None:
+    """One FilterSet per list, applied by the selector both read: same parameters, same rows, same order."""
+    import re
+    from datetime import UTC, datetime
+
+    for i, author in enumerate(["author", "author", "approver1"]):
+        change_request_create(
+            actor=people[author],
+            project=PROJECT,
+            title=f"t{i}",
+            edits=[{"op": "set_metadata", "kind": "entity", "name": "department_id", "description": f"x{i}"}],
+        )
+    client.force_login(people["author"])
+    for query in ({"status": "draft", "author": "pat"}, {"status": "open"}, {"mine": "true"}):
+        page = client.get("/change-requests/", query).content.decode()
+        on_page = [int(n) for n in re.findall(r'href="/change-requests/(\d+)/"', page)]
+        api = client.get("/api/v1/change-requests/", query).json()["results"]
+        assert on_page == [r["id"] for r in api], query
+        assert on_page == sorted(on_page, reverse=True)  # newest first, on both
+    mine = client.get("/api/v1/change-requests/", {"mine": "true"}).json()["results"]
+    assert len(mine) == 2
+    bad = client.get("/api/v1/change-requests/", {"severity": "catastrophic"})
+    assert bad.status_code == 400 and "severity" in bad.json()["error"]["details"]
+
+    today = datetime.now(UTC).date().isoformat()
+    page = client.get("/audit/", {"since": today, "q": "change_request.created"}).content.decode()
+    api = client.get("/api/v1/audit/", {"since": today, "q": "change_request.created"}).json()["results"]
+    assert len(api) == 3 and all(e["action"] == "change_request.created" for e in api)
+    assert page.count("change_request.created</code>") == 3
+    assert client.get("/api/v1/audit/", {"since": "not-a-date"}).status_code == 400
+    refused = client.get("/audit/", {"since": "not-a-date"})
+    assert refused.status_code == 200 and "not an ISO 8601" in refused.content.decode()

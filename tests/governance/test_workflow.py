@@ -320,3 +320,33 @@ def test_a_registry_unreachable_at_apply_fails_cleanly(
     assert cr.apply_result["applied"] == [] and cr.apply_result["not_applied"] == ["feature_view:department_features"]
     assert feast_gateway.registry_fingerprint(synced) == before
     assert not Project.objects.get(name=PROJECT).apply_lock_token  # the lock is released
+
+
+@pytest.mark.django_db
+def test_an_apply_ends_only_for_the_revision_it_applied(people: dict[str, User]) -> None:
+    """The state machine's one exit from applying checks the revision the job was queued with."""
+    from catalog.services.change_requests import change_request_apply_begin, change_request_apply_finished
+
+    cr = approved(people, DESCRIBE)
+    job_id = JobRun.objects.create(kind=JobRun.Kind.APPLY, params={"revision": cr.revision}).pk
+    assert change_request_apply_begin(cr=cr, queue_job=lambda locked: job_id) == job_id
+    assert (cr.status, cr.apply_job_id) == ("applying", job_id)
+    assert not change_request_apply_finished(cr=cr, status="applied", result={}, revision=cr.revision + 1)
+    assert cr.status == "applying" and cr.applied_at is None
+    assert change_request_apply_finished(cr=cr, status="failed", result={"error": "x"}, revision=cr.revision)
+    assert cr.status == "failed" and cr.apply_result == {"error": "x"}
+    with pytest.raises(ValueError):
+        change_request_apply_finished(cr=cr, status="submitted", result={}, revision=cr.revision)
+
+
+@pytest.mark.django_db
+def test_an_auto_apply_that_cannot_start_is_said_on_the_request(people: dict[str, User]) -> None:
+    """Not only logged: the request's audit trail (and, while it is approved, its page) says why."""
+    from jobs.services.apply import change_request_auto_apply
+
+    Project.objects.filter(name=PROJECT).update(auto_apply=True)
+    cr = submitted(people["author"], DESCRIBE)  # not approved: the start is refused
+    change_request_auto_apply(change_request=cr)
+    event = AuditEvent.objects.get(action="change_request.auto_apply_not_started", object_id=str(cr.pk))
+    assert "only approved requests can be applied" in event.after["error"]
+    assert not JobRun.objects.filter(kind=JobRun.Kind.APPLY).exists()

@@ -140,9 +140,9 @@ def test_materialize_through_the_api_applies_the_filter_and_preview_reads_canoni
 
 @pytest.mark.clock
 def test_preview_keeps_the_requested_order_of_a_features_list(
-    client: Client, viewer: Any, synced: feast_gateway.RepoRef, celery_worker: Any
+    client: Client, proposer: Any, synced: feast_gateway.RepoRef, celery_worker: Any
 ) -> None:
-    client.force_login(viewer)
+    client.force_login(proposer)
     features = ["employee_features:overall_satisfaction", "department_features:headcount", "employee_features:tenure"]
     response = client.post(
         f"/api/v1/projects/{PROJECT}/online-preview/?async=true",
@@ -344,9 +344,9 @@ def test_an_unreachable_online_store_fails_the_run_with_a_clear_error(
 
 @pytest.mark.clock
 def test_the_browser_preview_form_runs_on_a_worker_and_shows_the_vector(
-    client: Client, viewer: Any, synced: feast_gateway.RepoRef, celery_worker: Any
+    client: Client, proposer: Any, synced: feast_gateway.RepoRef, celery_worker: Any
 ) -> None:
-    client.force_login(viewer)
+    client.force_login(proposer)
     form = client.get("/jobs/preview/")
     assert form.status_code == 200 and b"service:employee_attrition/attrition_model_v1" in form.content
     bad = client.post("/jobs/preview/", {"target": f"service:{PROJECT}/attrition_model_v1", "entities": "dept: 1"})

@@ -114,9 +114,9 @@ def test_the_ledger_buttons_queue_skew_and_statistics_jobs_for_operators(
 
 
 def test_the_preview_form_accepts_a_feature_view(
-    client: Client, viewer: Any, synced: Any, django_capture_on_commit_callbacks: Any
+    client: Client, proposer: Any, synced: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    client.force_login(viewer)
+    client.force_login(proposer)
     response = client.post(
         "/jobs/preview/", {"target": f"view:{PROJECT}/department_features", "entities": '{"department_id": [1, 2]}'}
     )

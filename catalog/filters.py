@@ -1,0 +1,100 @@
+"""The filters of the portal's lists, one FilterSet per list, used by the selectors that both the HTML page
+and the API list call: the same parameters mean the same thing, in the same order, everywhere.
+
+Times are read by `catalog.timeparse.parse_instant` (an ISO 8601 date-time, or a bare date: its start).
+A bad value raises InvalidInput naming the parameter (a 400 in the API; the page shows it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.db.models import Q, QuerySet
+from django_filters import rest_framework as df
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from catalog.exceptions import InvalidInput
+from catalog.models import AuditEvent, ChangeRequest
+from catalog.models.governance import Severity
+from catalog.timeparse import NotAnInstant, parse_instant
+
+
+class InstantField(forms.Field):
+    """An instant as users type it (see catalog.timeparse), as an aware UTC datetime."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        if value in (None, ""):
+            return None
+        try:
+            return parse_instant(value)
+        except NotAnInstant as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+
+@extend_schema_field(OpenApiTypes.STR)  # an ISO 8601 date-time or date: wider than OpenAPI's date-time
+class InstantFilter(df.Filter):  # type: ignore[misc]  # django-filter is untyped
+    field_class = InstantField
+
+
+def filtered(filterset_class: Any, queryset: QuerySet[Any], params: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+    """`queryset` through `filterset_class` with `params` (a QueryDict or a dict); InvalidInput on a bad value."""
+    filterset = filterset_class(params or {}, queryset=queryset, **kwargs)
+    if not filterset.is_valid():
+        errors = {k: [str(m) for m in v] for k, v in filterset.errors.items()}
+        names = ", ".join(sorted(errors))
+        raise InvalidInput(f"bad filter value for {names}: {'; '.join(m for v in errors.values() for m in v)}", errors)
+    return filterset.qs
+
+
+class AuditEventFilter(df.FilterSet):  # type: ignore[misc]
+    """The audit log's filters (the page and `GET /api/v1/audit-events/`)."""
+
+    action = df.CharFilter(help_text="Exact action, e.g. model_consumer.registered.")
+    action_prefix = df.CharFilter(field_name="action", lookup_expr="startswith", help_text="e.g. model_consumer.")
+    object_type = df.CharFilter()
+    object_id = df.CharFilter()
+    actor = df.CharFilter(field_name="actor_name", help_text="Username ('system' for jobs).")
+    q = df.CharFilter(method="filter_text", help_text="Text in the object's name or the action.")
+    since = InstantFilter(field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time or date.")
+    until = InstantFilter(field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time or date.")
+
+    class Meta:
+        model = AuditEvent
+        fields: list[str] = []
+
+    def filter_text(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        return queryset.filter(Q(object_repr__icontains=value) | Q(action__icontains=value))
+
+
+OPEN = "open"  # the status filter's "every request still in play" (ChangeRequest.OPEN, and applying)
+
+
+class ChangeRequestFilter(df.FilterSet):  # type: ignore[misc]
+    """The change requests' filters (the list page and `GET /api/v1/change-requests/`)."""
+
+    status = df.ChoiceFilter(
+        choices=[(OPEN, "Open"), *ChangeRequest.Status.choices],
+        method="filter_status",
+        help_text="`open` (draft, submitted, approved, stale, failed or applying) or one status.",
+    )
+    project = df.CharFilter(field_name="project__name", help_text="Project name.")
+    severity = df.ChoiceFilter(choices=Severity.choices, help_text="safe / risky / breaking.")
+    author = df.CharFilter(field_name="author__username", help_text="The author's username.")
+    mine = df.BooleanFilter(method="filter_mine", help_text="Only the requests you wrote.")
+
+    class Meta:
+        model = ChangeRequest
+        fields: list[str] = []
+
+    def filter_status(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        if value == OPEN:
+            return queryset.filter(status__in=[*ChangeRequest.OPEN, ChangeRequest.Status.APPLYING])
+        return queryset.filter(status=value)
+
+    def filter_mine(self, queryset: QuerySet[Any], name: str, value: bool) -> QuerySet[Any]:
+        user = getattr(self.request, "user", None)
+        return queryset.filter(author_id=getattr(user, "pk", None)) if value else queryset
