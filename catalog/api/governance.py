@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from catalog import selectors
 from catalog.api.filters import SelectorFilterBackend
 from catalog.api.permissions import CatalogReader, TokenHasScope
+from catalog.edits import EDIT_SCHEMAS
 from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
 from catalog.filters import ChangeRequestFilter
 from catalog.models import ApiToken, ChangeRequest, Project, Team, TeamAlias
@@ -120,18 +121,23 @@ class ChangeRequestDetailSerializer(ChangeRequestSummarySerializer):
         ]
 
 
+EDITS_HELP = 'Edits, each `{"op": ..., ...}` with its op\'s fields (catalog/edits.py): ' + "; ".join(
+    f"{op}: {', '.join(schema().fields)}" for op, schema in EDIT_SCHEMAS.items()
+)
+
+
 class ChangeRequestCreateSerializer(serializers.Serializer[Any]):
     project = serializers.CharField(max_length=255)
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
-    edits = serializers.ListField(child=serializers.DictField(), required=False, max_length=500)
+    edits = serializers.ListField(child=serializers.DictField(), required=False, max_length=500, help_text=EDITS_HELP)
     archive = serializers.FileField(required=False, allow_empty_file=True)
     mode = serializers.ChoiceField(choices=ChangeRequest.Mode.choices, required=False, default="partial")
     submit = serializers.BooleanField(required=False, default=False)
 
 
 class ReviseSerializer(serializers.Serializer[Any]):
-    edits = serializers.ListField(child=serializers.DictField(), required=False, max_length=500)
+    edits = serializers.ListField(child=serializers.DictField(), required=False, max_length=500, help_text=EDITS_HELP)
     archive = serializers.FileField(required=False, allow_empty_file=True)
     mode = serializers.ChoiceField(choices=ChangeRequest.Mode.choices, required=False)
 

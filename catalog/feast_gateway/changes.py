@@ -325,14 +325,6 @@ def _require(objects: Mapping[Key, ObjectProto], kind: str, name: str) -> Object
     return obj
 
 
-def _dtype(name: Any) -> int:
-    try:
-        return dtype_value(str(name))
-    except ValueError:
-        known = "Int32, Int64, Float32, Float64, String, Bool, Bytes, UnixTimestamp, Array(...)"
-        raise InvalidInput(f"unknown dtype {name!r} (known: {known})", {"dtype": [f"unknown dtype {name!r}"]}) from None
-
-
 def _text(edit: Mapping[str, Any], key: str, *, limit: int = 255, required: bool = True) -> str:
     value = edit.get(key)
     if value is None and not required:
@@ -359,10 +351,11 @@ EDIT_OPS = (
 def apply_edits(
     current: Mapping[Key, ObjectProto], edits: Sequence[Mapping[str, Any]]
 ) -> tuple[dict[Key, ObjectProto], set[Key]]:
-    """Apply form/API edits to the project's current protos.
+    """Apply edits, already checked against their typed schema (catalog/edits.py), to the project's current
+    protos.
 
-    Returns (upserts by key, deletions). An edit that names an unknown object, field or dtype raises
-    InvalidInput and nothing is built. Removing a field or changing its dtype also updates the feature
+    Returns (upserts by key, deletions). An edit that names an object, field or service the registry does
+    not have raises InvalidInput and nothing is built. Removing a field or changing its dtype also updates the feature
     services that project it, so the services' vectors in the plan show what the model will see.
     """
     if not isinstance(edits, list | tuple) or not edits:
@@ -418,8 +411,6 @@ def _apply_edit(
 ) -> None:
     if op == "set_metadata":
         kind = _text(edit, "kind")
-        if kind not in {"entity", "data_source", "feature_view", "feature_service"}:
-            raise InvalidInput(f"unknown kind {kind!r}", {"kind": ["unknown"]})
         message = get(kind, _text(edit, "name"))
         target = message if kind == "data_source" else message.spec
         if "description" in edit:
@@ -427,21 +418,11 @@ def _apply_edit(
         if "owner" in edit:
             target.owner = _text(edit, "owner", required=False)
         if "tags" in edit:
-            tags = edit["tags"]
-            if not isinstance(tags, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str) and k and len(k) <= 255 and len(v) <= 1000
-                for k, v in tags.items()
-            ):
-                raise InvalidInput("'tags' must map text keys to text values", {"tags": ["invalid"]})
             target.tags.clear()
-            target.tags.update(dict(tags))
-        if not {"description", "owner", "tags"} & set(edit):
-            raise InvalidInput("set_metadata needs description, owner or tags")
+            target.tags.update(dict(edit["tags"]))
         return
     if op == "deprecate":
         kind = _text(edit, "kind")
-        if kind not in {"feature_view", "feature_service"}:
-            raise InvalidInput("only feature views and services can be deprecated", {"kind": ["invalid"]})
         message = get(kind, _text(edit, "name"))
         message.spec.tags["deprecated"] = "true"
         reason = _text(edit, "reason", limit=1000, required=False)
@@ -468,23 +449,16 @@ def _apply_edit(
     if op == "set_ttl":
         if message.DESCRIPTOR.name == "OnDemandFeatureView":
             raise InvalidInput("on-demand views have no TTL")
-        ttl = edit.get("ttl_seconds")
-        if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 0 or ttl > 10 * 365 * 86400:
-            raise InvalidInput(
-                "'ttl_seconds' must be a whole number of seconds, 0 to 10 years", {"ttl_seconds": ["invalid"]}
-            )
-        spec.ttl.FromTimedelta(timedelta(seconds=ttl))
+        spec.ttl.FromTimedelta(timedelta(seconds=int(edit["ttl_seconds"])))
         return
     field = _text(edit, "field")
     names = [f.name for f in spec.features]
     if op == "add_field":
         if field in names or field in {c.name for c in spec.entity_columns}:
             raise InvalidInput(f"view {view_name!r} already has a field {field!r}", {"field": ["exists"]})
-        if not field.isidentifier():
-            raise InvalidInput(f"{field!r} is not a valid field name (letters, digits, _)", {"field": ["invalid"]})
         added = spec.features.add()
         added.name = field
-        added.value_type = _dtype(edit.get("dtype"))
+        added.value_type = dtype_value(str(edit["dtype"]))
         added.description = _text(edit, "description", limit=10000, required=False)
         return
     if field not in names:
@@ -498,7 +472,7 @@ def _apply_edit(
             _remove_column(get(*key), view_name, field, strict=False)
         return
     if op == "change_dtype":
-        value = _dtype(edit.get("dtype"))
+        value = dtype_value(str(edit["dtype"]))
         target = spec.features[names.index(field)]
         if target.value_type == value:
             raise InvalidInput(f"{view_name}.{field} is already {dtype_name(value)}", {"dtype": ["unchanged"]})

@@ -19,6 +19,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from catalog import feast_gateway as gateway
+from catalog.edits import validated_edits
 from catalog.exceptions import DuplicateObject, InvalidInput, NotPermitted, ObjectNotFound, PortalError
 from catalog.models import Approval, ChangeRequest, ChangeRequestComment, ObjectVersion, Project, Status, Team
 from catalog.notifications import notify
@@ -197,6 +198,7 @@ def _build(
     if edits is not None:
         if mode != ChangeRequest.Mode.PARTIAL:
             raise InvalidInput("edits are always partial: use mode 'partial'", {"mode": ["invalid"]})
+        edits = validated_edits(edits)  # the typed schema (catalog/edits.py); the gateway checks the registry
         proposal = proposal_from_edits(repo, project, edits)
         return plan_proposal(repo, project, proposal), {"edits": list(edits)}
     source_data: dict[str, Any] = {}

@@ -203,6 +203,11 @@ def test_deprecating_a_view_is_risky_metadata(people: dict[str, User]) -> None:
         ({"op": "add_field", "view": "employee_features", "field": "bad name", "dtype": "Int64"}, "not a valid field"),
         ({"op": "set_ttl", "view": "employee_features", "ttl_seconds": -5}, "ttl_seconds"),
         ({"op": "explode"}, "unknown op"),
+        ({"op": "set_ttl", "view": "employee_features", "ttl_seconds": True}, "ttl_seconds"),
+        ({"op": "set_metadata", "kind": "entity", "name": "employee_id"}, "needs description, owner or tags"),
+        ({"op": "set_metadata", "kind": "entity", "name": "employee_id", "tags": ["a"]}, "tags"),
+        ({"op": "deprecate", "kind": "entity", "name": "employee_id"}, "kind"),
+        ({"op": "remove_from_service", "service": "attrition_model_v1", "view": "employee_features"}, "feature"),
         ({"op": "delete", "kind": "feature_view", "name": "employee_features"}, "deletes"),
     ],
 )
