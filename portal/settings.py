@@ -66,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "portal.metrics.PrometheusMiddleware",  # first: times the whole stack (k8s/README.md "Metrics")
+    "portal.middleware.InputGuardMiddleware",  # NUL characters and oversized bodies, before anything reads them
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -254,6 +255,12 @@ GOVERNANCE_APPLY_LOCK_SECONDS = env_int("GOVERNANCE_APPLY_LOCK_SECONDS", default
 # extracted, and the limits of the isolated process that imports the definitions. `import feast` needs
 # ~190 MB resident but maps ~1.5 GB of address space (RLIMIT_AS counts that; it fails below ~600 MB).
 GOVERNANCE_UPLOAD_MAX_BYTES = env_int("GOVERNANCE_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024, minimum=1024)
+# The largest request body the portal reads at all (portal/middleware.py): the largest upload plus its form.
+PORTAL_MAX_REQUEST_BYTES = env_int(
+    "PORTAL_MAX_REQUEST_BYTES",
+    default=max(PORTAL_TRAINING_MAX_UPLOAD_BYTES, GOVERNANCE_UPLOAD_MAX_BYTES) + 1024 * 1024,
+    minimum=1024 * 1024,
+)
 GOVERNANCE_UPLOAD_MAX_FILES = env_int("GOVERNANCE_UPLOAD_MAX_FILES", default=500, minimum=1)
 GOVERNANCE_UPLOAD_MAX_UNCOMPRESSED = env_int(
     "GOVERNANCE_UPLOAD_MAX_UNCOMPRESSED", default=20 * 1024 * 1024, minimum=1024

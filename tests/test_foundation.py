@@ -224,3 +224,25 @@ def test_preflight_checks_the_modes_of_secret_files_only(tmp_path: Path, monkeyp
     warnings = secret_file_warnings()
     assert any(w.startswith(f"{secret} is readable by other users") for w in warnings), warnings
     assert not any(str(bundle) in w for w in warnings), warnings
+
+
+@pytest.mark.django_db
+def test_nul_characters_and_oversized_bodies_stop_at_the_door(client: Any, settings: Any) -> None:
+    """portal.middleware: the same 400 naming the parameter on pages and the API, and a 413 unread."""
+    from django.contrib.auth.models import User
+
+    User.objects.create_superuser("root", password="pw")
+    client.login(username="root", password="pw")
+    api = client.get("/api/v1/objects/", {"owner": "a\x00b"})
+    assert api.status_code == 400 and api.json()["error"]["details"] == {"owner": ["NUL characters are not allowed"]}
+    body = client.post(
+        "/api/v1/change-requests/",
+        '{"project": "p", "title": "t", "edits": [{"op": "delete", "kind": "entity", "name": "a\\u0000"}]}',
+        content_type="application/json",
+    )
+    assert body.status_code == 400 and "edits[0].name contains a NUL character" in body.json()["error"]["message"]
+    page = client.get("/search/", {"q": "x\x00"})
+    assert page.status_code == 400 and b"q contains a NUL character" in page.content
+    settings.PORTAL_MAX_REQUEST_BYTES = 2 * 1024 * 1024
+    big = client.post("/api/v1/change-requests/", "x" * (2 * 1024 * 1024 + 1), content_type="application/json")
+    assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"

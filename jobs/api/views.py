@@ -311,9 +311,6 @@ class TrainingDatasetListApi(generics.ListAPIView[TrainingDataset]):
             raise InvalidInput(
                 f"unknown status {status_}", {"status": [f"one of {', '.join(TrainingDataset.Status.values)}"]}
             )
-        for name in ("project", "feature_service"):
-            if "\x00" in (self.request.query_params.get(name) or ""):
-                raise InvalidInput(f"{name} contains a NUL character", {name: ["NUL characters are not allowed"]})
         return training_dataset_list(
             user=self.request.user,
             project=self.request.query_params.get("project") or None,
