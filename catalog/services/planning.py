@@ -31,6 +31,7 @@ from catalog.models import (
     Severity,
     Status,
 )
+from catalog.services.rules import RULES
 from catalog.services.teams import TeamDirectory
 
 Key = tuple[str, str]
@@ -38,8 +39,6 @@ ObjectProto = gateway.ObjectProto
 
 # Widening conversions a BACKWARD reader survives (old values fit the new type).
 WIDENING = {("Int32", "Int64"), ("Float32", "Float64"), ("Int32", "Float64")}
-# Rules that stay breaking whatever the project's compatibility mode: every online key changes.
-ALWAYS_BREAKING = {"entity.join_key", "entity.value_type", "view.entities", "view.entity_column"}
 _KIND_LABEL = {
     "entity": "entity",
     "data_source": "data source",
@@ -355,8 +354,19 @@ def _check_against_sources(repo: gateway.RepoRef, project: str, state: _State, p
 # --- The field-level diff and its classification ------------------------------------------------------------
 
 
-def _item(severity: str, rule: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"severity": severity, "rule": rule, "message": message, **extra}
+def _item(rule: str, message: str, **extra: Any) -> dict[str, Any]:
+    """One classified change: its severity is the rules table's (catalog/services/rules.py), under BACKWARD
+    here; `_under_mode` moves it to the project's mode."""
+    return {"severity": RULES[rule].backward, "rule": rule, "message": message, **extra}
+
+
+def _under_mode(items: list[dict[str, Any]], mode: str) -> None:
+    """Each item's severity under the project's compatibility mode, from the rules table (said when it moved)."""
+    for item in items:
+        severity = RULES[item["rule"]].under(mode)
+        if severity != item["severity"]:
+            item["message"] += f" (compatibility {mode}: {severity}, not {item['severity']})"
+            item["severity"] = severity
 
 
 def _consumers(project: Project, services: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
@@ -419,7 +429,6 @@ def _diff(project: Project, state: _State, proposal: Proposal) -> dict[str, Any]
         if follows:
             items = [
                 _item(
-                    Severity.SAFE,
                     "object.follows_from",
                     f"follows from {', '.join(follows)}: only its embedded copy changed",
                 )
@@ -435,14 +444,10 @@ def _diff(project: Project, state: _State, proposal: Proposal) -> dict[str, Any]
             items = _classify_entity(state, name, old, new)
         else:
             items = _classify_source(state, name, old, new)
-        if mode == Compatibility.NONE:
-            for item in items:
-                if item["severity"] == Severity.BREAKING and item["rule"] not in ALWAYS_BREAKING:
-                    item["severity"] = Severity.RISKY
-                    item["message"] += " (compatibility NONE: risky, not breaking)"
+        _under_mode(items, mode)
         if not items:
             paths = ", ".join(c["path"] for c in changes[:10])
-            items = [_item(Severity.SAFE, "object.documentation", f"documentation changed: {paths}")]
+            items = [_item("object.documentation", f"documentation changed: {paths}")]
         objects.append(
             {
                 "kind": kind,
@@ -569,18 +574,12 @@ def _classify_view(
         if new.udf_source:
             # Code that Feast will run: never "safe", whoever proposes it (a reviewer reads the source on the page).
             text = f"new {new.kind} feature view with {len(new.features)} fields and transformation code"
-            return [_item(Severity.RISKY, "view.transformation_added", text)]
-        return [_item(Severity.SAFE, "view.added", f"new {new.kind} feature view with {len(new.features)} fields")]
+            return [_item("view.transformation_added", text)]
+        return [_item("view.added", f"new {new.kind} feature view with {len(new.features)} fields")]
     if new is None:
         if users:
-            return [
-                _item(
-                    Severity.BREAKING, "view.removed_in_use", f"view removed while {', '.join(sorted(users))} read it"
-                )
-            ]
-        return [
-            _item(Severity.RISKY, "view.removed", "view removed (no registered service reads it; offline users may)")
-        ]
+            return [_item("view.removed_in_use", f"view removed while {', '.join(sorted(users))} read it")]
+        return [_item("view.removed", "view removed (no registered service reads it; offline users may)")]
     items: list[dict[str, Any]] = []
     before = {f.name: f for f in old.features}
     after = {f.name: f for f in new.features}
@@ -590,17 +589,14 @@ def _classify_view(
             if readers:
                 items.append(
                     _item(
-                        Severity.BREAKING,
                         "view.field_removed_in_use",
                         f"field {field_name} removed; {', '.join(readers)} read it",
                         field=field_name,
                     )
                 )
             else:
-                severity = Severity.BREAKING if mode == Compatibility.FULL else Severity.RISKY
                 items.append(
                     _item(
-                        severity,
                         "view.field_removed",
                         f"field {field_name} removed (no registered reader)",
                         field=field_name,
@@ -609,10 +605,9 @@ def _classify_view(
         elif old_field.dtype != after[field_name].dtype:
             old_t, new_t = old_field.dtype, after[field_name].dtype
             widening = (old_t, new_t) in WIDENING
-            if widening and mode != Compatibility.FULL:
+            if widening:  # risky under BACKWARD, breaking under FULL (the rules table)
                 items.append(
                     _item(
-                        Severity.RISKY,
                         "view.dtype_widened",
                         f"field {field_name}: {old_t} → {new_t} (widening: old values still fit)",
                         field=field_name,
@@ -623,10 +618,8 @@ def _classify_view(
             else:
                 items.append(
                     _item(
-                        Severity.BREAKING,
                         "view.dtype_changed",
                         f"field {field_name}: {old_t} → {new_t}"
-                        + (" (widening is breaking under FULL)" if widening else "")
                         + (f"; read by {', '.join(readers)}" if readers else ""),
                         field=field_name,
                         before=old_t,
@@ -637,7 +630,6 @@ def _classify_view(
         if field_name not in before:
             items.append(
                 _item(
-                    Severity.SAFE,
                     "view.field_added",
                     f"field {field_name} ({new_field.dtype}) added",
                     field=field_name,
@@ -647,11 +639,10 @@ def _classify_view(
     common_old = [n for n in before if n in after]
     common_new = [n for n in after if n in before]
     if common_old != common_new:
-        items.append(_item(Severity.RISKY, "view.fields_reordered", "fields reordered (services keep their own order)"))
+        items.append(_item("view.fields_reordered", "fields reordered (services keep their own order)"))
     if sorted(old.entities) != sorted(new.entities):
         items.append(
             _item(
-                Severity.BREAKING,
                 "view.entities",
                 f"entities {', '.join(old.entities) or '—'} → {', '.join(new.entities) or '—'}: every online key changes",
             )
@@ -659,11 +650,7 @@ def _classify_view(
     old_cols = {c.name: c.dtype for c in old.entity_columns}
     new_cols = {c.name: c.dtype for c in new.entity_columns}
     if old_cols != new_cols and sorted(old.entities) == sorted(new.entities):
-        items.append(
-            _item(
-                Severity.BREAKING, "view.entity_column", f"join key columns {old_cols} → {new_cols}: online keys change"
-            )
-        )
+        items.append(_item("view.entity_column", f"join key columns {old_cols} → {new_cols}: online keys change"))
     if (old.ttl_seconds or 0) != (new.ttl_seconds or 0):
         old_ttl, new_ttl = old.ttl_seconds or 0, new.ttl_seconds or 0
         text = f"TTL {_duration(old_ttl)} → {_duration(new_ttl)}"
@@ -671,35 +658,33 @@ def _classify_view(
         if decreased and consumed:
             items.append(
                 _item(
-                    Severity.BREAKING,
                     "view.ttl_decreased_consumed",
                     f"{text}: models of {', '.join(consumed)} get more nulls",
                 )
             )
         elif decreased:
-            items.append(_item(Severity.RISKY, "view.ttl_decreased", f"{text}: older values become null online"))
+            items.append(_item("view.ttl_decreased", f"{text}: older values become null online"))
         else:
-            items.append(_item(Severity.SAFE, "view.ttl_increased", text))
+            items.append(_item("view.ttl_increased", text))
     if (
         old.batch_source != new.batch_source
         or old.stream_source != new.stream_source
         or _source_spec(state, name, "before") != _source_spec(state, name, "after")
     ):
-        items.append(_item(Severity.RISKY, "view.source", "source changed: values may differ from training data"))
+        items.append(_item("view.source", "source changed: values may differ from training data"))
     if old.online != new.online:
         if not new.online and consumed:
             items.append(
                 _item(
-                    Severity.BREAKING,
                     "view.online_off",
                     f"online serving turned off; {', '.join(consumed)} have models",
                 )
             )
         else:
-            items.append(_item(Severity.RISKY, "view.online", f"online {old.online} → {new.online}"))
+            items.append(_item("view.online", f"online {old.online} → {new.online}"))
     changed_paths = {c["path"].split(".")[0].split("[")[0] for c in diff_specs(old.spec, new.spec)}
     if old.udf_source != new.udf_source or changed_paths & TRANSFORMATION_PROPERTIES:
-        items.append(_item(Severity.RISKY, "view.transformation", "transformation code changed"))
+        items.append(_item("view.transformation", "transformation code changed"))
     items += _metadata_items(old, new)
     covered = {
         "features",
@@ -718,7 +703,7 @@ def _classify_view(
     }
     other = sorted(changed_paths - covered)
     if other:
-        items.append(_item(Severity.RISKY, "view.other", f"other properties changed: {', '.join(other)}"))
+        items.append(_item("view.other", f"other properties changed: {', '.join(other)}"))
     return items
 
 
@@ -743,17 +728,17 @@ def _duration(seconds: int) -> str:
 def _metadata_items(old: Any, new: Any) -> list[dict[str, Any]]:
     items = []
     if old.description != new.description:
-        items.append(_item(Severity.SAFE, "metadata.description", "description changed"))
+        items.append(_item("metadata.description", "description changed"))
     if old.owner != new.owner:
-        items.append(_item(Severity.SAFE, "metadata.owner", f"owner {old.owner or '—'} → {new.owner or '—'}"))
+        items.append(_item("metadata.owner", f"owner {old.owner or '—'} → {new.owner or '—'}"))
     if old.tags != new.tags:
         deprecated = new.tags.get("deprecated", "").lower() in {"true", "1", "yes"} and old.tags.get(
             "deprecated"
         ) != new.tags.get("deprecated")
         if deprecated:
-            items.append(_item(Severity.RISKY, "metadata.deprecated", "marked deprecated: consumers should migrate"))
+            items.append(_item("metadata.deprecated", "marked deprecated: consumers should migrate"))
         changed = sorted(k for k in set(old.tags) | set(new.tags) if old.tags.get(k) != new.tags.get(k))
-        items.append(_item(Severity.SAFE, "metadata.tags", f"tags changed: {', '.join(changed)}"))
+        items.append(_item("metadata.tags", f"tags changed: {', '.join(changed)}"))
     return items
 
 
@@ -765,17 +750,16 @@ def _classify_service(
     after = _vector(new) if new else []
     vector = {"name": name, "before": before, "after": after, "changed": before != after, "reads_changed": False}
     if old is None:
-        return [_item(Severity.SAFE, "service.added", f"new service with {len(after)} features")], vector
+        return [_item("service.added", f"new service with {len(after)} features")], vector
     if new is None:
         if models:
             return [
                 _item(
-                    Severity.BREAKING,
                     "service.removed_consumed",
                     f"service removed; {len(models)} registered models use it",
                 )
             ], vector
-        return [_item(Severity.RISKY, "service.removed", "service removed (no registered model)")], vector
+        return [_item("service.removed", "service removed (no registered model)")], vector
     items: list[dict[str, Any]] = []
     if before != after:
         refs_before = [f"{e['alias'] or e['view']}:{e['feature']}" for e in before]
@@ -809,9 +793,9 @@ def _classify_service(
             vector["contract_hash_after"] = new_hash
             text += f": the model reads positions ({len(models)} registered models"
             text += f"; pinned contracts that stop matching: {', '.join(broken)})" if broken else ")"
-            items.append(_item(Severity.BREAKING, "service.vector_consumed", text))
+            items.append(_item("service.vector_consumed", text))
         else:
-            items.append(_item(Severity.RISKY, "service.vector", text + " (no registered model yet)"))
+            items.append(_item("service.vector", text + " (no registered model yet)"))
     items += _metadata_items(old, new)
     return items, vector
 
@@ -823,18 +807,15 @@ def _classify_entity(state: _State, name: str, old: Any, new: Any) -> list[dict[
         if k[0] == "feature_view" and name in getattr(state.info(k, "before"), "entities", [])
     )
     if old is None:
-        return [_item(Severity.SAFE, "entity.added", f"new entity (join key {', '.join(new.join_keys)})")]
+        return [_item("entity.added", f"new entity (join key {', '.join(new.join_keys)})")]
     if new is None:
         if views:
-            return [
-                _item(Severity.BREAKING, "entity.removed_in_use", f"entity removed; views {', '.join(views)} use it")
-            ]
-        return [_item(Severity.RISKY, "entity.removed", "entity removed")]
+            return [_item("entity.removed_in_use", f"entity removed; views {', '.join(views)} use it")]
+        return [_item("entity.removed", "entity removed")]
     items = []
     if old.join_keys != new.join_keys:
         items.append(
             _item(
-                Severity.BREAKING,
                 "entity.join_key",
                 f"join key {', '.join(old.join_keys)} → {', '.join(new.join_keys)}: every online key changes",
             )
@@ -842,7 +823,6 @@ def _classify_entity(state: _State, name: str, old: Any, new: Any) -> list[dict[
     if old.value_type != new.value_type:
         items.append(
             _item(
-                Severity.BREAKING,
                 "entity.value_type",
                 f"value type {old.value_type} → {new.value_type}: online keys change",
             )
@@ -857,19 +837,15 @@ def _classify_source(state: _State, name: str, old: Any, new: Any) -> list[dict[
         if k[0] == "feature_view" and getattr(state.info(k, "before"), "batch_source", "") == name
     )
     if old is None:
-        return [_item(Severity.SAFE, "source.added", f"new {new.kind} source")]
+        return [_item("source.added", f"new {new.kind} source")]
     if new is None:
         if views:
-            return [
-                _item(Severity.BREAKING, "source.removed_in_use", f"source removed; views {', '.join(views)} read it")
-            ]
-        return [_item(Severity.RISKY, "source.removed", "source removed")]
+            return [_item("source.removed_in_use", f"source removed; views {', '.join(views)} read it")]
+        return [_item("source.removed", "source removed")]
     items = _metadata_items(old, new)
     meta_paths = {"description", "owner", "tags"}
     if {c["path"].split(".")[0].split("[")[0] for c in diff_specs(old.spec, new.spec)} - meta_paths:
-        items.append(
-            _item(Severity.RISKY, "source.changed", f"source definition changed ({old.location} → {new.location})")
-        )
+        items.append(_item("source.changed", f"source definition changed ({old.location} → {new.location})"))
     return items
 
 

@@ -70,7 +70,7 @@ def test_widening_is_risky_under_backward_and_breaking_under_full(people: dict[s
     assert rules(cr, "employee_features")["view.dtype_widened"] == "risky"
     Project.objects.filter(name=PROJECT).update(compatibility="FULL")
     cr = create(people["author"], edit)
-    assert rules(cr, "employee_features")["view.dtype_changed"] == "breaking"
+    assert rules(cr, "employee_features")["view.dtype_widened"] == "breaking"  # the rules table's FULL column
 
 
 def test_compatibility_none_keeps_only_key_changes_breaking(people: dict[str, User]) -> None:
@@ -383,3 +383,18 @@ def test_an_unreadable_registry_object_blocks_only_plans_that_touch_it(people: d
     assert response.status_code == 400, response.content
     assert "does not decode" in response.json()["error"]["message"]
     assert ChangeRequest.objects.count() == before
+
+
+def test_the_rules_table_covers_every_rule_and_is_the_readmes() -> None:
+    """Every rule id the planner can report has a row (its severity comes from nowhere else), and the
+    README's table is the generated one."""
+    import re
+
+    from catalog.management.commands.breaking_rules import readme_with_rules
+    from catalog.services.rules import RULES
+
+    planner = (ROOT / "catalog" / "services" / "planning.py").read_text()
+    emitted = set(re.findall(r'_item\(\s*"([a-z_.]+)"', planner))
+    assert len(emitted) > 30 and emitted <= set(RULES), emitted - set(RULES)
+    readme = (ROOT / "README.md").read_text()
+    assert readme == readme_with_rules(readme), "run: python manage.py breaking_rules --write"
