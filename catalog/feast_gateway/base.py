@@ -139,10 +139,13 @@ class Spec:
 
     def json(self) -> dict[str, Any]:
         if self._json is None:
-            from catalog.feast_gateway.protos import _to_dict  # protos builds on this module
-
-            self._json = _to_dict(self._message) if self._message is not None else {}
+            self._json = message_json(self._message) if self._message is not None else {}
         return self._json
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """A proto message as registry JSON (snake_case field names, as `feast registry-dump` shows them)."""
+    return dict(_feast().json_format.MessageToDict(message, preserving_proto_field_name=True))
 
 
 @dataclass(frozen=True)

@@ -131,10 +131,6 @@ def _ts(message: Any, field_name: str) -> datetime | None:
     return datetime.fromtimestamp(value.seconds + value.nanos / 1e9, tz=UTC)
 
 
-def _to_dict(message: Message) -> dict[str, Any]:
-    return dict(_feast().json_format.MessageToDict(message, preserving_proto_field_name=True))
-
-
 _VOLATILE_TYPES = {"feast.core.DataSource", "feast.core.UserDefinedFunction", "feast.core.UserDefinedFunctionV2"}
 
 
