@@ -225,6 +225,9 @@ def change_request_action(request: HttpRequest, pk: int, action: str) -> HttpRes
     cr = _cr(pk)
     data = request.POST
     revision = int(data["revision"]) if data.get("revision", "").isdigit() else None
+    if action in ("approve", "reject") and revision is None and crs.can_approve(request.user, cr):
+        messages.error(request, "Nothing recorded: the form did not say which revision you reviewed; reload the page.")
+        return redirect(cr.get_absolute_url())
     try:
         if action == "submit":
             crs.change_request_submit(cr=cr, actor=request.user)

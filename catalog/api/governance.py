@@ -309,10 +309,18 @@ class ChangeRequestActionApi(APIView):
             raise NotFound(f"Unknown action {action!r}: one of {', '.join(sorted(self.ACTIONS))}.")
         cr = _get(request, pk)
         data: Any = request.data
+        if not hasattr(data, "get"):  # a JSON body of `true` or `[...]`
+            raise InvalidInput("the body must be a JSON object", {"body": ["an object"]})
         revision = data.get("revision")
         if revision is not None and not str(revision).isdigit():
             raise InvalidInput("'revision' must be a whole number", {"revision": ["invalid"]})
         revision = int(revision) if revision is not None else None
+        if action in ("approve", "reject") and revision is None and crs.can_approve(request.user, cr):
+            # the approver's decision is about the plan they read: never "whatever the latest revision is"
+            raise InvalidInput(
+                f"{action} needs the 'revision' you reviewed (the request is at revision {cr.revision})",
+                {"revision": ["required"]},
+            )
         if action == "submit":
             crs.change_request_submit(cr=cr, actor=request.user)
         elif action == "approve":

@@ -105,7 +105,7 @@ def test_reject_needs_a_comment_and_stale_revisions_are_refused(people: dict[str
         "/api/v1/change-requests/", {"project": PROJECT, "title": "t", "edits": [RETYPE], "submit": True}, format="json"
     ).json()["id"]
     reviewer = client_for(people["approver1"], "read", "approve")
-    response = reviewer.post(f"/api/v1/change-requests/{cr_id}/reject/", {}, format="json")
+    response = reviewer.post(f"/api/v1/change-requests/{cr_id}/reject/", {"revision": 1}, format="json")
     assert response.status_code == 400 and "comment" in response.json()["error"]["message"]
     # The author revises: revision 2. An approval for revision 1 is refused.
     revised = author.post(
@@ -144,7 +144,8 @@ def test_upload_plan_approve_apply_over_the_api(
     assert (item["rule"], item["severity"]) == ("view.dtype_changed", "breaking")
     for reviewer in ("hr_approver", "outside_approver"):
         api = client_for(people[reviewer], "read", "approve")
-        assert api.post(f"/api/v1/change-requests/{body['id']}/approve/", {}, format="json").status_code == 200
+        approve = {"revision": body["revision"]}
+        assert api.post(f"/api/v1/change-requests/{body['id']}/approve/", approve, format="json").status_code == 200
     operator = client_for(people["operator"], "read", "operate")
     assert (
         client_for(people["approver1"], "read", "operate")
@@ -384,7 +385,8 @@ def test_a_swapped_pickled_udf_is_refused_or_stored_as_its_reviewed_source(
     assert "+    out[&quot;review_overdue&quot;] = (inputs[&quot;months_since_last_review&quot;] &gt; 18)" in html
 
     approver = client_for(people["approver1"], "read", "approve")
-    assert approver.post(f"/api/v1/change-requests/{cr.pk}/approve/", {}, format="json").status_code == 200
+    body = {"revision": cr.revision}
+    assert approver.post(f"/api/v1/change-requests/{cr.pk}/approve/", body, format="json").status_code == 200
     operator = client_for(people["operator"], "read", "operate")
     assert operator.post(f"/api/v1/change-requests/{cr.pk}/apply/").status_code == 202
     cr = wait_for(cr, "applied", "failed", "stale")
@@ -416,3 +418,26 @@ def test_the_suite_covers_the_issues_list() -> None:
         "duplicate_feature_views",
     ):
         assert required in ids
+
+
+@pytest.mark.django_db
+def test_an_approval_names_the_revision_it_approves_and_bodies_are_objects(people: dict[str, User]) -> None:
+    """Approving "whatever is latest" is refused: the approver says which revision they read; a JSON body that
+    is not an object is a 400, not a 500."""
+    author = client_for(people["author"], "read", "propose")
+    created = author.post(
+        "/api/v1/change-requests/", {"project": PROJECT, "title": "t", "edits": [RETYPE], "submit": True}, format="json"
+    ).json()
+    approver = client_for(people["hr_approver"], "read", "approve")
+    url = f"/api/v1/change-requests/{created['id']}"
+    missing = approver.post(f"{url}/approve/", {}, format="json")
+    assert missing.status_code == 400 and missing.json()["error"]["details"] == {"revision": ["required"]}
+    assert ChangeRequest.objects.get(pk=created["id"]).approvals.count() == 0
+    for action in ("approve", "withdraw", "submit", "comment"):
+        for body in ("true", "[1, 2]"):
+            response = author.post(f"{url}/{action}/", body, content_type="application/json")
+            assert response.status_code in (400, 403), (action, body, response.status_code)
+            if response.status_code == 400:
+                assert "JSON object" in response.json()["error"]["message"]
+    ok = approver.post(f"{url}/approve/", {"revision": created["revision"]}, format="json")
+    assert ok.status_code == 200, ok.content

@@ -101,7 +101,7 @@ def test_reviewers_act_from_the_detail_page(client: Client, people: dict[str, Us
     )
     client.force_login(people["hr_approver"])
     assert 'id="approve-button"' in client.get(cr.get_absolute_url()).content.decode()
-    response = client.post(f"/change-requests/{cr.pk}/reject/", {"comment": ""}, follow=True)
+    response = client.post(f"/change-requests/{cr.pk}/reject/", {"comment": "", "revision": cr.revision}, follow=True)
     assert "needs a comment" in response.content.decode()
     client.post(f"/change-requests/{cr.pk}/approve/", {"revision": cr.revision})
     cr.refresh_from_db()
