@@ -12,7 +12,7 @@ from jobs.models import JobRun
 from jobs.services.apply import change_request_apply_run, change_requests_sweep
 from jobs.services.freshness import freshness_check
 from jobs.services.materialization import materialization_params, materialization_run
-from jobs.services.preview import online_preview_run
+from jobs.services.preview import job_run_notify, online_preview_run
 from jobs.services.skew import skew_check_run
 from jobs.services.stats import feature_statistics_run
 from jobs.services.training import training_dataset_run, training_datasets_reconcile
@@ -96,16 +96,28 @@ def materialize_task(
     )
 
 
-@shared_task(name="jobs.online_preview", bind=True, acks_late=True, reject_on_worker_lost=True)
+# The JobRun row is the preview's state and result: Celery's own result and STARTED state (two writes
+# to the result backend per task) are not read by anyone, so this task skips them.
+@shared_task(
+    name="jobs.online_preview",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    track_started=False,
+)
 def online_preview_task(self: Task[Any, Any], job_run_id: int) -> None:
-    """Read a preview's online values (the web tier waits on the JobRun row)."""
-    services.job_run_execute(
-        job_run_id=job_run_id,
-        kind=JobRun.Kind.PREVIEW,
-        params={},
-        celery_task_id=self.request.id or "",
-        body=online_preview_run,
-    )
+    """Read a preview's online values; the web tier waits on the JobRun row, woken by job_run_notify."""
+    try:
+        services.job_run_execute(
+            job_run_id=job_run_id,
+            kind=JobRun.Kind.PREVIEW,
+            params={},
+            celery_task_id=self.request.id or "",
+            body=online_preview_run,
+        )
+    finally:
+        job_run_notify(job_run_id)  # after the row is committed (autocommit), success or failure
 
 
 @shared_task(name="jobs.freshness_check")

@@ -146,6 +146,11 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", default=3600, minimum
 # SQLAlchemy transport of the quickstart passes its options to create_engine.)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600} if REDIS_URL else {}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connection before and after every task unless this is set: a
+# short task (an online preview) then spends most of its time connecting to PostgreSQL. Reuse it instead,
+# like a web request does: portal.celery runs close_old_connections before each task, which honours
+# CONN_MAX_AGE and CONN_HEALTH_CHECKS (a broken or old connection is replaced, not reused).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 CATALOG_SYNC_INTERVAL_SECONDS = env_int("CATALOG_SYNC_INTERVAL_SECONDS", default=300, minimum=10)

@@ -85,7 +85,9 @@ def online_read(repo: RepoRef, *, feature_service: str, entity_rows: list[dict[s
     """
 
     store = _store(repo)
-    service = store.get_feature_service(feature_service, allow_cache=False)
+    # The service from the same cached registry snapshot get_online_features reads its views from (Feast
+    # refreshes it every cache_ttl_seconds): no registry round trip per read, and service and views agree.
+    service = store.get_feature_service(feature_service, allow_cache=True)
     info = _feature_service(service.to_proto(), store.project)
     response = store.get_online_features(features=service, entity_rows=entity_rows, full_feature_names=True)
     return _online_result(response, info.vector, entity_rows)
@@ -98,30 +100,44 @@ def _online_result(response: Any, vector: list[VectorEntry], entity_rows: list[d
 
     names = list(response.proto.metadata.feature_names.val)
     position = {name: i for i, name in enumerate(names)}
-    rows: list[list[OnlineValue]] = []
-    for r in range(len(entity_rows)):
-        row: list[OnlineValue] = []
-        for entry in vector:
-            result = response.proto.results[position[f"{entry.view_alias or entry.feature_view}__{entry.feature}"]]
-            ts = result.event_timestamps[r] if r < len(result.event_timestamps) else None
-            status = FieldStatus.Name(result.statuses[r])
-            if status == "PRESENT" and result.values[r].WhichOneof("val") is None and not (ts and ts.seconds):
+    status_names = {number: FieldStatus.Name(number) for number in FieldStatus.values()}
+    stamps: dict[tuple[int, int], datetime] = {}  # rows of one view share event timestamps: convert each once
+    count = len(entity_rows)
+    # Column by column: each protobuf repeated field is read once, not once per cell.
+    columns: list[list[OnlineValue]] = []
+    for entry in vector:
+        result = response.proto.results[position[f"{entry.view_alias or entry.feature_view}__{entry.feature}"]]
+        values = list(result.values)
+        statuses = list(result.statuses)
+        timestamps = list(result.event_timestamps)
+        column: list[OnlineValue] = []
+        for r in range(count):
+            ts = timestamps[r] if r < len(timestamps) else None
+            seconds = ts.seconds if ts is not None else 0
+            status = status_names[statuses[r]]
+            value = values[r]
+            if status == "PRESENT" and not seconds and value.WhichOneof("val") is None:
                 # Feast 0.67's Redis store answers PRESENT with an empty value and no timestamp for a key
                 # it does not hold; that is "not found", not a present null.
                 status = "NOT_FOUND"
-            row.append(
+            event_timestamp = None
+            if seconds and ts is not None:
+                key = (seconds, ts.nanos)
+                event_timestamp = stamps.get(key)
+                if event_timestamp is None:
+                    event_timestamp = stamps[key] = datetime.fromtimestamp(seconds + ts.nanos / 1e9, tz=UTC)
+            column.append(
                 OnlineValue(
                     index=entry.index,
                     feature_view=entry.feature_view,
                     feature=entry.feature,
                     reference=entry.reference,
                     dtype=entry.dtype,
-                    value=feast_value_type_to_python_type(result.values[r]),
+                    value=feast_value_type_to_python_type(value),
                     status=status,
-                    event_timestamp=(
-                        datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=UTC) if ts and ts.seconds else None
-                    ),
+                    event_timestamp=event_timestamp,
                 )
             )
-        rows.append(row)
+        columns.append(column)
+    rows = [[column[r] for column in columns] for r in range(count)]
     return OnlineRead(vector=vector, entity_rows=entity_rows, rows=rows, response_order=names)

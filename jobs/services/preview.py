@@ -6,6 +6,7 @@ the JobRun and waits on that row; the worker calls Feast's get_online_features t
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -18,12 +19,17 @@ from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound
 from catalog.jsonvalues import json_value
 from catalog.models import CatalogObject, Feature, LineageEdge, Project, ServiceFeature
 from catalog.models.projects import Status as CatalogStatus
-from catalog.permissions import can_view_catalog
+from catalog.permissions import can_ask_for_feature_values, can_view_catalog
+from catalog.selectors import feature_value_team_ids
 from jobs.models import JobRun
 from jobs.services.core import job_run_queue
 from jobs.services.materialization import reject_nul
 
 MAX_ENTITIES = 1000
+NOTIFY_TTL_SECONDS = 120  # a finished run's wake-up waits this long for a waiter (then Redis drops it)
+WAIT_RECHECK_SECONDS = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 def _active(qs: Any) -> Any:
@@ -66,6 +72,42 @@ def _request_fields(views: list[CatalogObject]) -> dict[str, str]:
     return dict(Feature.objects.filter(view_id__in=list(sources)).values_list("name", "dtype"))
 
 
+def _live_project_id(project: str) -> int:
+    """The project's id; ObjectNotFound when it is not in the catalog (or was removed)."""
+    project_id = (
+        Project.objects.filter(name=project).exclude(status=CatalogStatus.REMOVED).values_list("id", flat=True).first()
+    )
+    if project_id is None:
+        raise ObjectNotFound(f"project {project} is not in the catalog")
+    return int(project_id)
+
+
+def _views_and_request_fields(views: list[CatalogObject]) -> tuple[list[CatalogObject], dict[str, str]]:
+    """The views plus, for on-demand views, the views they read (recursively), and the request-data fields
+    they need with their dtypes: what `_views_needing` and `_request_fields` give, in one lineage query
+    per level instead of one per view."""
+    needed = list(views)
+    seen = {v.pk for v in needed}
+    sources: set[int] = set()
+    frontier = [v.pk for v in needed]
+    while frontier:
+        edges = LineageEdge.objects.filter(
+            downstream_id__in=frontier, kind__in=[LineageEdge.Kind.VIEW_VIEW, LineageEdge.Kind.REQUEST_VIEW]
+        ).values_list("kind", "upstream_id")
+        upstream_views: set[int] = set()
+        for kind, upstream_id in edges:
+            if kind == LineageEdge.Kind.REQUEST_VIEW:
+                sources.add(upstream_id)
+            elif upstream_id not in seen:
+                seen.add(upstream_id)
+                upstream_views.add(upstream_id)
+        frontier = sorted(upstream_views)
+        if frontier:
+            needed.extend(CatalogObject.objects.filter(pk__in=frontier).only("id", "name", "entity_names"))
+    fields = dict(Feature.objects.filter(view_id__in=sources).values_list("name", "dtype")) if sources else {}
+    return needed, fields
+
+
 def _coerce(key: str, value_type: str, values: list[Any]) -> list[Any]:
     """Values of a join key or request field in the type Feast expects; a clear 400 when one does not fit."""
     kind = value_type.upper()
@@ -99,42 +141,59 @@ def preview_params(
 ) -> dict[str, Any]:
     """Check a preview request against the catalog; the JobRun params. Bad input raises, changes nothing."""
     reject_nul(project=project, feature_service=feature_service, features=features, entities=entities)
-    objects = project_objects_for_selection(project=project, feature_service=feature_service, features=features)
-    # only the columns validation needs: a view's spec JSON is large and read on every preview
-    view_rows: dict[str, CatalogObject] = {
-        v.name: v for v in objects.filter(kind=CatalogObject.Kind.FEATURE_VIEW).only("id", "name", "entity_names")
-    }
+    # Runs on every preview request: a few narrow queries (only the columns validation needs; for a feature
+    # service its views in one query; one lineage query per level of on-demand views), not one per view.
+    # The error paths run the extra queries that say exactly what is wrong.
+    if bool(feature_service) == bool(features):
+        _live_project_id(project)
+        raise InvalidInput(
+            "give either feature_service or features", {"feature_service": ["give feature_service or features"]}
+        )
+    objects = _active(CatalogObject.objects.filter(project__name=project)).exclude(
+        project__status=CatalogStatus.REMOVED
+    )
+    views = objects.filter(kind=CatalogObject.Kind.FEATURE_VIEW).only("id", "name", "entity_names")
     involved: list[CatalogObject] = []
     if feature_service:
-        service = objects.filter(kind=CatalogObject.Kind.FEATURE_SERVICE, name=feature_service).only("id").first()
-        if service is None:
-            raise InvalidInput(
-                f"feature service {feature_service} is not in project {project}",
-                {"feature_service": [f"unknown feature service {feature_service}"]},
-            )
-        names = set(ServiceFeature.objects.filter(service=service).values_list("view_name", flat=True))
-        involved = [view_rows[n] for n in names if n in view_rows]
+        service = objects.filter(kind=CatalogObject.Kind.FEATURE_SERVICE, name=feature_service)
+        names = ServiceFeature.objects.filter(service__in=service).values("view_name")
+        involved = list(views.filter(name__in=names))
+        if not involved:
+            _live_project_id(project)
+            if not service.exists():
+                raise InvalidInput(
+                    f"feature service {feature_service} is not in project {project}",
+                    {"feature_service": [f"unknown feature service {feature_service}"]},
+                )
     else:
+        _live_project_id(project)
         if not isinstance(features, list) or not all(isinstance(f, str) for f in features) or len(features) > 500:
             raise InvalidInput("features must be a list of 'view:feature' strings", {"features": ["list of strings"]})
-        for ref in features:
-            view_name, sep, feature = ref.partition(":")
+        refs = [ref.partition(":") for ref in features]
+        view_rows = {v.name: v for v in views.filter(name__in={view_name for view_name, _, _ in refs})}
+        present = set(
+            Feature.objects.filter(view__in=list(view_rows.values()), name__in={f for _, _, f in refs})
+            .exclude(status=CatalogStatus.REMOVED)
+            .values_list("view_id", "name")
+        )
+        for ref, (view_name, sep, feature) in zip(features, refs, strict=True):
             if not sep or not feature:
                 raise InvalidInput(f"{ref!r} is not 'view:feature'", {"features": [f"{ref}: not view:feature"]})
             view = view_rows.get(view_name)
             if view is None:
                 raise InvalidInput(f"unknown feature view {view_name}", {"features": [f"{ref}: unknown view"]})
-            if not Feature.objects.filter(view=view, name=feature).exclude(status=CatalogStatus.REMOVED).exists():
+            if (view.pk, feature) not in present:
                 raise InvalidInput(f"{view_name} has no feature {feature}", {"features": [f"{ref}: unknown feature"]})
             if view not in involved:
                 involved.append(view)
-    seen: set[int] = set()
-    needed = [v for view in involved for v in _views_needing(view, seen)]
+    needed, request_fields = _views_and_request_fields(involved)
     entity_names = {name for v in needed for name in v.entity_names}
     types: dict[str, str] = {}
-    for entity in objects.filter(kind=CatalogObject.Kind.ENTITY, name__in=entity_names).only("join_keys", "value_type"):
-        types.update(dict.fromkeys(entity.join_keys, entity.value_type))
-    request_fields = _request_fields(needed)
+    if entity_names:
+        for entity in objects.filter(kind=CatalogObject.Kind.ENTITY, name__in=entity_names).only(
+            "join_keys", "value_type"
+        ):
+            types.update(dict.fromkeys(entity.join_keys, entity.value_type))
     types.update(request_fields)
     allowed = set(types)
     if not allowed and entities in (None, {}):
@@ -188,6 +247,13 @@ def online_preview_start(
     if not can_view_catalog(actor):
         raise NotPermitted("you hold no portal role")
     params = preview_params(project=project, feature_service=feature_service, features=features, entities=entities)
+    views = {str(ref).partition(":")[0] for ref in features or []}
+    teams = feature_value_team_ids(project=project, service=feature_service, views=views)
+    if not can_ask_for_feature_values(actor, team_ids=teams):
+        raise NotPermitted(
+            "a preview shows feature values: it needs the proposer role, or membership of a team that owns "
+            f"{'feature service ' + feature_service if feature_service else 'these views'}"
+        )
     return job_run_queue(
         kind=JobRun.Kind.PREVIEW,
         params=params,
@@ -199,12 +265,72 @@ def online_preview_start(
     )
 
 
+def _done_key(job_run_id: int) -> str:
+    return f"portal:jobrun:{job_run_id}:done"
+
+
+_redis_clients: dict[str, Any] = {}
+
+
+def _redis() -> Any:
+    """A per-process Redis client on REDIS_URL (None in the quickstart profile, which has no Redis)."""
+    if not settings.REDIS_URL:
+        return None
+    url = settings.REDIS_URL.url
+    if url not in _redis_clients:
+        import redis
+
+        _redis_clients[url] = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=WAIT_RECHECK_SECONDS + 4
+        )
+    return _redis_clients[url]
+
+
+def job_run_notify(job_run_id: int) -> None:
+    """Wake a web process waiting on this run (called by the worker once the run's row is committed).
+
+    The row stays the source of truth: the list item only says "look now". It expires, so a run nobody
+    waits for (the async API, a 202) leaves nothing behind."""
+    client = _redis()
+    if client is None:
+        return
+    key = _done_key(job_run_id)
+    try:
+        client.pipeline(transaction=True).rpush(key, 1).expire(key, NOTIFY_TTL_SECONDS).execute()
+    except Exception:  # the waiter falls back to reading the row: a lost wake-up only costs latency
+        logger.warning("could not notify waiters of job run %s", job_run_id, exc_info=True)
+
+
+def _status(run: JobRun) -> str | None:
+    return JobRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+
+
 def job_run_wait(*, run: JobRun, timeout: float) -> JobRun:
-    """Poll the JobRun row until it is terminal or `timeout` seconds passed (the API's short wait)."""
+    """Wait until the JobRun row is terminal or `timeout` seconds passed (the API's short wait).
+
+    With Redis, a blocking pop on the run's notification list (pushed by the worker after it committed
+    the result), re-reading the row at least every WAIT_RECHECK_SECONDS in case a wake-up was lost (a
+    worker killed mid-run, failed later by the sweeper); without Redis, polling the row."""
     deadline = time.monotonic() + timeout
+    client = _redis()
+    if client is not None:
+        key = _done_key(run.pk)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                client.blpop([key], timeout=min(remaining, WAIT_RECHECK_SECONDS))
+                run.refresh_from_db()
+                if run.status in JobRun.TERMINAL:
+                    return run
+        except Exception:  # Redis unreachable: poll the row for the time left
+            logger.warning("waiting on job run %s through Redis failed; polling", run.pk, exc_info=True)
+        else:
+            return run
     delay = 0.004  # a one-entity preview takes a few milliseconds in the worker: poll finely at first
     while True:
-        status = JobRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+        status = _status(run)
         if status in JobRun.TERMINAL or time.monotonic() >= deadline:
             run.refresh_from_db()
             return run
@@ -212,11 +338,31 @@ def job_run_wait(*, run: JobRun, timeout: float) -> JobRun:
         delay = min(delay * 1.3, 0.1)
 
 
+_repo_projects: dict[str, tuple[tuple[int, int], str]] = {}
+
+
+def _repo_for_project(project: str) -> Any:
+    """The governed repo holding `project`; each YAML is parsed again only when the file changed."""
+    for repo in gateway.governed_repos():
+        try:
+            stat = repo.yaml_path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = (-1, -1)
+        hit = _repo_projects.get(repo.key)
+        if hit is None or hit[0] != stamp or stamp[0] < 0:
+            hit = (stamp, gateway.registry_location(repo).project)
+            _repo_projects[repo.key] = hit
+        if hit[1] == project:
+            return repo
+    return None
+
+
 def online_preview_run(run: JobRun) -> dict[str, Any]:
     """The worker side: read online values via Feast, in canonical order, with age against TTL."""
     params = run.params
     project = params["project"]
-    repo = next((r for r in gateway.governed_repos() if gateway.registry_location(r).project == project), None)
+    repo = _repo_for_project(project)
     if repo is None:
         raise ObjectNotFound(f"no governed Feast repo holds project {project}")
     entities: dict[str, list[Any]] = params["entities"]
@@ -231,19 +377,29 @@ def online_preview_run(run: JobRun) -> dict[str, Any]:
         )
     )
     now = timezone.now()
+    stamps: dict[Any, tuple[str, float]] = {}  # the features of one view share a timestamp per entity
     results = []
     for entity_row, values in zip(entity_rows, read.rows, strict=True):
         out = []
         for v in values:
             ttl = ttls.get(v.feature_view)
-            age = (now - v.event_timestamp).total_seconds() if v.event_timestamp else None
+            stamp: str | None = None
+            age: float | None = None
+            if v.event_timestamp:
+                known = stamps.get(v.event_timestamp)
+                if known is None:
+                    known = stamps[v.event_timestamp] = (
+                        v.event_timestamp.isoformat(),
+                        (now - v.event_timestamp).total_seconds(),
+                    )
+                stamp, age = known
             out.append(
                 {
                     "index": v.index,
                     "feature": v.reference,
                     "value": json_value(v.value),
                     "status": v.status,
-                    "event_timestamp": v.event_timestamp.isoformat() if v.event_timestamp else None,
+                    "event_timestamp": stamp,
                     "age_seconds": round(age, 3) if age is not None else None,
                     "ttl_seconds": ttl,
                     # a TTL of 0 is Feast's "no expiry": a value is always within it
