@@ -124,3 +124,43 @@ def test_in_the_browser_a_search_for_parquet_leads_to_the_unnamed_source(
     page.locator("a", has_text=unnamed_source_repo).first.click()
     page.wait_for_url(f"**/data-sources/{name_segment(unnamed_source_repo)}/")
     assert unnamed_source_repo in page.locator("h1").inner_text()
+
+
+@pytest.mark.django_db
+def test_owners_teams_and_models_with_slashes_link_and_open(
+    client: Any, admin_user: Any, demo_repo: feast_gateway.RepoRef
+) -> None:
+    """Owners, teams and model names are free text too: `/` in them never breaks a page that links them."""
+    from catalog.models import ModelConsumer, Team
+
+    assert sync_one().status == "succeeded"
+
+    team = Team.objects.create(name="people/analytics")
+    entity = CatalogObject.objects.get(project__name="employee_attrition", kind="entity", name="employee_id")
+    CatalogObject.objects.filter(pk=entity.pk).update(owner="ml-platform/churn", team=team)
+    service = CatalogObject.objects.get(project__name="employee_attrition", name="attrition_model_v1")
+    model = ModelConsumer.objects.create(
+        service=service, name="churn/v2", version="1", owner="ml-platform/churn", team=team
+    )
+    client.force_login(admin_user)
+    for url in [
+        entity.get_absolute_url(),
+        service.get_absolute_url(),
+        f"/models/{model.pk}/",
+        "/search/?q=churn",
+        "/search/suggest/?q=ml-platform",
+        "/search/suggest/?q=people",
+        reverse("catalog:owner_detail", args=["ml-platform/churn"]),
+        reverse("catalog:owner_detail", args=["people/analytics"]),
+        "/api/v1/models/",
+        f"/api/v1/models/{model.pk}/",
+        "/api/v1/teams/",
+        f"/api/v1/teams/{name_segment('people/analytics')}/",
+    ]:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+    owner_page = client.get(reverse("catalog:owner_detail", args=["ml-platform/churn"])).content.decode()
+    assert "employee_id" in owner_page
+    # and every page links them with that encoding, so the links open
+    page = client.get(f"/models/{model.pk}/").content.decode()
+    assert f'href="/owners/{name_segment("ml-platform/churn")}/"' in page
