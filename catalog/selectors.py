@@ -351,10 +351,8 @@ def open_change_requests(*, obj: CatalogObject | None = None, limit: int = 10) -
     )
     if obj is None:
         return list(rows.order_by("-updated_at", "-id")[:limit])
-    rows = rows.filter(project_id=obj.project_id).order_by("-updated_at", "-id")[:200]
-    return [
-        cr for cr in rows if any(o["kind"] == obj.kind and o["name"] == obj.name for o in cr.plan.get("objects", []))
-    ][:limit]
+    touching = rows.filter(project_id=obj.project_id, touches__kind=obj.kind, touches__name=obj.name)
+    return list(touching.defer("plan", "proposal").order_by("-updated_at", "-id")[:limit])
 
 
 def view_transformation(*, user: Any, obj: CatalogObject) -> dict[str, Any] | None:

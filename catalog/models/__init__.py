@@ -2,7 +2,14 @@
 
 from catalog.models.audit import AuditEvent
 from catalog.models.consumers import ModelConsumer
-from catalog.models.governance import SEVERITY_ORDER, Approval, ChangeRequest, ChangeRequestComment, Severity
+from catalog.models.governance import (
+    SEVERITY_ORDER,
+    Approval,
+    ChangeRequest,
+    ChangeRequestComment,
+    ChangeRequestObject,
+    Severity,
+)
 from catalog.models.history import ExpectedChange, ObjectVersion, SyncRun, SyncState
 from catalog.models.objects import (
     CatalogObject,
@@ -26,6 +33,7 @@ __all__ = [
     "CatalogObject",
     "ChangeRequest",
     "ChangeRequestComment",
+    "ChangeRequestObject",
     "Compatibility",
     "DataSource",
     "Entity",

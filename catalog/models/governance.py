@@ -95,6 +95,24 @@ class ChangeRequest(TimestampedModel):
         )
 
 
+class ChangeRequestObject(models.Model):
+    """One object a change request's current plan touches (kind, name): what object pages query to list the
+    open requests about them, without reading every plan. Rewritten with each plan."""
+
+    change_request = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="touches")
+    kind = models.CharField(max_length=32)
+    name = models.CharField(max_length=1024)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "name"], name="catalog_cr_touches_kind_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["change_request", "kind", "name"], name="catalog_cr_touches_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"CR-{self.change_request_id} touches {self.kind} {self.name}"
+
+
 class Approval(models.Model):
     """An approval, rejection or admin override on one revision of a change request."""
 

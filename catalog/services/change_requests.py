@@ -21,7 +21,16 @@ from django.utils import timezone
 from catalog import feast_gateway as gateway
 from catalog.edits import validated_edits
 from catalog.exceptions import DuplicateObject, InvalidInput, NotPermitted, ObjectNotFound, PortalError
-from catalog.models import Approval, ChangeRequest, ChangeRequestComment, ObjectVersion, Project, Status, Team
+from catalog.models import (
+    Approval,
+    ChangeRequest,
+    ChangeRequestComment,
+    ChangeRequestObject,
+    ObjectVersion,
+    Project,
+    Status,
+    Team,
+)
 from catalog.notifications import notify
 from catalog.permissions import has_role
 from catalog.services.audit import audit_record
@@ -131,6 +140,15 @@ def _store_plan(cr: ChangeRequest, plan: Plan, *, source_data: Mapping[str, Any]
     cr.required_approvals = plan.required_approvals
     cr.required_teams = plan.required_teams
     cr.planned_at = timezone.now()
+
+
+def _index_plan(cr: ChangeRequest) -> None:
+    """The objects the (saved) request's plan touches, as rows object pages query (ChangeRequestObject)."""
+    ChangeRequestObject.objects.filter(change_request=cr).delete()
+    touched = {(str(o["kind"]), str(o["name"])) for o in cr.plan.get("objects", [])}
+    ChangeRequestObject.objects.bulk_create(
+        [ChangeRequestObject(change_request=cr, kind=kind, name=name) for kind, name in sorted(touched)]
+    )
 
 
 def _source_objects(data: Mapping[str, Any]) -> list[gateway.ObjectProto]:
@@ -260,6 +278,7 @@ def change_request_create(
         )
         _store_plan(cr, plan, source_data=source_data)
         cr.save()
+        _index_plan(cr)
         audit_record(actor=actor, action="change_request.created", obj=cr, after=_snapshot(cr))
         if submit:
             change_request_submit(cr=cr, actor=actor)
@@ -314,6 +333,7 @@ def change_request_revise(
         locked.decided_at = None
         locked.apply_result = {}
         locked.save()
+        _index_plan(locked)
         audit_record(actor=actor, action="change_request.revised", obj=locked, before=before, after=_snapshot(locked))
     return locked
 

@@ -228,3 +228,39 @@ def test_the_list_pages_and_the_api_lists_filter_and_order_alike(client: Client,
     assert client.get("/api/v1/audit/", {"since": "not-a-date"}).status_code == 400
     refused = client.get("/audit/", {"since": "not-a-date"})
     assert refused.status_code == 200 and "not an ISO 8601" in refused.content.decode()
+
+
+def test_an_object_page_finds_its_open_requests_however_many_others_there_are(
+    client: Client, people: dict[str, User], django_assert_max_num_queries: Any
+) -> None:
+    """The requests touching an object are indexed (ChangeRequestObject), not found by reading the newest 200
+    plans: 250 newer requests about another object neither hide it nor slow the page down."""
+    from catalog.models import ChangeRequestObject, Project
+
+    target = change_request_create(
+        actor=people["author"],
+        project=PROJECT,
+        title="about employee_features",
+        edits=[{"op": "set_metadata", "kind": "feature_view", "name": "employee_features", "description": "x"}],
+    )
+    assert set(target.touches.values_list("kind", "name")) >= {("feature_view", "employee_features")}
+    project = Project.objects.get(name=PROJECT)
+    others = ChangeRequest.objects.bulk_create(
+        [
+            ChangeRequest(
+                project=project,
+                title=f"other {i}",
+                author=people["author"],
+                source="edit",
+                plan={"objects": [{"kind": "feature_view", "name": "department_features", "items": []}]},
+            )
+            for i in range(250)
+        ]
+    )
+    ChangeRequestObject.objects.bulk_create(
+        [ChangeRequestObject(change_request=cr, kind="feature_view", name="department_features") for cr in others]
+    )
+    client.force_login(people["viewer"])
+    with django_assert_max_num_queries(60):
+        page = client.get(f"/projects/{PROJECT}/feature-views/employee_features/").content.decode()
+    assert f"CR-{target.pk}: about employee_features" in page and "other 1" not in page
