@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 
 
 class ModelConsumerForm(forms.Form):
@@ -18,3 +21,34 @@ class ModelConsumerForm(forms.Form):
     contract_hash = forms.CharField(
         max_length=64, required=False, help_text="The vector contract the model was trained against (optional)."
     )
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """Django's sign-in form, locked out after repeated failures (catalog/services/logins.py)."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "locked_out": "Too many failed sign-ins for this account or from this address: try again in %(minutes)s minutes.",
+    }
+
+    def clean(self) -> dict[str, Any]:
+        from django.conf import settings
+
+        from catalog.services.logins import client_address, login_failed, login_locked_out, login_succeeded
+
+        username = str(self.cleaned_data.get("username") or "")
+        address = client_address(self.request)
+        minutes = max(1, settings.PORTAL_LOGIN_LOCKOUT_SECONDS // 60)
+        if username and login_locked_out(username=username, address=address):
+            login_failed(username=username, address=address)
+            raise forms.ValidationError(
+                self.error_messages["locked_out"], code="locked_out", params={"minutes": minutes}
+            )
+        try:
+            cleaned: dict[str, Any] = super().clean()
+        except forms.ValidationError:
+            if username:
+                login_failed(username=username, address=address)
+            raise
+        login_succeeded(username=username)
+        return cleaned

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from django.db.models import F
 from django.test import Client
 
 from catalog import feast_gateway
@@ -246,3 +247,29 @@ def test_nul_characters_and_oversized_bodies_stop_at_the_door(client: Any, setti
     settings.PORTAL_MAX_REQUEST_BYTES = 2 * 1024 * 1024
     big = client.post("/api/v1/change-requests/", "x" * (2 * 1024 * 1024 + 1), content_type="application/json")
     assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"
+
+
+@pytest.mark.django_db
+def test_guessing_a_password_is_locked_out_and_audited(client: Any, settings: Any) -> None:
+    """Five wrong passwords lock the account for PORTAL_LOGIN_LOCKOUT_SECONDS: even the right one is refused
+    meanwhile, the lockout is audited, and once it has passed the right password works again."""
+    from django.contrib.auth.models import User
+
+    from catalog.models import AuditEvent, LoginFailure
+
+    User.objects.create_user("admin", password="the right one")
+    for _ in range(settings.PORTAL_LOGIN_MAX_FAILURES):
+        wrong = client.post("/accounts/login/", {"username": "admin", "password": "guess"})
+        assert wrong.status_code == 200 and "_auth_user_id" not in client.session
+    right = client.post("/accounts/login/", {"username": "admin", "password": "the right one"})
+    assert right.status_code == 200 and "Too many failed sign-ins" in right.content.decode()
+    assert "_auth_user_id" not in client.session
+    event = AuditEvent.objects.get(action="auth.locked_out")
+    assert event.object_id == "admin" and event.after["address"] == "127.0.0.1"
+    # other accounts from elsewhere are not affected
+    User.objects.create_user("bea", password="pw")
+    assert client.post("/accounts/login/", {"username": "bea", "password": "pw"}).status_code == 302
+    client.logout()
+    LoginFailure.objects.filter(username="admin").update(created_at=F("created_at") - timedelta(seconds=901))
+    assert client.post("/accounts/login/", {"username": "admin", "password": "the right one"}).status_code == 302
+    assert not LoginFailure.objects.filter(username="admin").exists()  # a success clears the account's failures

@@ -23,7 +23,7 @@ from catalog.models.objects import (
 )
 from catalog.models.projects import Compatibility, Project, Status, Team, TeamAlias
 from catalog.models.search import SearchEntry
-from catalog.models.tokens import ApiToken
+from catalog.models.tokens import ApiToken, LoginFailure
 
 __all__ = [
     "SEVERITY_ORDER",
@@ -42,6 +42,7 @@ __all__ = [
     "FeatureService",
     "FeatureView",
     "LineageEdge",
+    "LoginFailure",
     "ModelConsumer",
     "ObjectVersion",
     "Project",

@@ -58,3 +58,14 @@ class ApiToken(TimestampedModel):
     def has_scope(self, scope: str) -> bool:
         """True when the token carries `scope` (scopes are independent: `read` is needed to read)."""
         return scope in self.scopes
+
+
+class LoginFailure(models.Model):
+    """One failed password sign-in (catalog/services/logins.py counts them to lock out guessing)."""
+
+    username = models.CharField(max_length=150, db_index=True)
+    address = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"failed sign-in as {self.username!r} from {self.address} at {self.created_at:%Y-%m-%d %H:%M:%S}"
