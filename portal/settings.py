@@ -117,6 +117,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL.url,
             "KEY_PREFIX": "portal",
+            # an unreachable Redis must fail fast (the rate limiter then fails open), never hang a request
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
     CELERY_BROKER_URL = REDIS_URL.url

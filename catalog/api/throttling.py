@@ -1,7 +1,14 @@
-"""Throttling per API token (per user for sessions, per address for anonymous requests)."""
+"""Throttling per API token (per user for sessions, per address for anonymous requests).
+
+The counters live in the cache (Redis in production). When the cache cannot be reached the limiter fails
+open: the request is served, and a warning is logged (at most once a minute per process), so an outage of
+Redis never turns every API request into an error.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from rest_framework.request import Request
@@ -9,6 +16,9 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from catalog.models import ApiToken
+
+logger = logging.getLogger(__name__)
+_last_warning = 0.0
 
 
 class PortalRateThrottle(SimpleRateThrottle):
@@ -30,7 +40,14 @@ class PortalRateThrottle(SimpleRateThrottle):
             self.scope = "anon"
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # the cache backend's connection errors (redis.exceptions.*, OSError)
+            global _last_warning
+            if time.monotonic() - _last_warning > 60:
+                _last_warning = time.monotonic()
+                logger.warning("API rate limiting is off: the cache is unreachable (%s: %s)", type(exc).__name__, exc)
+            return True
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         if isinstance(request.auth, ApiToken):
