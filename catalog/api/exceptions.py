@@ -116,8 +116,26 @@ def bad_request_view(request: HttpRequest, exception: Exception) -> HttpResponse
     return bad_request(request, exception)
 
 
+DATABASE_DOWN = "The portal's database cannot be reached right now; nothing was changed. Try again shortly."
+
+
 def server_error_view(request: HttpRequest) -> HttpResponse:
-    """handler500: JSON under /api/ (nothing was changed: requests run in a transaction or fail before writing)."""
+    """handler500: JSON under /api/ (nothing was changed: requests run in a transaction or fail before writing).
+
+    A lost database connection is an outage, not a bug: 503 with a short message (as /readyz says), on pages
+    and the API alike, wherever in the stack it happened (a middleware's session lookup included)."""
+    import sys
+
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        if request.path.startswith("/api/"):
+            return JsonResponse(
+                error_body(503, "unavailable", DATABASE_DOWN, {"database": ["unreachable"]}), status=503
+            )
+        response = HttpResponse(DATABASE_DOWN, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = "30"
+        return response
     if request.path.startswith("/api/"):
         return JsonResponse(
             error_body(500, "server_error", "The portal hit an unexpected error; it has been logged."), status=500

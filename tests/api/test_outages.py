@@ -77,3 +77,29 @@ def test_the_api_keeps_answering_while_the_caches_redis_is_down(
         response = api.get("/api/v1/projects/")
     assert response.status_code == 200, response.content
     assert "rate limiting is off: the cache is unreachable" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pages_and_the_api_answer_503_while_postgresql_is_unreachable(viewer: Any) -> None:
+    """The portal's database connection points at a port where no PostgreSQL listens (the shared server is
+    never stopped): pages and the API answer 503 with a short message; then it comes back."""
+    from django.db import connection
+    from django.test import Client
+
+    _, raw = api_token_create(actor=viewer, user=viewer, name="t", scopes=["read"])
+    page, api = Client(raise_request_exception=False), APIClient(raise_request_exception=False)
+    page.force_login(viewer)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert page.get("/").status_code == 200 and api.get("/api/v1/projects/").status_code == 200
+    port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(_free_port())
+    try:
+        down = page.get("/")
+        assert down.status_code == 503 and b"database cannot be reached" in down.content
+        down_api = api.get("/api/v1/projects/")
+        assert down_api.status_code == 503 and down_api.json()["error"]["code"] == "unavailable"
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = port
+    assert page.get("/").status_code == 200
