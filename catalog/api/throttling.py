@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -42,7 +43,7 @@ class PortalRateThrottle(SimpleRateThrottle):
         self.num_requests, self.duration = self.parse_rate(self.rate)
         try:
             return super().allow_request(request, view)
-        except Exception as exc:  # the cache backend's connection errors (redis.exceptions.*, OSError)
+        except (RedisError, OSError) as exc:  # the cache backend's connection errors
             global _last_warning
             if time.monotonic() - _last_warning > 60:
                 _last_warning = time.monotonic()
