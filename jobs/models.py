@@ -198,3 +198,15 @@ class TrainingDataset(models.Model):
     def feature_columns(self) -> list[str]:
         """The feature columns, in contract order."""
         return [str(e["column"]) for e in self.contract]
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker's last sign of life, written from its consumer's event loop every few seconds
+    (portal/worker_health.py): what /readyz and the dashboard read to say whether any worker is alive."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    pid = models.PositiveIntegerField(default=0)
+    last_seen = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (pid {self.pid}) last seen {self.last_seen:%Y-%m-%d %H:%M:%S}"

@@ -46,9 +46,18 @@ def _check_upload_sandbox() -> str:
     return feast_gateway.isolation_check()
 
 
-# Reported by /readyz but never a reason for 503: without the kernel features the upload sandbox needs, the portal
-# serves everything except uploads (which it refuses with the same message).
-INFORMATIONAL: dict[str, Callable[[], str]] = {"upload_sandbox": _check_upload_sandbox}
+def _check_workers() -> str:
+    from jobs.services.workers import ALIVE_SECONDS, workers_alive
+
+    alive = workers_alive()
+    if not alive:
+        raise RuntimeError(f"no Celery worker has reported in the last {ALIVE_SECONDS} s: background jobs wait")
+    return f"{len(alive)} alive: " + ", ".join(w.hostname for w in alive[:10])
+
+
+# Reported by /readyz but never a reason for 503: the web serves pages and the API without workers (jobs then
+# wait in the queue), and without the upload sandbox's kernel features it serves everything except uploads.
+INFORMATIONAL: dict[str, Callable[[], str]] = {"upload_sandbox": _check_upload_sandbox, "workers": _check_workers}
 
 
 def _run(check: Callable[[], str]) -> dict[str, object]:

@@ -6,16 +6,19 @@ Celery/Django process and broadcasts over the broker on every probe. The file is
 on the consumer's event loop, so it goes stale when that loop is stuck, not merely when the process
 is alive. The step is restarted with the consumer after a broker reconnection.
 
-Enabled by `PORTAL_WORKER_HEARTBEAT_PATH` (unset: no file). The same check serves beat's liveness
+The file is written when `PORTAL_WORKER_HEARTBEAT_PATH` is set; every heartbeat also updates the worker's
+`WorkerHeartbeat` row, which /readyz and the dashboard read (the web cannot see a worker pod's files). The same check serves beat's liveness
 probe on its schedule file, which beat rewrites every few minutes while it ticks.
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,18 @@ MAX_AGE_SECONDS = 120.0
 def _touch(path: Path) -> None:
     path.touch()
     os.utime(path)
+
+
+def _beat(path: Path | None, hostname: str) -> None:
+    """One heartbeat: the file (for the pod's liveness probe) and the row /readyz and the dashboard read."""
+    if path is not None:
+        _touch(path)
+    try:
+        from jobs.services.workers import worker_heartbeat_record
+
+        worker_heartbeat_record(hostname=hostname or f"worker-{os.getpid()}")
+    except Exception:
+        logging.getLogger(__name__).warning("could not record the worker heartbeat", exc_info=True)
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
@@ -43,11 +58,9 @@ class HeartbeatStep(bootsteps.StartStopStep):
         from django.conf import settings
 
         path_text: str = getattr(settings, "PORTAL_WORKER_HEARTBEAT_PATH", "")
-        if not path_text:
-            return
-        path = Path(path_text)
-        _touch(path)
-        self.entry = parent.timer.call_repeatedly(INTERVAL_SECONDS, _touch, (path,))
+        beat = partial(_beat, Path(path_text) if path_text else None, str(getattr(parent, "hostname", "") or ""))
+        beat()
+        self.entry = parent.timer.call_repeatedly(INTERVAL_SECONDS, beat)
 
     def stop(self, parent: Any) -> None:
         if self.entry is not None:

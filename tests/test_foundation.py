@@ -273,3 +273,33 @@ def test_guessing_a_password_is_locked_out_and_audited(client: Any, settings: An
     LoginFailure.objects.filter(username="admin").update(created_at=F("created_at") - timedelta(seconds=901))
     assert client.post("/accounts/login/", {"username": "admin", "password": "the right one"}).status_code == 302
     assert not LoginFailure.objects.filter(username="admin").exists()  # a success clears the account's failures
+
+
+def test_readyz_and_the_dashboard_say_whether_a_worker_is_alive(
+    client: Client, admin_user: Any, celery_worker: Any, demo_repo: feast_gateway.RepoRef, monkeypatch: Any
+) -> None:
+    """A real worker's consumer writes its heartbeat row; without a recent one, /readyz says so (without
+    failing readiness: the web works, jobs wait) and the dashboard warns."""
+    import time
+
+    from jobs.models import WorkerHeartbeat
+
+    deadline = time.monotonic() + 30
+    while not WorkerHeartbeat.objects.exists():
+        assert time.monotonic() < deadline, "the worker wrote no heartbeat"
+        time.sleep(0.2)
+    body = client.get("/readyz").json()
+    assert body["checks"]["workers"]["ok"] and body["checks"]["workers"]["detail"].startswith("1 alive")
+    client.force_login(admin_user)
+    assert 'data-workers="1"' in client.get("/").content.decode()
+    from jobs.services import workers
+
+    # as if the worker had died: its last heartbeat older than the bound (the running worker keeps beating,
+    # so the bound moves instead of the row)
+    monkeypatch.setattr(workers, "ALIVE_SECONDS", -3600)
+    response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 200 and "workers" not in body["failing"]
+    assert not body["checks"]["workers"]["ok"] and "no Celery worker has reported" in body["checks"]["workers"]["error"]
+    assert WorkerHeartbeat.objects.count() == 1  # one row per worker, updated in place
+    assert "No worker is alive" in client.get("/").content.decode()

@@ -102,3 +102,14 @@ def visible_job_ids(context: dict[str, Any], events: Any) -> set[int]:
     if not ids or user is None or not can_view_catalog(user):
         return set()
     return set(job_run_list(user=user).filter(pk__in=ids).values_list("pk", flat=True))
+
+
+@register.inclusion_tag("jobs/partials/_worker_status.html", takes_context=True)
+def worker_status(context: dict[str, Any]) -> dict[str, Any]:
+    """Whether any Celery worker is alive (its heartbeat row), for the dashboard: jobs wait when none is."""
+    from jobs.services.workers import ALIVE_SECONDS, workers_alive
+
+    user = context.get("user")
+    if user is None or not can_view_catalog(user):
+        return {"visible": False}
+    return {"visible": True, "alive": workers_alive(), "alive_seconds": ALIVE_SECONDS}
