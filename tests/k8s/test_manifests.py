@@ -555,3 +555,18 @@ def test_dev_has_datastores_with_pvcs_prod_uses_documented_helm_values(
         assert redis["sentinel"]["enabled"] is True and redis["architecture"] == "replication"
         for values in helm.glob("*.yaml"):
             assert "helm install" in values.read_text(), f"{values.name} does not document its helm command"
+
+
+def test_the_ingress_admits_exactly_the_bodies_the_portal_reads(docs: list[dict[str, Any]]) -> None:
+    """nginx's body limit equals PORTAL_MAX_REQUEST_BYTES, which holds the largest upload the portal accepts:
+    a large upload gets the portal's JSON 413, never nginx's HTML one, and nothing larger is read."""
+    env = configmap_data(docs, next(n for n in by_kind(docs, "ConfigMap") if n.startswith("portal-env-")))
+    size = by_kind(docs, "Ingress")["portal-web"]["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/proxy-body-size"
+    ]
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    ingress_bytes = int(size[:-1]) * units[size[-1].lower()] if size[-1].lower() in units else int(size)
+    portal_bytes = int(env["PORTAL_MAX_REQUEST_BYTES"])
+    assert ingress_bytes == portal_bytes
+    largest_upload = max(int(env["PORTAL_TRAINING_MAX_UPLOAD_BYTES"]), int(env["GOVERNANCE_UPLOAD_MAX_BYTES"]))
+    assert portal_bytes > largest_upload
