@@ -44,7 +44,12 @@ DJANGO_BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if DJANGO_BEHIND_TLS_PROXY else None
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=False)
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", default=0, minimum=0)
+# Only when every subdomain is served over HTTPS too (and, for preload, once the domain is submitted).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", default=False)
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", default=False)
+# In-cluster probes and the metrics scraper speak plain HTTP to the pod: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -374,6 +379,13 @@ SPECTACULAR_SETTINGS = {
         "LifecycleStatusEnum": "catalog.models.projects.Status.choices",
         "LineageNodeKindEnum": ["entity", "data_source", "feature_view", "feature_service", "model"],
         "TokenScopeEnum": "catalog.api.serializers.TOKEN_SCOPES",
+        # choice sets whose field names collide (drf_spectacular.W001): each gets its own name
+        "VersionChangeEnum": "catalog.api.serializers.VERSION_CHANGES",
+        "ChangeRequestModeEnum": "catalog.api.serializers.CHANGE_REQUEST_MODES",
+        "ChangeRequestStatusEnum": "catalog.api.serializers.CHANGE_REQUEST_STATUSES",
+        "JobKindEnum": "jobs.api.serializers.JOB_KINDS",
+        "JobStatusEnum": "jobs.api.serializers.JOB_STATUSES",
+        "TrainingDatasetStatusEnum": "jobs.api.serializers.TRAINING_DATASET_STATUSES",
     },
 }
 

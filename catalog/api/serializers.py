@@ -11,6 +11,7 @@ from catalog.models import (
     ApiToken,
     AuditEvent,
     CatalogObject,
+    ChangeRequest,
     Feature,
     ModelConsumer,
     ObjectVersion,
@@ -21,6 +22,11 @@ from catalog.models import (
 # Named choice sets for the schema's enums (SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
 OBJECT_KINDS = CatalogObject.Kind.choices
 TOKEN_SCOPES = ApiToken.Scope.choices
+# Named choice sets for the OpenAPI schema (SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]): fields called
+# `change`, `mode` or `status` hold different sets in different places.
+VERSION_CHANGES = ObjectVersion.Change.choices
+CHANGE_REQUEST_MODES = ChangeRequest.Mode.choices
+CHANGE_REQUEST_STATUSES = ChangeRequest.Status.choices
 
 
 class ProjectSerializer(serializers.ModelSerializer[Project]):

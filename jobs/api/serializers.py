@@ -9,6 +9,11 @@ from rest_framework import serializers
 from jobs.models import JobRun, MaterializationRecord, TrainingDataset
 from jobs.selectors import job_run_result
 
+# Named choice sets for the OpenAPI schema (SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
+JOB_KINDS = JobRun.Kind.choices
+JOB_STATUSES = JobRun.Status.choices
+TRAINING_DATASET_STATUSES = TrainingDataset.Status.choices
+
 
 class JobRunOutputSerializer(serializers.ModelSerializer[JobRun]):
     started_by = serializers.SerializerMethodField()
