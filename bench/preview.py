@@ -1,6 +1,7 @@
 """Benchmark: online preview latency through the portal API vs `feast serve` vs raw Redis round trips.
 
     python bench/preview.py [--requests 50]       (prints one JSON object as its last line)
+    python bench/preview.py --markdown bench/results/preview.json   (the table for bench/results/preview.md)
 
 Sets up the services profile on scratch databases (PostgreSQL `bench_preview_portal` and
 `bench_preview_registry`, Redis database BENCH_REDIS_DB, default 14), applies and materializes a copy of
@@ -8,7 +9,10 @@ the demo repo, starts gunicorn, a Celery worker and `feast serve`, then times, f
   api     POST /api/v1/projects/employee_attrition/online-preview/ (token auth; the API waits for the worker)
   feast   POST /get-online-features on `feast serve` (same feature service and entities)
   redis   one pipelined HGETALL per entity key on the same Redis (the floor: a network round trip)
-Latencies are wall-clock per request from this process (p50 / p95 / mean, milliseconds).
+Latencies are wall-clock per request from this process (p50 / p95 / mean, milliseconds). The worker is
+started like `bin/run` starts it (prefork pool, 2 processes); the API's wait ends when the worker's Redis
+wake-up arrives (jobs.services.preview.job_run_wait). Issue 20's targets: api_1 p50 <= 15 ms and api_100
+p50 <= 2 x feast_100 p50 + 10 ms. The load average is recorded: on a shared machine it moves the numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import socket
 import statistics
@@ -123,7 +128,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--employees", type=int, default=2000)
+    parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(args.markdown))
+        return
+    load_before = os.getloadavg()[0]
     import redis
 
     with tempfile.TemporaryDirectory(prefix="bench-preview-") as tmp:
@@ -223,7 +233,35 @@ def main() -> None:
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-    print(json.dumps({"benchmark": "preview", "requests": args.requests, **results}))
+    info = {
+        "host": platform.node(),
+        "date": time.strftime("%Y-%m-%d"),
+        "cores": os.cpu_count(),
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+    print(json.dumps({"benchmark": "preview", "requests": args.requests, **info, **results}))
+
+
+def markdown(path: Path) -> str:
+    """The table for a results file: API vs `feast serve` vs raw Redis, against issue 20's targets."""
+    r = json.loads(path.read_text())
+    lines = [
+        (
+            f"Online preview of `{SERVICE}`, {r['requests']} requests per row ({r.get('host', '?')}, "
+            f"{r.get('date', '?')}; {r.get('cores', '?')} cores; load average {r.get('load_avg_1m', '?')}).\n"
+        ),
+        "| entities | API p50 / p95 | `feast serve` p50 / p95 | Redis round trip p50 | target (API p50) |",
+        "|---|---|---|---|---|",
+    ]
+    for n in (1, 100):
+        api, feast, raw = r[f"api_{n}"], r[f"feast_{n}"], r[f"redis_{n}"]
+        target = 15.0 if n == 1 else 2 * feast["p50_ms"] + 10
+        verdict = "met" if api["p50_ms"] <= target else "not met"
+        lines.append(
+            f"| {n} | {api['p50_ms']:.1f} / {api['p95_ms']:.1f} ms | {feast['p50_ms']:.1f} / {feast['p95_ms']:.1f} ms | "
+            f"{raw['p50_ms']:.2f} ms | ≤ {target:.1f} ms: {verdict} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from catalog.humanize import human_size
+
 NUL_MESSAGE = "NUL characters are not allowed"
 
 
@@ -60,7 +62,10 @@ class InputGuardMiddleware:
             length = 0
         limit = settings.PORTAL_MAX_REQUEST_BYTES
         if length > limit:
-            message = f"the request body is {length} bytes; at most {limit} are accepted (PORTAL_MAX_REQUEST_BYTES)"
+            message = (
+                f"the request body is {human_size(length)}; at most {human_size(limit)} is accepted "
+                "(PORTAL_MAX_REQUEST_BYTES)"
+            )
             return _error(request, 413, "too_large", message, {"body": ["too large"]})
         found = self._nul_parameter(request)
         if found:

@@ -338,33 +338,11 @@ def job_run_wait(*, run: JobRun, timeout: float) -> JobRun:
         delay = min(delay * 1.3, 0.1)
 
 
-_repo_projects: dict[str, tuple[tuple[int, int], str]] = {}
-
-
-def _repo_for_project(project: str) -> Any:
-    """The governed repo holding `project`; each YAML is parsed again only when the file changed."""
-    for repo in gateway.governed_repos():
-        try:
-            stat = repo.yaml_path.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            stamp = (-1, -1)
-        hit = _repo_projects.get(repo.key)
-        if hit is None or hit[0] != stamp or stamp[0] < 0:
-            hit = (stamp, gateway.registry_location(repo).project)
-            _repo_projects[repo.key] = hit
-        if hit[1] == project:
-            return repo
-    return None
-
-
 def online_preview_run(run: JobRun) -> dict[str, Any]:
     """The worker side: read online values via Feast, in canonical order, with age against TTL."""
     params = run.params
     project = params["project"]
-    repo = _repo_for_project(project)
-    if repo is None:
-        raise ObjectNotFound(f"no governed Feast repo holds project {project}")
+    repo = gateway.project_repo(project)
     entities: dict[str, list[Any]] = params["entities"]
     count = len(next(iter(entities.values()))) if entities else 1  # entity-less: one row
     entity_rows = [{k: v[i] for k, v in entities.items()} for i in range(count)]

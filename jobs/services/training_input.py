@@ -13,6 +13,7 @@ from django.conf import settings
 from catalog import feast_gateway as gateway
 from catalog.contracts import Contract, contract_for_features, contract_for_vector
 from catalog.exceptions import InvalidInput, PortalError
+from catalog.humanize import human_size
 from catalog.models import CatalogObject, Feature, ServiceFeature
 from catalog.models.projects import Status as CatalogStatus
 from catalog.timeparse import parse_time_input
@@ -42,17 +43,8 @@ def check_upload_size(size: int | None) -> None:
     limit = max_upload_bytes()
     if size is not None and size > limit:
         raise EntityFileTooLarge(
-            f"the entity file is {_human(size)}; at most {_human(limit)} is accepted (PORTAL_TRAINING_MAX_UPLOAD_BYTES)"
+            f"the entity file is {human_size(size)}; at most {human_size(limit)} is accepted (PORTAL_TRAINING_MAX_UPLOAD_BYTES)"
         )
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 # --- What a request asks for, checked against the catalog ----------------------------------------------
@@ -186,7 +178,9 @@ def read_entity_file(*, file: IO[bytes], name: str, size: int | None, target: Da
     limit = max_upload_bytes()
     data = file.read(limit + 1)
     if len(data) > limit:  # no declared size (chunked upload): count what arrives
-        raise EntityFileTooLarge(f"the entity file is larger than {_human(limit)} (PORTAL_TRAINING_MAX_UPLOAD_BYTES)")
+        raise EntityFileTooLarge(
+            f"the entity file is larger than {human_size(limit)} (PORTAL_TRAINING_MAX_UPLOAD_BYTES)"
+        )
     if not data:
         raise InvalidInput("the entity file is empty: it has no rows", {"entity_file": ["empty file"]})
     kind = _entity_format(name, data[:4])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from django.db import close_old_connections
+from django.db import connection
 from django.utils import timezone
 
 from jobs.models import WorkerHeartbeat
@@ -14,11 +14,15 @@ ALIVE_SECONDS = 60  # a worker whose last heartbeat is older is not counted as a
 
 
 def worker_heartbeat_record(*, hostname: str) -> None:
-    """This worker is alive now (called from its consumer's timer)."""
-    close_old_connections()  # the timer's thread keeps its own connection: replace it when broken or old
-    WorkerHeartbeat.objects.update_or_create(
-        hostname=hostname[:255], defaults={"pid": os.getpid(), "last_seen": timezone.now()}
-    )
+    """This worker is alive now (called from its consumer's timer every few seconds). The connection is
+    closed afterwards: the timer's thread holds none between beats (a broken one is never reused, and a
+    stopped worker leaves no session open on the database)."""
+    try:
+        WorkerHeartbeat.objects.update_or_create(
+            hostname=hostname[:255], defaults={"pid": os.getpid(), "last_seen": timezone.now()}
+        )
+    finally:
+        connection.close()
 
 
 def workers_alive() -> list[WorkerHeartbeat]:

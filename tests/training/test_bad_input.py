@@ -133,7 +133,8 @@ def test_a_2_gb_upload_is_refused_from_its_size_before_it_is_read(
         {"target": f"service:{PROJECT}/attrition_model_v1", "source": "file", "entity_file": io.BytesIO(GOOD_CSV)},
         CONTENT_LENGTH=str(two_gb),
     )
-    assert form.status_code == 413 and b"at most 256.0 MiB" in form.content
+    # refused at the door (portal/middleware.py), before any view parses a byte of it
+    assert form.status_code == 413 and b"2.0 GiB; at most 257.0 MiB is accepted" in form.content
     # A 2 GiB file on disk (sparse: no 2 GiB written) handed to the service: refused from its size, unread.
     sparse = tmp_path / "entities.csv"
     with sparse.open("wb") as handle:
