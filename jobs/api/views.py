@@ -14,8 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.exceptions import InvalidInput, NotPermitted
-from catalog.permissions import can_operate
+from catalog.exceptions import InvalidInput
 from jobs.api.serializers import (
     JobRunDetailOutputSerializer,
     JobRunOutputSerializer,
@@ -26,19 +25,16 @@ from jobs.api.serializers import (
     TrainingDatasetInputSerializer,
     TrainingDatasetOutputSerializer,
 )
+from jobs.kinds import JOB_KINDS
 from jobs.models import JobRun, TrainingDataset
 from jobs.selectors import job_run_get, job_run_list, training_dataset_get, training_dataset_list, view_ledger
-from jobs.services import registry_sync_start
-from jobs.services.materialization import materialization_start
 from jobs.services.preview import (
     feature_server_curl,
     job_run_wait,
     online_preview_start,
     preview_wait_seconds,
 )
-from jobs.services.skew import skew_check_start
-from jobs.services.stats import feature_statistics_start
-from jobs.services.training import training_dataset_open, training_dataset_start
+from jobs.services.training import training_dataset_open
 from jobs.services.training_input import check_upload_size
 
 
@@ -98,56 +94,7 @@ class JobListApi(generics.ListAPIView[JobRun]):
         data = JobStartInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v: dict[str, Any] = data.validated_data
-        if v["kind"] == "materialize":
-            run = materialization_start(
-                actor=request.user,
-                project=v.get("project"),
-                views=v.get("views"),
-                mode=v.get("mode", "incremental"),
-                start=v.get("start"),
-                end=v.get("end"),
-                chunk_hours=v.get("chunk_hours"),
-                trigger="api",
-            )
-        elif v["kind"] == "preview":
-            if not v.get("project"):
-                raise InvalidInput("a preview needs a project", {"project": ["required"]})
-            run = online_preview_start(
-                actor=request.user,
-                project=v["project"],
-                feature_service=v.get("feature_service"),
-                features=v.get("features"),
-                entities=v.get("entities"),
-                trigger="api",
-            )
-        elif v["kind"] == "skew":
-            if not v.get("project") or not v.get("view"):
-                raise InvalidInput("a skew check needs a project and a view", {"view": ["required"]})
-            run = skew_check_start(
-                actor=request.user,
-                project=v["project"],
-                view=v["view"],
-                sample=v["sample"],
-                as_of=v.get("as_of"),
-                trigger="api",
-            )
-        elif v["kind"] == "training_dataset":
-            run = _training_dataset_start(request, v)
-        elif v["kind"] == "stats":
-            if not v.get("project") or not v.get("view"):
-                raise InvalidInput("feature statistics need a project and a view", {"view": ["required"]})
-            run = feature_statistics_start(
-                actor=request.user,
-                project=v["project"],
-                view=v["view"],
-                start=v.get("start"),
-                end=v.get("end"),
-                trigger="api",
-            )
-        else:
-            if not can_operate(request.user):
-                raise NotPermitted("only operators may sync the registry")
-            run = registry_sync_start(actor=request.user, project=v.get("project"), trigger="api", force=v["force"])
+        run = JOB_KINDS[v["kind"]].start_from_input(actor=request.user, trigger="api", data=v)
         run.refresh_from_db()  # enqueueing happened on commit; it may have failed (broker down)
         return Response(JobRunOutputSerializer(run, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
@@ -244,25 +191,6 @@ def refuse_oversized_upload(request: Request) -> None:
         check_upload_size(length - MULTIPART_OVERHEAD)
 
 
-def _training_dataset_start(request: Request, v: dict[str, Any]) -> JobRun:
-    if not v.get("project"):
-        raise InvalidInput("a training dataset needs a project", {"project": ["required"]})
-    upload = v.get("entity_file")
-    return training_dataset_start(
-        actor=request.user,
-        project=v["project"],
-        feature_service=v.get("feature_service"),
-        features=v.get("features"),
-        entity_file=upload,
-        entity_file_name=getattr(upload, "name", "") or "",
-        entity_file_size=getattr(upload, "size", None),
-        entities=v.get("entities"),
-        entity_timestamps=v.get("entity_timestamps"),
-        name=v.get("name") or "",
-        trigger="api",
-    )
-
-
 @extend_schema_view(
     get=extend_schema(
         tags=["jobs"],
@@ -321,7 +249,8 @@ class TrainingDatasetListApi(generics.ListAPIView[TrainingDataset]):
     def post(self, request: Request) -> Response:
         data = TrainingDatasetInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        run = _training_dataset_start(request, data.validated_data)
+        dataset_kind = JOB_KINDS[JobRun.Kind.TRAINING_DATASET]
+        run = dataset_kind.start_from_input(actor=request.user, trigger="api", data=data.validated_data)
         run.refresh_from_db()
         return Response(JobRunOutputSerializer(run, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 

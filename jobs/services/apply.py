@@ -53,8 +53,6 @@ FULLY_APPLIED = "fully applied"
 
 def change_request_apply_start(*, cr: ChangeRequest, actor: Any, trigger: str = "button") -> JobRun:
     """Approved → applying, and queue the apply job (operators; or the system for auto-apply projects)."""
-    from jobs.tasks import change_request_apply_task
-
     if actor is not None and not can_apply(actor):
         raise NotPermitted("Applying needs the operator role or above.")
 
@@ -65,7 +63,6 @@ def change_request_apply_start(*, cr: ChangeRequest, actor: Any, trigger: str = 
             actor=actor,
             trigger=trigger,
             action="change_request.apply_started",
-            task=change_request_apply_task,
         )
         return int(run.pk)
 

@@ -9,18 +9,21 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Self
 
+from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
 from catalog import feast_gateway as gateway
-from catalog.exceptions import PortalError
+from catalog.exceptions import NotPermitted, PortalError
 from catalog.models import SyncRun
 from catalog.services.audit import audit_record
 from catalog.services.sync import LEASE
 from jobs.models import JobRun, MaterializationRecord, ViewLock
+
+RUN_TASK = "jobs.run"  # the one task every queued JobRun runs through (jobs/tasks.py; kinds in jobs/kinds.py)
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +33,9 @@ def stale_after() -> timedelta:
     return timedelta(seconds=settings.JOBS_STALE_AFTER_SECONDS)
 
 
-def _enqueue(run: JobRun, task: Any, **kwargs: Any) -> None:
+def _enqueue(run: JobRun) -> None:
+    """Publish the generic `jobs.run` task for the row, by name (services never import the tasks module),
+    once the caller's transaction commits."""
     from celery.utils import uuid
 
     # The task id is known before publishing: record it in the caller's transaction, so nothing but the
@@ -43,7 +48,7 @@ def _enqueue(run: JobRun, task: Any, **kwargs: Any) -> None:
         from kombu.exceptions import OperationalError
 
         try:
-            task.apply_async(kwargs={"job_run_id": run.pk, **kwargs}, task_id=task_id)
+            current_app.send_task(RUN_TASK, kwargs={"job_run_id": run.pk}, task_id=task_id)
         except (OperationalError, OSError) as exc:
             # The row is committed: say why it will never run instead of leaving it queued forever.
             logger.warning("could not enqueue job run %s: %s", run.pk, exc)
@@ -63,16 +68,14 @@ def job_run_queue(
     actor: Any,
     trigger: str,
     action: str,
-    task: Any,
     audit_after: dict[str, Any] | None = None,
-    task_kwargs: dict[str, Any] | None = None,
 ) -> JobRun:
     """Create a job's JobRun row, audit it, and enqueue its task once the caller's transaction commits."""
     run = JobRun(kind=kind, params=params, started_by=actor, trigger=trigger)
     run.full_clean()
     run.save()
     audit_record(actor=actor, action=action, obj=run, after=params if audit_after is None else audit_after)
-    _enqueue(run, task, **(task_kwargs or {}))
+    _enqueue(run)
     return run
 
 
@@ -80,18 +83,48 @@ def job_run_queue(
 def registry_sync_start(
     *, actor: Any, project: str | None = None, trigger: str = "button", force: bool = False
 ) -> JobRun:
-    """Queue a registry sync (the sync-now button and API)."""
-    from jobs.tasks import registry_sync_task
+    """Queue a registry sync (the sync-now button and API; operators, or the portal itself: `actor` None)."""
+    from catalog.permissions import can_operate
 
+    if actor is not None and not can_operate(actor):
+        raise NotPermitted("only operators may sync the registry")
     return job_run_queue(
         kind=JobRun.Kind.SYNC,
         params={"project": project, "force": force},
         actor=actor,
         trigger=trigger,
         action="registry.sync_started",
-        task=registry_sync_task,
-        task_kwargs={"project": project, "force": force, "trigger": trigger},
     )
+
+
+def registry_sync_run(run: JobRun) -> dict[str, Any]:
+    """The worker side of a sync job: mirror the registries (run.params: project, force) into the catalog."""
+    from catalog.services.sync import registry_sync
+
+    params = run.params or {}
+    runs = registry_sync(
+        project=params.get("project"), trigger=run.trigger, actor=run.started_by, force=bool(params.get("force"))
+    )
+    result: dict[str, Any] = {
+        "sync_runs": [
+            {
+                "id": r.pk,
+                "registry": r.registry_key,
+                "status": r.status,
+                "added": r.added,
+                "changed": r.changed,
+                "removed": r.removed,
+                "out_of_band": r.out_of_band,
+                "error": r.error,
+            }
+            for r in runs
+        ]
+    }
+    failed = [r for r in runs if r.status == "failed"]
+    if failed:
+        result["_failed"] = True
+        result["error"] = "; ".join(r.error for r in failed)
+    return result
 
 
 def job_run_claim(*, job_run_id: int, celery_task_id: str) -> JobRun | None:
@@ -218,7 +251,14 @@ def job_run_execute(
         with _Heartbeat(run.pk):
             result = body(run)
     except Exception as exc:
-        job_run_finish(run=run, status=JobRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            job_run_finish(run=run, status=JobRun.Status.FAILED, error=error)
+        except DatabaseError:
+            # The body's own database error left this connection unusable (an aborted transaction, a dropped
+            # connection): record the real error on a fresh one rather than leave the sweeper to say "no heartbeat".
+            connection.close()
+            job_run_finish(run=run, status=JobRun.Status.FAILED, error=error)
         raise
     failed = bool(result.pop("_failed", False))
     return job_run_finish(

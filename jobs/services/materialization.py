@@ -113,8 +113,6 @@ def materialization_start(
     trigger: str = "button",
 ) -> JobRun:
     """Queue a materialization (browser, API, command): validate, create the JobRun, enqueue on commit."""
-    from jobs.tasks import materialize_task
-
     if actor is not None and not can_operate(actor):
         raise NotPermitted("only operators may materialize")
     params = materialization_params(
@@ -126,8 +124,6 @@ def materialization_start(
         actor=actor,
         trigger=trigger,
         action="materialization.started",
-        task=materialize_task,
-        task_kwargs={"trigger": trigger, **params},
     )
 
 

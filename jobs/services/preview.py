@@ -48,7 +48,7 @@ def project_objects_for_selection(*, project: str, feature_service: str | None, 
     return _active(CatalogObject.objects.filter(project__name=project))
 
 
-def _views_needing(view: CatalogObject, seen: set[int]) -> list[CatalogObject]:
+def views_needing(view: CatalogObject, seen: set[int]) -> list[CatalogObject]:
     """A view plus, for on-demand views, the views they read (recursively)."""
     if view.pk in seen:
         return []
@@ -60,11 +60,11 @@ def _views_needing(view: CatalogObject, seen: set[int]) -> list[CatalogObject]:
         .only("upstream", "upstream__id", "upstream__name", "upstream__entity_names")
     )
     for edge in edges:
-        out.extend(_views_needing(edge.upstream, seen))
+        out.extend(views_needing(edge.upstream, seen))
     return out
 
 
-def _request_fields(views: list[CatalogObject]) -> dict[str, str]:
+def request_fields_of(views: list[CatalogObject]) -> dict[str, str]:
     """Request-data fields the on-demand views need, with their dtypes."""
     sources = LineageEdge.objects.filter(downstream__in=views, kind=LineageEdge.Kind.REQUEST_VIEW).values_list(
         "upstream_id", flat=True
@@ -84,7 +84,7 @@ def _live_project_id(project: str) -> int:
 
 def _views_and_request_fields(views: list[CatalogObject]) -> tuple[list[CatalogObject], dict[str, str]]:
     """The views plus, for on-demand views, the views they read (recursively), and the request-data fields
-    they need with their dtypes: what `_views_needing` and `_request_fields` give, in one lineage query
+    they need with their dtypes: what `views_needing` and `request_fields_of` give, in one lineage query
     per level instead of one per view."""
     needed = list(views)
     seen = {v.pk for v in needed}
@@ -242,8 +242,6 @@ def online_preview_start(
 ) -> JobRun:
     """Queue an online preview: validate, create the JobRun, enqueue on commit. `trigger` says where it was
     started ("button" in the browser, "api")."""
-    from jobs.tasks import online_preview_task
-
     if not can_view_catalog(actor):
         raise NotPermitted("you hold no portal role")
     params = preview_params(project=project, feature_service=feature_service, features=features, entities=entities)
@@ -260,7 +258,6 @@ def online_preview_start(
         actor=actor,
         trigger=trigger,
         action="online_preview.started",
-        task=online_preview_task,
         audit_after={k: params[k] for k in params if k != "entities"},
     )
 

@@ -45,8 +45,6 @@ def skew_check_start(
     *, actor: Any, project: str, view: str, sample: int = 100, as_of: Any = None, trigger: str
 ) -> JobRun:
     """Queue a skew check (operators): validate, create the JobRun, enqueue on commit."""
-    from jobs.tasks import skew_check_task
-
     if actor is not None and not can_operate(actor):
         raise NotPermitted("only operators may run skew checks")
     params = skew_params(project=project, view=view, sample=sample, as_of=as_of)
@@ -56,7 +54,6 @@ def skew_check_start(
         actor=actor,
         trigger=trigger,
         action="skew_check.started",
-        task=skew_check_task,
     )
 
 

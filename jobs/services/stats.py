@@ -50,8 +50,6 @@ def feature_statistics_start(
     *, actor: Any, project: str, view: str, start: Any = None, end: Any = None, trigger: str
 ) -> JobRun:
     """Queue a statistics job (operators): validate, create the JobRun, enqueue on commit."""
-    from jobs.tasks import feature_statistics_task
-
     if actor is not None and not can_operate(actor):
         raise NotPermitted("only operators may compute feature statistics")
     params = stats_params(project=project, view=view, start=start, end=end)
@@ -61,7 +59,6 @@ def feature_statistics_start(
         actor=actor,
         trigger=trigger,
         action="feature_statistics.started",
-        task=feature_statistics_task,
     )
 
 

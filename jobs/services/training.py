@@ -95,8 +95,6 @@ def training_dataset_start(
     `entity_timestamps` (every entity with a value at each time). Bad input raises (InvalidInput,
     ObjectNotFound, EntityFileTooLarge, NotPermitted) and leaves nothing behind.
     """
-    from jobs.tasks import training_dataset_task
-
     if not can_build_training_dataset(actor):
         raise NotPermitted("building a training dataset needs the proposer role or above")
     reject_nul(project=project, feature_service=feature_service, features=features, name=name)
@@ -145,7 +143,6 @@ def training_dataset_start(
                 upload=upload,
                 file_name=entity_file_name,
                 trigger=trigger,
-                task=training_dataset_task,
             )
     except BaseException:
         if upload:
@@ -165,7 +162,6 @@ def _queue(
     upload: str,
     file_name: str,
     trigger: str,
-    task: Any,
 ) -> JobRun:
     params = {
         "project": target.project,
@@ -185,7 +181,6 @@ def _queue(
         actor=actor,
         trigger=trigger,
         action="training_dataset.started",
-        task=task,
         audit_after={k: v for k, v in params.items() if k != "upload"},
     )
     dataset = TrainingDataset(

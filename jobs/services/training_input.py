@@ -17,7 +17,7 @@ from catalog.humanize import human_size
 from catalog.models import CatalogObject, Feature, ServiceFeature
 from catalog.models.projects import Status as CatalogStatus
 from catalog.timeparse import parse_time_input
-from jobs.services.preview import _request_fields, _views_needing, project_objects_for_selection
+from jobs.services.preview import project_objects_for_selection, request_fields_of, views_needing
 
 TIMESTAMP = "event_timestamp"
 MAX_TIMESTAMPS = 1000
@@ -113,7 +113,7 @@ def training_target(*, project: str, feature_service: str | None, features: list
                 involved.append(view)
         contract = contract_for_features(resolved)
     seen: set[int] = set()
-    needed = [v for view in involved for v in _views_needing(view, seen)]
+    needed = [v for view in involved for v in views_needing(view, seen)]
     entity_names = {name for v in needed for name in v.entity_names}
     join_keys: dict[str, str] = {}
     for entity in objects.filter(kind=CatalogObject.Kind.ENTITY, name__in=entity_names).only("join_keys", "value_type"):
@@ -132,7 +132,7 @@ def training_target(*, project: str, feature_service: str | None, features: list
         features=contract.references,
         contract=contract,
         join_keys=join_keys,
-        request_fields=_request_fields(needed),
+        request_fields=request_fields_of(needed),
         entity_views=entity_views,
     )
 

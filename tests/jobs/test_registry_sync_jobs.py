@@ -87,3 +87,24 @@ def test_beat_schedules_the_sync_at_the_configured_interval() -> None:
         check=True,
     ).stdout.split()
     assert out[-2:] == ["jobs.registry_sync", "60.0"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_dies_of_a_database_error_records_that_error() -> None:
+    """Its database connection killed mid-job (as by a failover): the run says so, not 'no heartbeat'."""
+    from django.db import DatabaseError, connection
+
+    from jobs.services.core import job_run_execute
+
+    run = JobRun.objects.create(kind=JobRun.Kind.STATS, params={})
+
+    def body(_: JobRun) -> dict[str, object]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return {}
+
+    with pytest.raises(DatabaseError):
+        job_run_execute(job_run_id=run.pk, kind=run.kind, params={}, celery_task_id="t", body=body)
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.FAILED
+    assert "terminating connection" in run.error and "heartbeat" not in run.error
