@@ -145,7 +145,8 @@ def skew_check(repo: RepoRef, *, view: str, sample: int, as_of: datetime, seed: 
         picked = sorted(random.Random(seed).sample(range(keys.num_rows), sample))
         keys = keys.take(pc.cast(picked, "int64"))
     rows = keys.to_pylist()
-    refs = [f"{fv.name}:{f.name}" for f in fv.features]
+    # a stream view lists its entity columns among its features (as Feast stores it): keys, not values
+    refs = [f"{fv.name}:{f.name}" for f in fv.features if f.name not in join_keys]
     if not rows:
         return SkewReport(view=view, as_of=as_of, sampled=[], features=[SkewFeature(r, 0, 0, 0, []) for r in refs])
     entity_df = pd.DataFrame(rows)
