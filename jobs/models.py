@@ -47,6 +47,9 @@ class JobRun(models.Model):
     log = models.TextField(blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    requeued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the sweeper published the run again: its first queue message was lost."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

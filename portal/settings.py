@@ -164,6 +164,10 @@ CATALOG_SYNC_INTERVAL_SECONDS = env_int("CATALOG_SYNC_INTERVAL_SECONDS", default
 # Jobs (operations): sweeper cadence and the heartbeat age after which a running job counts as dead.
 JOBS_SWEEP_INTERVAL_SECONDS = env_int("JOBS_SWEEP_INTERVAL_SECONDS", default=60, minimum=1)
 JOBS_STALE_AFTER_SECONDS = env_int("JOBS_STALE_AFTER_SECONDS", default=45, minimum=1)
+# A run still queued this long after it was published is published again (its message was lost, e.g. a Redis
+# restart); still queued this long after that, it is failed, saying so. A duplicate message is harmless: only
+# one claim of a queued run succeeds.
+JOBS_REQUEUE_AFTER_SECONDS = env_int("JOBS_REQUEUE_AFTER_SECONDS", default=900, minimum=10)
 PORTAL_MATERIALIZE_CRON = env_str("PORTAL_MATERIALIZE_CRON", default="0 2 * * *")
 _CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 if len(PORTAL_MATERIALIZE_CRON.split()) != 5:

@@ -298,7 +298,36 @@ def stale_runs_sweep() -> dict[str, int]:
         audit_record(actor=None, action="job.failed", obj=JobRun.objects.get(pk=pk), job_run_id=pk)
     for project, view in orphaned_views:
         _recover_view_state(project=project, view=view)
-    return {"job_runs": jobs, "sync_runs": syncs}
+    requeued, expired = _lost_messages_sweep(now)
+    return {"job_runs": jobs, "sync_runs": syncs, "requeued": requeued, "never_picked_up": expired}
+
+
+def _lost_messages_sweep(now: Any) -> tuple[int, int]:
+    """Runs still queued long after they were published lost their message (the broker restarted empty):
+    publish each once more, and fail those still queued a bound after that. The run's progress message says
+    which happened. (This runs on a worker, so a worker was alive to take them.)"""
+    bound = timedelta(seconds=settings.JOBS_REQUEUE_AFTER_SECONDS)
+    lost = JobRun.objects.filter(status=JobRun.Status.QUEUED, requeued_at__isnull=True, created_at__lt=now - bound)
+    requeued = 0
+    for run in lost:
+        moved = JobRun.objects.filter(pk=run.pk, status=JobRun.Status.QUEUED, requeued_at__isnull=True).update(
+            requeued_at=now,
+            progress_message=f"queued again at {now:%H:%M:%S} UTC: its queue message was lost",
+        )
+        if moved:
+            current_app.send_task(RUN_TASK, kwargs={"job_run_id": run.pk})
+            requeued += 1
+    expired = list(
+        JobRun.objects.filter(status=JobRun.Status.QUEUED, requeued_at__lt=now - bound).values_list("pk", flat=True)
+    )
+    failed = JobRun.objects.filter(pk__in=expired, status=JobRun.Status.QUEUED).update(
+        status=JobRun.Status.FAILED,
+        finished_at=now,
+        error="no worker picked the run up, even after it was queued again; start it anew",
+    )
+    for pk in expired:
+        audit_record(actor=None, action="job.failed", obj=JobRun.objects.get(pk=pk), job_run_id=pk)
+    return requeued, failed
 
 
 def _recover_view_state(*, project: str, view: str) -> None:

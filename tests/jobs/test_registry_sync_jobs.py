@@ -108,3 +108,26 @@ def test_a_job_that_dies_of_a_database_error_records_that_error() -> None:
     run.refresh_from_db()
     assert run.status == JobRun.Status.FAILED
     assert "terminating connection" in run.error and "heartbeat" not in run.error
+
+
+def test_a_job_whose_queue_message_was_lost_is_queued_again_then_failed(
+    demo_repo: feast_gateway.RepoRef, celery_worker: Any
+) -> None:
+    """A run committed as queued whose message never reached the broker (as after a Redis restart): the sweeper
+    publishes it again and a real worker runs it; one still queued a bound after that is failed, saying why."""
+    lost = JobRun.objects.create(kind=JobRun.Kind.SYNC, params={"project": None, "force": True}, trigger="api")
+    JobRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    swept = stale_runs_sweep()
+    assert (swept["requeued"], swept["never_picked_up"]) == (1, 0)
+    lost.refresh_from_db()
+    assert lost.requeued_at is not None and "its queue message was lost" in lost.progress_message
+    assert wait_for_terminal(lost).status == JobRun.Status.SUCCEEDED, lost.error
+
+    stuck = JobRun.objects.create(kind=JobRun.Kind.SYNC, params={}, trigger="api")
+    JobRun.objects.filter(pk=stuck.pk).update(
+        created_at=timezone.now() - timedelta(hours=3), requeued_at=timezone.now() - timedelta(hours=2)
+    )
+    assert stale_runs_sweep()["never_picked_up"] == 1
+    stuck.refresh_from_db()
+    assert stuck.status == JobRun.Status.FAILED and "even after it was queued again" in stuck.error
+    assert AuditEvent.objects.filter(action="job.failed", object_id=str(stuck.pk)).exists()
