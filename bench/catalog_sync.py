@@ -362,16 +362,14 @@ def main() -> None:
     from catalog.models import CatalogObject, Feature
     from catalog.services.sync import registry_sync
 
-    feast_gateway._feast()  # import Feast once, outside every timed step
+    feast_gateway.feast_api()  # import Feast once, outside every timed step
 
     def feast_list() -> int:
         from feast import FeatureStore
         from feast.repo_config import RepoConfig
 
         store = FeatureStore(
-            config=RepoConfig(
-                **{**feast_gateway._raw_config(feast_gateway.governed_repos()[0]), "repo_path": str(repo)}
-            )
+            config=RepoConfig(**{**feast_gateway.raw_config(feast_gateway.governed_repos()[0]), "repo_path": str(repo)})
         )
         reg = store.registry
         total = 0

@@ -95,7 +95,7 @@ def main() -> None:
     from jobs.models import JobRun
     from jobs.services.apply import change_request_apply_run, change_request_apply_start
 
-    feast_gateway._feast()
+    feast_gateway.feast_api()
     registry_sync(trigger="bench")  # the catalog mirrors the registry (not timed)
     users = {}
     for name, role in [("author", "proposer"), ("rev1", "approver"), ("rev2", "approver"), ("ops", "operator")]:

@@ -172,10 +172,12 @@ def compare(work: Path) -> dict[str, Any]:
     feast = pd.read_parquet(work / "feast.parquet")
     portal = pd.read_parquet(work / "var" / "datasets" / "bench" / "data.parquet")
     keys = ["employee_id", "event_timestamp"]
-    merged = feast.merge(portal, on=keys, suffixes=("_feast", "_portal"), how="inner")
+    merged = feast.merge(portal, on=keys, suffixes=("feast_api", "_portal"), how="inner")
     features = [c for c in portal.columns if "__" in c]
     same = all(
-        np.allclose(merged[f"{c}_feast"].to_numpy("float64"), merged[f"{c}_portal"].to_numpy("float64"), equal_nan=True)
+        np.allclose(
+            merged[f"{c}feast_api"].to_numpy("float64"), merged[f"{c}_portal"].to_numpy("float64"), equal_nan=True
+        )
         for c in features
     )
     return {

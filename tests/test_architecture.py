@@ -111,3 +111,10 @@ def test_no_module_imports_another_modules_private_names() -> None:
             if private and not inside_gateway:
                 problems.append(f"{name}: from {module} import {', '.join(private)}")
     assert not problems, problems
+
+
+def test_the_gateway_exports_public_names_only() -> None:
+    from catalog import feast_gateway
+
+    assert not [name for name in feast_gateway.__all__ if name.startswith("_")]
+    assert all(hasattr(feast_gateway, name) for name in feast_gateway.__all__)

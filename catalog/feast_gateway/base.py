@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 @cache
-def _feast() -> SimpleNamespace:
+def feast_api() -> SimpleNamespace:
     """Feast's modules, imported on first use: `import feast` costs ~5 s (it loads every backend),
     which commands that never read a registry (migrate, check) should not pay."""
     from feast.protos.feast.core.DataSource_pb2 import DataSource
@@ -145,7 +145,7 @@ class Spec:
 
 def message_json(message: Message) -> dict[str, Any]:
     """A proto message as registry JSON (snake_case field names, as `feast registry-dump` shows them)."""
-    return dict(_feast().json_format.MessageToDict(message, preserving_proto_field_name=True))
+    return dict(feast_api().json_format.MessageToDict(message, preserving_proto_field_name=True))
 
 
 @dataclass(frozen=True)
@@ -352,7 +352,7 @@ def config_vars() -> dict[str, str]:
     return values
 
 
-def _raw_config(repo: RepoRef) -> dict[str, Any]:
+def raw_config(repo: RepoRef) -> dict[str, Any]:
     try:
         text = repo.yaml_path.read_text()
     except FileNotFoundError:
@@ -375,7 +375,7 @@ def _raw_config(repo: RepoRef) -> dict[str, Any]:
 
 def registry_location(repo: RepoRef) -> RegistryLocation:
     """Where the repo's registry lives (file path or SQL URL), without touching it."""
-    raw = _raw_config(repo)
+    raw = raw_config(repo)
     registry = raw.get("registry", "data/registry.db")
     if isinstance(registry, str):
         registry = {"path": registry}

@@ -22,8 +22,8 @@ from catalog.feast_gateway.base import (
     FeatureViewInfo,
     ObjectInfo,
     RepoRef,
-    _feast,
-    _raw_config,
+    feast_api,
+    raw_config,
     registry_location,
 )
 from catalog.feast_gateway.protos import (
@@ -91,10 +91,10 @@ class ObjectProto:
         """The parsed proto message."""
         if self.proto_type not in _TYPES:
             raise InvalidInput(f"unknown object type {self.proto_type!r}")
-        message = getattr(_feast(), self.proto_type)()
+        message = getattr(feast_api(), self.proto_type)()
         try:
             message.ParseFromString(self.proto)
-        except _feast().DecodeError as exc:
+        except feast_api().DecodeError as exc:
             raise RegistryCorrupt(
                 f"the registry's stored proto of {self.kind.replace('_', ' ')} {self.name!r} does not decode ({exc}): "
                 "a plan that reads or replaces it cannot be computed until it is repaired in the registry"
@@ -194,10 +194,10 @@ def _project_protos_in(
     data: bytes, project: str, wanted: set[Key] | None, *, where: str = "the registry"
 ) -> dict[Key, ObjectProto]:
     """A project's objects in a serialized file registry."""
-    registry = _feast().Registry()
+    registry = feast_api().Registry()
     try:
         registry.ParseFromString(data)
-    except _feast().DecodeError as exc:
+    except feast_api().DecodeError as exc:
         raise RegistryCorrupt(f"{where} is corrupt: {exc}") from exc
     out: dict[Key, ObjectProto] = {}
     for proto_type, (kind, _, field_name, _) in _TYPES.items():
@@ -249,7 +249,7 @@ def _feast_object(obj: ObjectProto, *, strip: bool = True) -> Any:
 
 def _plain_value(value: Any) -> Any:
     if hasattr(value, "DESCRIPTOR"):
-        return _feast().json_format.MessageToDict(value, preserving_proto_field_name=True)
+        return feast_api().json_format.MessageToDict(value, preserving_proto_field_name=True)
     if hasattr(value, "items"):
         return {str(k): _plain_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple) or type(value).__name__.startswith("Repeated"):
@@ -580,7 +580,7 @@ def _store_for(repo: RepoRef, project: str, *, uncached_sql: bool = False) -> An
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
-    raw = _raw_config(repo)
+    raw = raw_config(repo)
     if str(raw["project"]) != project:
         raise FeastConfigInvalid(f"{repo.yaml_path} governs project {raw['project']!r}, not {project!r}")
     registry = raw.get("registry")
@@ -660,7 +660,7 @@ def as_feast_stores(
         return bytes(message.SerializeToString())
 
     location = registry_location(repo)
-    raw = _raw_config(repo)
+    raw = raw_config(repo)
     with tempfile.TemporaryDirectory(prefix="feast-plan-") as scratch:
         if location.kind == "sql":
             named = {o.name for o in [*upserts, *deletes]}
@@ -669,9 +669,9 @@ def as_feast_stores(
             url = _sql_scratch(location, project, Path(scratch), placeholder, named)
             raw["registry"] = {"registry_type": "sql", "path": url, "cache_mode": "none"}
         else:
-            registry = _feast().Registry()
+            registry = feast_api().Registry()
             for obj in project_protos(repo, project).values():
-                message = getattr(_feast(), obj.proto_type)()
+                message = getattr(feast_api(), obj.proto_type)()
                 message.ParseFromString(placeholder(obj))
                 getattr(registry, _TYPES[obj.proto_type][2]).append(message)
             registry_path = Path(scratch) / "registry.db"

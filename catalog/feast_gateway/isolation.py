@@ -44,7 +44,7 @@ from typing import Any
 from django.conf import settings
 
 from catalog.exceptions import UploadSandboxUnavailable
-from catalog.feast_gateway.base import _feast
+from catalog.feast_gateway.base import feast_api
 from catalog.feast_gateway.upload_archive import MB, _display, _Limits, _remove
 
 logger = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ def _warm() -> None:
         _template_socket()
     except UploadSandboxUnavailable as exc:
         logger.warning("%s", exc)
-    _feast()  # this process reads the parsed protos with Feast's classes: its own import takes seconds too
+    feast_api()  # this process reads the parsed protos with Feast's classes: its own import takes seconds too
 
 
 def _start_template() -> _Template:

@@ -17,11 +17,11 @@ from catalog.exceptions import (
 )
 from catalog.feast_gateway.base import (
     RepoRef,
-    _raw_config,
+    raw_config,
     registry_location,
 )
 from catalog.feast_gateway.online import (
-    _store,
+    feature_store,
 )
 from catalog.feast_gateway.registry import (
     _sql_error,
@@ -152,7 +152,7 @@ def materialize_filter_columns(text: str) -> list[str]:
 
 def _online_error(repo: RepoRef, exc: Exception) -> OnlineStoreUnavailable:
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    store_type = str(_raw_config(repo).get("online_store", {}).get("type", "online store"))
+    store_type = str(raw_config(repo).get("online_store", {}).get("type", "online store"))
     return OnlineStoreUnavailable(f"Feast online store ({store_type}) is unreachable: {first_line}")
 
 
@@ -176,7 +176,7 @@ def _materializable_views(repo: RepoRef, views: Sequence[str] | None) -> list[An
     from feast.errors import FeatureViewNotFoundException
     from feast.on_demand_feature_view import OnDemandFeatureView
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     try:
         found = _registry_call(repo, store._get_feature_views_to_materialize, list(views) if views else None)
     except FeatureViewNotFoundException as exc:
@@ -269,7 +269,7 @@ def materialization_targets(
 ) -> list[MaterializationTarget]:
     """What a run would materialize: per view, [start, end). Without `start`, incremental as Feast does it
     (from the view's latest materialized end, else now - ttl); views already up to date are left out."""
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     _registry_call(repo, store.refresh_registry)
     end = end or datetime.now(UTC)
     if start is not None and start >= end:
@@ -481,7 +481,7 @@ def materialize_view(
     import pyarrow as pa
     from feast.utils import _get_column_names, _run_pyarrow_field_mapping
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     _registry_call(repo, store.refresh_registry)
     fvs = _materializable_views(repo, [view])
     if not fvs:

@@ -14,7 +14,7 @@ from catalog.exceptions import (
 from catalog.feast_gateway.base import (
     RepoRef,
     VectorEntry,
-    _raw_config,
+    raw_config,
 )
 from catalog.feast_gateway.protos import (
     _feature_service,
@@ -53,14 +53,14 @@ _stores: dict[str, Any] = {}
 _stores_lock = threading.Lock()
 
 
-def _store(repo: RepoRef) -> Any:
+def feature_store(repo: RepoRef) -> Any:
     """A FeatureStore for the repo, built from its YAML alone (no definition code is imported)."""
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
     with _stores_lock:
         if repo.key not in _stores:
-            raw = _raw_config(repo)
+            raw = raw_config(repo)
             try:
                 config = RepoConfig(**raw)
             except Exception as exc:  # pydantic's ValidationError and Feast's config errors
@@ -84,7 +84,7 @@ def online_read(repo: RepoRef, *, feature_service: str, entity_rows: list[dict[s
     from the registry's declared projections instead.
     """
 
-    store = _store(repo)
+    store = feature_store(repo)
     # The service from the same cached registry snapshot get_online_features reads its views from (Feast
     # refreshes it every cache_ttl_seconds): no registry round trip per read, and service and views agree.
     service = store.get_feature_service(feature_service, allow_cache=True)

@@ -22,7 +22,7 @@ from catalog.feast_gateway.materialize import (
 from catalog.feast_gateway.online import (
     OnlineRead,
     _online_result,
-    _store,
+    feature_store,
     online_read,
 )
 from catalog.feast_gateway.protos import (
@@ -96,7 +96,7 @@ def online_preview(
 
 def _online_read_refs(repo: RepoRef, *, features: list[str], entity_rows: list[dict[str, Any]]) -> OnlineRead:
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     vector = _feature_refs_vector(store, features)
     response = store.get_online_features(features=features, entity_rows=entity_rows, full_feature_names=True)
     return _online_result(response, vector, entity_rows)
@@ -110,7 +110,7 @@ def materialization_recover(repo: RepoRef, *, view: str) -> str | None:
     """
     from feast.feature_view import FeatureViewState
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     fv = _registry_call(repo, store.registry.get_any_feature_view, view, store.project, allow_cache=False)
     if getattr(fv, "state", None) != FeatureViewState.MATERIALIZING:
         return None

@@ -33,7 +33,7 @@ from catalog.feast_gateway.base import (
     Spec,
     UnreadableObject,
     VectorEntry,
-    _feast,
+    feast_api,
 )
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def dtype_name(value_type: int) -> str:
     """Feast's type name for a ValueType enum value (Float32, Array(Int64), ...). Read with Feast's Python
     enum: Feast 0.67 stores PDF_BYTES (30) and IMAGE_BYTES (31), which its proto enum does not define."""
     try:
-        name = _feast().ValueType(value_type).name
+        name = feast_api().ValueType(value_type).name
     except ValueError:
         return f"Unknown({value_type})"
     return dtype_from_enum_name(str(name))
@@ -116,7 +116,7 @@ def dtype_name(value_type: int) -> str:
 
 def dtype_value(name: str) -> int:
     """The ValueType enum value for a type name (inverse of dtype_name)."""
-    for member in _feast().ValueType:
+    for member in feast_api().ValueType:
         if dtype_name(int(member.value)) == name:
             return int(member.value)
     raise ValueError(f"unknown dtype {name!r}")
@@ -169,7 +169,7 @@ def _strip_volatile(message: Message) -> None:
                 _strip_volatile(item)
         else:
             _strip_volatile(value)
-    if isinstance(message, _feast().DataSource):
+    if isinstance(message, feast_api().DataSource):
         message.ClearField("meta")
         message.ClearField("project")
         if message.type != message.SourceType.CUSTOM_SOURCE:
@@ -348,7 +348,7 @@ def _features(specs: Iterable[Any]) -> list[FeatureInfo]:
 
 def _source_kind(ds: DataSourceProto) -> str:
     """The source's kind: its SourceType, or for a custom source, its class (`PostgreSQLSource` -> postgres)."""
-    kind = _SOURCE_KINDS.get(_feast().DataSource.SourceType.Name(ds.type), "unknown")
+    kind = _SOURCE_KINDS.get(feast_api().DataSource.SourceType.Name(ds.type), "unknown")
     if kind == "custom":
         return _CUSTOM_SOURCE_KINDS.get(ds.data_source_class_type.rpartition(".")[2], "custom")
     return kind

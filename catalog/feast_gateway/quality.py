@@ -26,7 +26,7 @@ from catalog.feast_gateway.materialize import (
     parse_materialize_filter,
 )
 from catalog.feast_gateway.online import (
-    _store,
+    feature_store,
 )
 from catalog.feast_gateway.preview import (
     online_preview,
@@ -112,7 +112,7 @@ def skew_check(repo: RepoRef, *, view: str, sample: int, as_of: datetime, seed: 
     import pyarrow.compute as pc
     from feast.utils import _get_column_names
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     _registry_call(repo, store.refresh_registry)
     fvs = _materializable_views(repo, [view])
     if not fvs:
@@ -210,7 +210,7 @@ def online_write_rows(repo: RepoRef, *, view: str, rows: list[dict[str, Any]]) -
     """
     import pandas as pd
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     store.write_to_online_store(view, pd.DataFrame(rows))
 
 
@@ -266,7 +266,7 @@ def feature_statistics(
     import pyarrow.dataset as pads
     from feast.utils import _get_column_names
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     _registry_call(repo, store.refresh_registry)
     fvs = _materializable_views(repo, [view]) if view else []
     if not fvs:

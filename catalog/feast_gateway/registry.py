@@ -20,7 +20,7 @@ from catalog.feast_gateway.base import (
     RegistrySnapshot,
     RepoRef,
     UnreadableObject,
-    _feast,
+    feast_api,
     registry_location,
     run_cli,
 )
@@ -204,7 +204,7 @@ def read_registry(repo: RepoRef) -> RegistrySnapshot:
     location = registry_location(repo)
     if location.kind == "sql":
         rows = _read_sql_rows(location)
-        proto = _feast().Registry()
+        proto = feast_api().Registry()
         unreadable: list[UnreadableObject] = []
         for table, _name_col, _proto_col, kind in _SQL_TABLES:
             container = getattr(proto, table)
@@ -212,7 +212,7 @@ def read_registry(repo: RepoRef) -> RegistrySnapshot:
                 message = container.add()
                 try:
                     message.ParseFromString(blob)
-                except _feast().DecodeError as exc:
+                except feast_api().DecodeError as exc:
                     del container[-1]
                     if table == "projects":
                         raise RegistryCorrupt(
@@ -239,10 +239,10 @@ def read_registry(repo: RepoRef) -> RegistrySnapshot:
         ]
         return _snapshot_from_proto(proto, location, fingerprint, versions, unreadable)
     blob = _file_bytes(location, repo)
-    proto = _feast().Registry()
+    proto = feast_api().Registry()
     try:
         proto.ParseFromString(blob)
-    except _feast().DecodeError as exc:
+    except feast_api().DecodeError as exc:
         raise RegistryCorrupt(f"Feast registry file {location.path} is corrupt: {exc}") from exc
     fingerprint = "file:" + hashlib.sha256(blob).hexdigest()
     versions = [_version_from_record(r) for r in proto.feature_view_version_history.records]

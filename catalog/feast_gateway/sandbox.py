@@ -38,7 +38,7 @@ from typing import Any
 
 from catalog.exceptions import UploadRejected
 from catalog.feast_gateway import isolation
-from catalog.feast_gateway.base import _feast
+from catalog.feast_gateway.base import feast_api
 from catalog.feast_gateway.isolation import (
     JAIL_DIR,
     JAIL_OUT,
@@ -322,7 +322,7 @@ def _objects(
     result: _WorkerResult, project: str, extracted: set[str], warnings: list[str], repo_path: Path | None = None
 ) -> ParsedRepo:
     """Protos checked again on this side (they come from untrusted code), project set, names checked."""
-    feast = _feast()
+    feast = feast_api()
     classes = {
         "Entity": feast.Entity,
         "DataSource": feast.DataSource,

@@ -20,7 +20,7 @@ from typing import Any
 from catalog.exceptions import InvalidInput, ObjectNotFound
 from catalog.feast_gateway.base import RepoRef, VectorEntry
 from catalog.feast_gateway.materialize import _local_parquet_path, _registry_call
-from catalog.feast_gateway.online import _store
+from catalog.feast_gateway.online import feature_store
 from catalog.feast_gateway.protos import _feature_service, dtype_from_enum_name, dtype_name
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def service_vector(repo: RepoRef, *, feature_service: str) -> list[VectorEntry]:
     """The service's vector as the registry holds it now (not the catalog's copy)."""
     from feast.errors import FeatureServiceNotFoundException
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     try:
         service = _registry_call(repo, store.get_feature_service, feature_service, allow_cache=False)
     except FeatureServiceNotFoundException:
@@ -191,7 +191,7 @@ def historical_features(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     _registry_call(repo, store.refresh_registry)
     groups = _registry_call(repo, retrieval_groups, store, feature_service=feature_service, features=features)
     produced = {c for g in groups for c in g.columns}
@@ -269,7 +269,7 @@ def entity_keys_at(repo: RepoRef, *, views: Sequence[str], timestamps: Sequence[
     import pyarrow.dataset as pads
     from feast.utils import _get_column_names
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     _registry_call(repo, store.refresh_registry)
     stamps = sorted({t.astimezone(UTC) for t in timestamps})
     if not stamps:
@@ -360,7 +360,7 @@ def saved_dataset_register(
     from feast.infra.offline_stores.file_source import SavedDatasetFileStorage
     from feast.saved_dataset import SavedDataset
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     if not isinstance(store.config.offline_store, DaskOfflineStoreConfig):
         kind = getattr(store.config.offline_store, "type", "this")
         return f"the {kind} offline store keeps saved datasets in its own tables; the portal's parquet is not one"
@@ -388,7 +388,7 @@ def saved_dataset_get(repo: RepoRef, *, name: str) -> dict[str, Any] | None:
     """A saved dataset as the registry holds it (name, features, join keys, storage path), None if absent."""
     from feast.errors import SavedDatasetNotFound
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     try:
         ds = _registry_call(repo, store.registry.get_saved_dataset, name, store.project, allow_cache=False)
     except SavedDatasetNotFound:
@@ -408,7 +408,7 @@ def saved_dataset_delete(repo: RepoRef, *, name: str) -> bool:
     """Remove a saved dataset from the registry; False when it was not there."""
     from feast.errors import SavedDatasetNotFound
 
-    store = _registry_call(repo, _store, repo)
+    store = _registry_call(repo, feature_store, repo)
     try:
         _registry_call(repo, store.registry.delete_saved_dataset, name, store.project, commit=True)
     except SavedDatasetNotFound:

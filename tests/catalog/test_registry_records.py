@@ -55,7 +55,7 @@ def test_saved_datasets_validation_references_and_permissions_are_catalog_object
 ) -> None:
     (editable_demo_repo.path / "permissions.py").write_text(PERMISSIONS)
     run_feast(editable_demo_repo, "apply")
-    store = feast_gateway._store(editable_demo_repo)
+    store = feast_gateway.feature_store(editable_demo_repo)
     from feast.infra.offline_stores.file_source import SavedDatasetFileStorage
 
     rows = pd.read_parquet(editable_demo_repo.path / "data" / "employee_attrition.parquet")

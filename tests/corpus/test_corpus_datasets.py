@@ -79,7 +79,7 @@ def test_every_service_builds_a_dataset_with_feasts_values(
 ) -> None:
     (run,) = registry_sync(trigger="test")
     assert run.status == "succeeded", run.error
-    store = feast_gateway._store(corpus[project])
+    store = feast_gateway.feature_store(corpus[project])
     client.force_login(proposer)
     services = CatalogObject.objects.filter(project__name=project, kind="feature_service").order_by("name")
     assert services

@@ -105,8 +105,8 @@ def materialized(
 
 @pytest.mark.parametrize("project", sorted(ENTITY_ROWS))
 def test_portal_materialization_serves_what_feast_materialize_serves(project: str, materialized: Materialized) -> None:
-    portal = feast_gateway._store(materialized.portal)
-    cli = feast_gateway._store(materialized.cli)
+    portal = feast_gateway.feature_store(materialized.portal)
+    cli = feast_gateway.feature_store(materialized.cli)
     for service in services(project):
         rows = ENTITY_ROWS[project]
         by_portal, by_cli = feast_online(portal, service.name, rows), feast_online(cli, service.name, rows)
@@ -126,7 +126,7 @@ def test_portal_materialization_serves_what_feast_materialize_serves(project: st
 def test_preview_answers_feasts_values_as_json_in_declared_order(
     project: str, materialized: Materialized, client: Client
 ) -> None:
-    store = feast_gateway._store(materialized.portal)
+    store = feast_gateway.feature_store(materialized.portal)
     for service in services(project):
         # only entity-less views: the preview needs no key and reads one row
         entity_less = not any(v.view.entity_names for v in service.vector.select_related("view"))

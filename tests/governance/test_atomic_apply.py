@@ -77,7 +77,7 @@ def _without_stamps(message: Any) -> Any:
 
 
 def _normalised(proto_type: str, blob: bytes) -> bytes:
-    message = getattr(feast_gateway._feast(), proto_type)()
+    message = getattr(feast_gateway.feast_api(), proto_type)()
     message.ParseFromString(blob)
     return bytes(_without_stamps(message).SerializeToString(deterministic=True))
 

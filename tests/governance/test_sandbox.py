@@ -114,7 +114,7 @@ def test_public_names_and_settings(settings: Any) -> None:
 @pytest.fixture
 def scratch_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """tempfile's directory for the test: the sandbox's temporary directories must all be gone afterwards."""
-    feast_gateway._feast()  # importing feast makes a feast_metrics_* directory: not in the scratch one
+    feast_gateway.feast_api()  # importing feast makes a feast_metrics_* directory: not in the scratch one
     isolation.isolation_check()  # the template process (and its directory) outlives the test
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -222,7 +222,7 @@ DEMO_OBJECTS = [
 
 def _proto(repo: ParsedRepo, kind: str, name: str) -> Any:
     obj = next(o for o in repo.objects if o.kind == kind and o.name == name)
-    return getattr(feast_gateway._feast(), obj.proto_type).FromString(obj.proto)
+    return getattr(feast_gateway.feast_api(), obj.proto_type).FromString(obj.proto)
 
 
 def _spec(message: Any) -> Any:
@@ -257,7 +257,7 @@ def check_demo(repo: ParsedRepo) -> None:
         "employee_risk_signals",
     ]
     for obj in repo.objects:
-        assert _spec(getattr(feast_gateway._feast(), obj.proto_type).FromString(obj.proto)).project == PROJECT
+        assert _spec(getattr(feast_gateway.feast_api(), obj.proto_type).FromString(obj.proto)).project == PROJECT
 
 
 NESTED: dict[str, bytes | str] = {
@@ -679,7 +679,7 @@ def test_readyz_and_preflight_say_whether_uploads_are_isolated(
 def _udfs(repo: ParsedRepo) -> list[Any]:
     messages = []
     for obj in repo.objects:
-        messages += feast_gateway.udf_messages(getattr(feast_gateway._feast(), obj.proto_type).FromString(obj.proto))
+        messages += feast_gateway.udf_messages(getattr(feast_gateway.feast_api(), obj.proto_type).FromString(obj.proto))
     return messages
 
 
@@ -707,7 +707,7 @@ def test_a_pickled_udf_that_is_not_its_source_is_never_stored(tmp_path: Path, sc
     view = next(o for o in stored.objects if o.name == "employee_risk_signals")
     from feast.on_demand_feature_view import OnDemandFeatureView  # Feast itself, as a feature server loads it
 
-    odfv = OnDemandFeatureView.from_proto(feast_gateway._feast().OnDemandFeatureView.FromString(view.proto))
+    odfv = OnDemandFeatureView.from_proto(feast_gateway.feast_api().OnDemandFeatureView.FromString(view.proto))
     assert odfv.feature_transformation.udf.__name__ == "employee_risk_signals"
     assert not marker.exists()
     assert not list(scratch_tmp.iterdir())
