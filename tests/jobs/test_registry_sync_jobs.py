@@ -68,7 +68,7 @@ def test_the_sweeper_fails_runs_whose_worker_died() -> None:
     alive = JobRun.objects.create(kind="sync", status=JobRun.Status.RUNNING, heartbeat_at=timezone.now())
     old_sync = SyncRun.objects.create(registry_key="x", status=SyncRun.Status.RUNNING)
     SyncRun.objects.filter(pk=old_sync.pk).update(started_at=timezone.now() - timedelta(hours=1))
-    assert stale_runs_sweep() == {"job_runs": 1, "sync_runs": 1}
+    assert stale_runs_sweep() == {"job_runs": 1, "sync_runs": 1, "requeued": 0, "never_picked_up": 0}
     stale.refresh_from_db()
     alive.refresh_from_db()
     assert stale.status == JobRun.Status.FAILED and "no heartbeat" in stale.error
