@@ -122,7 +122,7 @@ def run(runs: int, fresh_runs: int) -> dict[str, Any]:
         plans.append(seconds)
     changes = [f"{o['kind']} {o['name']}: {o['severity']}" for o in cr.plan["objects"]]
 
-    limits = sandbox._Limits.from_settings()
+    limits = sandbox.UploadLimits.from_settings()
 
     def parse(mode: str) -> float:
         work = Path(tempfile.mkdtemp(prefix="bench-parse-"))

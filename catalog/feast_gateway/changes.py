@@ -40,7 +40,7 @@ from catalog.feast_gateway.protos import (
     own_content_hash,
     udf_messages,
 )
-from catalog.feast_gateway.registry import _engine, _file_bytes, _sql_error
+from catalog.feast_gateway.registry import registry_file_bytes, sql_engine, sql_registry_error
 from catalog.feast_gateway.registry_write import atomic_file_store, one_sql_transaction
 
 logger = logging.getLogger(__name__)
@@ -154,12 +154,12 @@ def project_protos(repo: RepoRef, project: str, keys: Iterable[Key] | None = Non
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
-            with _engine(location.path).connect() as conn:
+            with sql_engine(location.path).connect() as conn:
                 return _sql_project_protos(conn, project, wanted)
         except SQLAlchemyError as exc:
-            raise _sql_error(location, exc) from exc
+            raise sql_registry_error(location, exc) from exc
     return _project_protos_in(
-        _file_bytes(location, repo), project, wanted, where=f"Feast registry file {location.path}"
+        registry_file_bytes(location, repo), project, wanted, where=f"Feast registry file {location.path}"
     )
 
 
@@ -749,7 +749,7 @@ def _sql_scratch(location: Any, project: str, directory: Path, placeholder: Any,
     metadata.create_all(scratch)
     proto_types = {table: proto_type for proto_type, (_, table, _, _) in _TYPES.items()}
     try:
-        with _engine(location.path).connect() as live, scratch.begin() as out:
+        with sql_engine(location.path).connect() as live, scratch.begin() as out:
             inspector = inspect(live)
             present = set(inspector.get_table_names())
             for table in metadata.sorted_tables:
@@ -771,7 +771,7 @@ def _sql_scratch(location: Any, project: str, directory: Path, placeholder: Any,
                 if rows:
                     out.execute(table.insert(), rows)
     except SQLAlchemyError as exc:
-        raise _sql_error(location, exc) from exc
+        raise sql_registry_error(location, exc) from exc
     finally:
         scratch.dispose()
     return url

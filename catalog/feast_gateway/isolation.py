@@ -45,7 +45,7 @@ from django.conf import settings
 
 from catalog.exceptions import UploadSandboxUnavailable
 from catalog.feast_gateway.base import feast_api
-from catalog.feast_gateway.upload_archive import MB, _display, _Limits, _remove
+from catalog.feast_gateway.upload_archive import MB, UploadLimits, printable_name, remove_tree
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def _jail_spec(jail: _Jail, work: Path, argv: list[str], *, binds: list[tuple[st
     }
 
 
-def _rlimits(limits: _Limits) -> list[tuple[int, int, int]]:
+def _rlimits(limits: UploadLimits) -> list[tuple[int, int, int]]:
     """Address space, CPU time, file size and core dumps of the jailed child (RLIMIT_NPROC is set by _jail.py
     once it runs as the sandbox's own user). Never above this process's own hard limits."""
 
@@ -270,7 +270,7 @@ def _start_template() -> _Template:
         tail = log.read_bytes()[-2000:].decode("utf-8", "replace")
         _stop(template)
         raise _unavailable(
-            f"the sandbox's template process did not start ({_display(tail[-300:], 300) or 'no output'})"
+            f"the sandbox's template process did not start ({printable_name(tail[-300:], 300) or 'no output'})"
         )
     logger.info("upload sandbox template process %s ready in %.1f s", proc.pid, time.monotonic() - started)
     return template
@@ -286,7 +286,7 @@ def _stop(template: _Template) -> None:
     for stream in (template.proc.stdin, template.proc.stdout):
         if stream is not None:
             stream.close()
-    _remove(template.directory)
+    remove_tree(template.directory)
 
 
 @atexit.register
@@ -299,7 +299,7 @@ def _stop_at_exit() -> None:
 
 
 def run(
-    work: Path, argv: list[str], *, binds: list[tuple[str, str]], cwd: str, limits: _Limits, mode: str = "call"
+    work: Path, argv: list[str], *, binds: list[tuple[str, str]], cwd: str, limits: UploadLimits, mode: str = "call"
 ) -> JailRun:
     """Run `argv` (as the jail sees it) in a fresh jail made in `work`, with `binds` read-only.
 
@@ -395,10 +395,10 @@ def _check_setup(code: int | None, output: bytes, jail: _Jail) -> None:
     setup = [line for line in lines if line.startswith(_SETUP_FAILED.decode())]
     unshare_failed = [line for line in lines if line.startswith("unshare: ")]
     if code == _SETUP_EXIT and setup:
-        raise _unavailable(_display(setup[-1][len(_SETUP_FAILED) :], 300))
+        raise _unavailable(printable_name(setup[-1][len(_SETUP_FAILED) :], 300))
     if code == 1 and unshare_failed:
         mode = "as root" if jail.as_root else "without root (it needs unprivileged user namespaces)"
-        raise _unavailable(f"creating namespaces {mode} failed ({_display(unshare_failed[-1], 200)})")
+        raise _unavailable(f"creating namespaces {mode} failed ({printable_name(unshare_failed[-1], 200)})")
 
 
 # --- The probe -----------------------------------------------------------------------------------
@@ -434,14 +434,14 @@ def _probe(jail: _Jail, hidden: tuple[str, ...], pid: int) -> str:
     try:
         code = _PROBE.replace("PATHS", repr([*hidden, str(work)]))  # its own directory on the host, too
         argv = [sys.executable, "-I", "-S", "-c", code]
-        done = run(work, argv, binds=[], cwd="/tmp", limits=_Limits.from_settings(), mode="exec")
+        done = run(work, argv, binds=[], cwd="/tmp", limits=UploadLimits.from_settings(), mode="exec")
         try:
             facts = json.loads(done.output.decode().strip().splitlines()[-1])
         except (ValueError, IndexError, UnicodeError):
-            tail = _display(done.output.decode("utf-8", "replace")[-300:], 300)
+            tail = printable_name(done.output.decode("utf-8", "replace")[-300:], 300)
             raise _unavailable(f"the isolation probe failed (exit {done.returncode}: {tail})") from None
     finally:
-        _remove(work)
+        remove_tree(work)
     problems = []
     if facts.get("visible"):
         problems.append(f"it can see {', '.join(facts['visible'])}")

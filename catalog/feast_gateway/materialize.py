@@ -24,7 +24,7 @@ from catalog.feast_gateway.online import (
     feature_store,
 )
 from catalog.feast_gateway.registry import (
-    _sql_error,
+    sql_registry_error,
 )
 
 logger = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def _registry_call(location_repo: RepoRef, fn: Any, *args: Any, **kwargs: Any) -
     try:
         return fn(*args, **kwargs)
     except OperationalError as exc:
-        raise _sql_error(registry_location(location_repo), exc) from exc
+        raise sql_registry_error(registry_location(location_repo), exc) from exc
 
 
 def _materializable_views(repo: RepoRef, views: Sequence[str] | None) -> list[Any]:

@@ -29,7 +29,7 @@ from catalog.feast_gateway.protos import (
     dtype_name,
 )
 from catalog.feast_gateway.registry import (
-    _sql_error,
+    sql_registry_error,
 )
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def online_preview(
         if _is_connection_error(exc):
             raise _online_error(repo, exc) from exc
         if isinstance(exc, OperationalError):
-            raise _sql_error(registry_location(repo), exc) from exc
+            raise sql_registry_error(registry_location(repo), exc) from exc
         raise
 
 

@@ -53,7 +53,7 @@ _engines: dict[str, Any] = {}
 _engines_lock = threading.Lock()
 
 
-def _engine(url: str) -> Any:
+def sql_engine(url: str) -> Any:
     from sqlalchemy import create_engine
 
     with _engines_lock:
@@ -71,7 +71,7 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def _sql_error(location: RegistryLocation, exc: Exception) -> RegistryUnavailable:
+def sql_registry_error(location: RegistryLocation, exc: Exception) -> RegistryUnavailable:
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return RegistryUnavailable(f"Feast SQL registry at {location.display} is unreachable: {first_line}")
 
@@ -82,7 +82,7 @@ def _read_sql_rows(location: RegistryLocation) -> dict[str, list[tuple[Any, ...]
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        engine = _engine(location.path)
+        engine = sql_engine(location.path)
         with engine.connect() as conn:
             present = set(inspect(conn).get_table_names())
             if "projects" not in present:
@@ -112,7 +112,7 @@ def _read_sql_rows(location: RegistryLocation) -> dict[str, list[tuple[Any, ...]
                 rows["feature_view_version_history"] = [tuple(r) for r in result]
             return rows
     except SQLAlchemyError as exc:
-        raise _sql_error(location, exc) from exc
+        raise sql_registry_error(location, exc) from exc
 
 
 def _sql_fingerprint(location: RegistryLocation) -> str:
@@ -124,7 +124,7 @@ def _sql_fingerprint(location: RegistryLocation) -> str:
         return _digest_rows(_read_sql_rows(location))
     digest = hashlib.sha256()
     try:
-        with _engine(location.path).connect() as conn:
+        with sql_engine(location.path).connect() as conn:
             present = set(inspect(conn).get_table_names())
             if "projects" not in present:
                 raise RegistryUnavailable(
@@ -140,7 +140,7 @@ def _sql_fingerprint(location: RegistryLocation) -> str:
                 digest.update("\x1f".join(str(v) for v in row).encode())
                 digest.update(b"\x1e")
     except SQLAlchemyError as exc:
-        raise _sql_error(location, exc) from exc
+        raise sql_registry_error(location, exc) from exc
     return digest.hexdigest()
 
 
@@ -154,7 +154,7 @@ def _digest_rows(rows: Mapping[str, Iterable[tuple[Any, ...]]]) -> str:
     return digest.hexdigest()
 
 
-def _file_bytes(location: RegistryLocation, repo: RepoRef) -> bytes:
+def registry_file_bytes(location: RegistryLocation, repo: RepoRef) -> bytes:
     if "://" not in location.path:
         try:
             return Path(location.path).read_bytes()
@@ -189,7 +189,7 @@ def registry_fingerprint(repo: RepoRef) -> str:
             raise RegistryUnavailable(
                 f"Feast registry file {location.path} does not exist: run `feast apply` in {repo.path}"
             ) from None
-    return "file:" + hashlib.sha256(_file_bytes(location, repo)).hexdigest()
+    return "file:" + hashlib.sha256(registry_file_bytes(location, repo)).hexdigest()
 
 
 def check_registry(repo: RepoRef) -> str:
@@ -238,7 +238,7 @@ def read_registry(repo: RepoRef) -> RegistrySnapshot:
             for r in rows.get("feature_view_version_history", [])
         ]
         return _snapshot_from_proto(proto, location, fingerprint, versions, unreadable)
-    blob = _file_bytes(location, repo)
+    blob = registry_file_bytes(location, repo)
     proto = feast_api().Registry()
     try:
         proto.ParseFromString(blob)

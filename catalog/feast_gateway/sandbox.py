@@ -50,13 +50,13 @@ from catalog.feast_gateway.isolation import (
 )
 from catalog.feast_gateway.protos import _set_project, nested_messages, udf_messages
 from catalog.feast_gateway.upload_archive import (
+    UploadLimits,
     _checked_members,
-    _display,
     _extract,
-    _Limits,
     _open_archive,
-    _remove,
     _size,
+    printable_name,
+    remove_tree,
 )
 
 logger = logging.getLogger(__name__)
@@ -112,17 +112,19 @@ def parse_upload(data: bytes, *, filename: str, project: str, repo_path: Path | 
     Raises UploadRejected (a user-readable message, no traceback) for every problem: the archive,
     its members, definitions that fail to load, time or memory limits, duplicate names.
     """
-    return _parse_upload(data, filename=filename, project=project, limits=_Limits.from_settings(), repo_path=repo_path)
+    return _parse_upload(
+        data, filename=filename, project=project, limits=UploadLimits.from_settings(), repo_path=repo_path
+    )
 
 
 def _parse_upload(
-    data: bytes, *, filename: str, project: str, limits: _Limits, repo_path: Path | None = None
+    data: bytes, *, filename: str, project: str, limits: UploadLimits, repo_path: Path | None = None
 ) -> ParsedRepo:
     if not project:
         raise ValueError("project is required")
     started = time.monotonic()
     warnings: list[str] = []
-    with _open_archive(data, _display(filename), limits) as archive:
+    with _open_archive(data, printable_name(filename), limits) as archive:
         members = _checked_members(archive, limits, warnings)
         work = Path(tempfile.mkdtemp(prefix="feast-upload-"))
         try:
@@ -133,12 +135,12 @@ def _parse_upload(
             isolation_check()  # refuses every upload where the jail cannot be built: never a weaker sandbox
             result = _run_worker(work, repo, project, limits)
         finally:
-            _remove(work)
+            remove_tree(work)
     parsed = _objects(result, project, extracted, warnings, repo_path)
     _check_udfs(parsed.udfs, limits)
     logger.info(
         "parsed upload %s for %s: %d objects from %d files in %.1f s",
-        _display(filename),
+        printable_name(filename),
         project,
         len(parsed.objects),
         len(parsed.files),
@@ -164,13 +166,13 @@ def _readable_by_sandbox(repo: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-def _run_worker(work: Path, repo: Path, project: str, limits: _Limits) -> _WorkerResult:
+def _run_worker(work: Path, repo: Path, project: str, limits: UploadLimits) -> _WorkerResult:
     argv = [JAIL_WORKER, JAIL_REPO, f"{JAIL_OUT}/result.jsonl", project, JAIL_POLICY]
     return _run_jailed(work, argv, [(str(repo), JAIL_REPO)], JAIL_REPO, limits)
 
 
 def _run_jailed(
-    work: Path, argv: list[str], binds: list[tuple[str, str]], cwd: str, limits: _Limits, *, mode: str = "call"
+    work: Path, argv: list[str], binds: list[tuple[str, str]], cwd: str, limits: UploadLimits, *, mode: str = "call"
 ) -> _WorkerResult:
     """Run the parser (argv as _parse_worker.main takes it, paths as the jail sees them) in a fresh jail with
     `binds` read-only; its result, or UploadRejected. mode "exec" runs argv as a program instead (a fresh
@@ -204,11 +206,11 @@ def _run_jailed(
     raise UploadRejected(f"parsing ended without a result (exit code {code})")
 
 
-def _memory_error(limits: _Limits) -> UploadRejected:
+def _memory_error(limits: UploadLimits) -> UploadRejected:
     return UploadRejected(f"parsing ran out of memory (limit {limits.memory_mb} MB)")
 
 
-def _read_result(path: Path, limits: _Limits) -> _WorkerResult | None:
+def _read_result(path: Path, limits: UploadLimits) -> _WorkerResult | None:
     try:  # written by the sandbox's user: never follow a link it left there
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -236,21 +238,21 @@ def _read_result(path: Path, limits: _Limits) -> _WorkerResult | None:
     return _WorkerResult(header=header, records=lines[1:])
 
 
-def _worker_error(record: dict[str, Any], limits: _Limits) -> UploadRejected:
+def _worker_error(record: dict[str, Any], limits: UploadLimits) -> UploadRejected:
     kind = record.get("kind")
     if kind == "memory":
         return _memory_error(limits)
-    message = _display(str(record.get("message") or ""), 500)
+    message = printable_name(str(record.get("message") or ""), 500)
     if kind == "invalid":
         return UploadRejected(f"invalid definitions: {message}")
     if kind == "internal":
         return UploadRejected(f"the definitions could not be parsed: {message}")
     where = ""
     if record.get("file"):
-        where = f" in {_display(str(record['file']))}"
+        where = f" in {printable_name(str(record['file']))}"
         if isinstance(record.get("line"), int):
             where += f" line {record['line']}"
-    label = _display(str(record.get("type") or "error"), 80)
+    label = printable_name(str(record.get("type") or "error"), 80)
     return UploadRejected(f"definitions failed to load: {label}{where}" + (f": {message}" if message else ""))
 
 
@@ -289,7 +291,7 @@ def _strip_udf_bodies(message: Any, kind: str, name: str) -> list[ParsedUdf]:
     return udfs
 
 
-def _check_udfs(udfs: list[ParsedUdf], limits: _Limits) -> None:
+def _check_udfs(udfs: list[ParsedUdf], limits: UploadLimits) -> None:
     """Each UDF's source text compiles and defines its function alone, as Feast will run it (in a fresh jail)."""
     if not udfs:
         return
@@ -301,7 +303,7 @@ def _check_udfs(udfs: list[ParsedUdf], limits: _Limits) -> None:
         argv = [JAIL_WORKER, "--udf", JAIL_UDFS, f"{JAIL_OUT}/result.jsonl", JAIL_POLICY]
         result = _run_jailed(work, argv, [(str(udf_file), JAIL_UDFS)], "/tmp", limits)
     finally:
-        _remove(work)
+        remove_tree(work)
     errors = {r.get("index"): r.get("error") for r in result.records if isinstance(r.get("index"), int)}
     if set(errors) != set(range(len(udfs))):
         raise UploadRejected("checking the transformations produced an unreadable result")
@@ -309,8 +311,8 @@ def _check_udfs(udfs: list[ParsedUdf], limits: _Limits) -> None:
         error = errors[index]
         if error:
             raise UploadRejected(
-                f"invalid definitions: the transformation '{_display(udf.name, 80)}' of {_SINGULAR[udf.kind]} "
-                f"'{udf.view}' does not run on its own ({_display(str(error), 300)}): Feast runs its source text alone, "
+                f"invalid definitions: the transformation '{printable_name(udf.name, 80)}' of {_SINGULAR[udf.kind]} "
+                f"'{udf.view}' does not run on its own ({printable_name(str(error), 300)}): Feast runs its source text alone, "
                 "so it must define the function without the rest of its file"
             )
 
@@ -354,13 +356,13 @@ def _objects(
         parsed = ParsedObject(
             kind=kind, proto_type=proto_type, name=name, proto=message.SerializeToString(deterministic=True)
         )
-        entries.append((parsed, message, _display(where)))
+        entries.append((parsed, message, printable_name(where)))
     if not entries:
         raise UploadRejected(
             "invalid definitions: they declare no Feast objects (entities, data sources, feature views or services)"
         )
     _check_duplicates(entries)
-    warnings = [*warnings, *(_display(str(w), 300) for w in result.header.get("warnings") or [])]
+    warnings = [*warnings, *(printable_name(str(w), 300) for w in result.header.get("warnings") or [])]
     warnings += _reference_warnings(entries, project)
     order = {kind: i for i, kind in enumerate(KINDS)}
     objects = sorted((e[0] for e in entries), key=lambda o: (order[o.kind], o.name, o.proto_type))

@@ -43,7 +43,7 @@ IGNORED_NAMES = frozenset({".DS_Store"})
 
 
 @dataclass(frozen=True)
-class _Limits:
+class UploadLimits:
     max_bytes: int
     max_files: int
     max_uncompressed: int
@@ -51,7 +51,7 @@ class _Limits:
     memory_mb: int
 
     @classmethod
-    def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> _Limits:
+    def from_settings(cls, overrides: Mapping[str, Any] | None = None) -> UploadLimits:
         """The GOVERNANCE_UPLOAD_* / GOVERNANCE_PARSE_* settings (overrides: setting name -> value)."""
 
         def get(name: str, default: int) -> int:
@@ -82,7 +82,7 @@ def _rejected(message: str) -> UploadRejected:
     return UploadRejected(f"upload rejected: {message}")
 
 
-def _display(name: str, limit: int = 120) -> str:
+def printable_name(name: str, limit: int = 120) -> str:
     """A member or file name fit for a message: printable, bounded."""
     text = "".join(c if c.isprintable() else "?" for c in name)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -130,7 +130,7 @@ _CORRUPT = (
 
 
 @contextmanager
-def _open_archive(data: bytes, filename: str, limits: _Limits) -> Iterator[_Archive]:
+def _open_archive(data: bytes, filename: str, limits: UploadLimits) -> Iterator[_Archive]:
     """The archive's members, from its headers alone (nothing is extracted)."""
     if not data:
         raise _rejected(f"'{filename}' is empty")
@@ -165,7 +165,7 @@ def _corrupt_guard(read: Callable[[], _T]) -> _T:
     except UploadRejected:
         raise
     except _CORRUPT as exc:
-        raise _rejected(f"the archive is corrupt ({_display(str(exc), 200)})") from None
+        raise _rejected(f"the archive is corrupt ({printable_name(str(exc), 200)})") from None
 
 
 def _zip_declared_count(data: bytes) -> int | None:
@@ -203,7 +203,7 @@ def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
     )
 
 
-def _gunzip(data: bytes, limits: _Limits) -> bytes:
+def _gunzip(data: bytes, limits: UploadLimits) -> bytes:
     """The tar inside a .tar.gz, decompressed no further than the largest tar the limits allow."""
     bound = limits.max_uncompressed + 4 * 512 * limits.max_files + 20 * 1024  # data + headers and padding
     with io.BytesIO(data) as compressed, gzip.GzipFile(fileobj=compressed) as gz:
@@ -213,7 +213,7 @@ def _gunzip(data: bytes, limits: _Limits) -> bytes:
     return bytes(raw)
 
 
-def _tar_members(tf: tarfile.TarFile, limits: _Limits) -> list[_Member]:
+def _tar_members(tf: tarfile.TarFile, limits: UploadLimits) -> list[_Member]:
     members: list[_Member] = []
     while (info := tf.next()) is not None:
         if len(members) >= limits.max_files:
@@ -259,7 +259,7 @@ _KIND_MESSAGES = {
 
 def _member_path(raw: str) -> str:
     """The member's normalised relative path ("" for the archive root); rejects unsafe names."""
-    shown = _display(raw)
+    shown = printable_name(raw)
     if "\x00" in raw:
         raise _rejected(f"member '{shown}' has a NUL byte in its name")
     if not raw or not raw.isprintable():
@@ -288,7 +288,7 @@ class _Checked:
     member: _Member
 
 
-def _checked_members(archive: _Archive, limits: _Limits, warnings: list[str]) -> list[_Checked]:
+def _checked_members(archive: _Archive, limits: UploadLimits, warnings: list[str]) -> list[_Checked]:
     """Every member checked (path, type, extension), the count and declared sizes: nothing written yet."""
     if len(archive.members) > limits.max_files:
         raise _rejected(f"the archive has more than {limits.max_files} members")
@@ -301,7 +301,7 @@ def _checked_members(archive: _Archive, limits: _Limits, warnings: list[str]) ->
     declared = 0
     for member in archive.members:
         path = _member_path(member.raw_name)
-        shown = _display(path or member.raw_name)
+        shown = printable_name(path or member.raw_name)
         if member.kind in _KIND_MESSAGES:
             raise _rejected(f"'{shown}' {_KIND_MESSAGES[member.kind]}")
         if member.encrypted:
@@ -331,7 +331,7 @@ def _checked_members(archive: _Archive, limits: _Limits, warnings: list[str]) ->
     if ignored:
         warnings.append(f"ignored {ignored} member(s) under __pycache__/ or __MACOSX/, or .DS_Store files")
     if skipped:
-        listed = ", ".join(f"'{_display(p, 80)}'" for p in skipped[:5])
+        listed = ", ".join(f"'{printable_name(p, 80)}'" for p in skipped[:5])
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         warnings.append(f"skipped {len(skipped)} file(s) Feast does not import (not extracted): {listed}{more}")
     tops = {c.path.split("/")[0] for c in checked}
@@ -340,13 +340,13 @@ def _checked_members(archive: _Archive, limits: _Limits, warnings: list[str]) ->
         top = tops.pop()
         checked = [_Checked(c.path[len(top) + 1 :], c.member) for c in checked if c.path != top]
         if not any(c.path == "feature_store.yaml" for c in checked):  # else the usual zipped repo folder
-            warnings.append(f"every file is under '{_display(top)}/': that directory was parsed as the repo root")
+            warnings.append(f"every file is under '{printable_name(top)}/': that directory was parsed as the repo root")
     if not any(c.member.kind == "file" and c.path.endswith(".py") for c in checked):
         raise _rejected("the archive has no Python (.py) files")
     return checked
 
 
-def _extract(members: list[_Checked], repo: Path, limits: _Limits) -> set[str]:
+def _extract(members: list[_Checked], repo: Path, limits: UploadLimits) -> set[str]:
     """Write the members under repo, counting the bytes (a header may understate a member's size)."""
     written = 0
     files: set[str] = set()
@@ -359,7 +359,7 @@ def _extract(members: list[_Checked], repo: Path, limits: _Limits) -> set[str]:
             dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise _rejected(f"member '{_display(checked.path)}' cannot be extracted ({exc.strerror})") from None
+            raise _rejected(f"member '{printable_name(checked.path)}' cannot be extracted ({exc.strerror})") from None
         try:
             with os.fdopen(fd, "wb") as out, checked.member.open() as src:
                 while chunk := src.read(64 * 1024):
@@ -371,13 +371,13 @@ def _extract(members: list[_Checked], repo: Path, limits: _Limits) -> set[str]:
             raise
         except _CORRUPT as exc:
             raise _rejected(
-                f"the archive is corrupt (member '{_display(checked.path)}': {_display(str(exc), 200)})"
+                f"the archive is corrupt (member '{printable_name(checked.path)}': {printable_name(str(exc), 200)})"
             ) from None
         files.add(checked.path)
     return files
 
 
-def _remove(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     def retry(func: Callable[..., Any], target: str, _exc: Any) -> None:
         try:  # a directory the worker made unreadable
             os.chmod(os.path.dirname(target), 0o700)

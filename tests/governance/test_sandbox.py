@@ -104,8 +104,8 @@ def test_public_names_and_settings(settings: Any) -> None:
     assert settings.GOVERNANCE_PARSE_TIMEOUT_SECONDS == 60
     assert settings.GOVERNANCE_PARSE_MEMORY_MB == 2048
     settings.GOVERNANCE_PARSE_TIMEOUT_SECONDS = 30
-    assert sandbox._Limits.from_settings().timeout == 30
-    assert sandbox._Limits.from_settings({"GOVERNANCE_PARSE_TIMEOUT_SECONDS": 15}).timeout == 15
+    assert sandbox.UploadLimits.from_settings().timeout == 30
+    assert sandbox.UploadLimits.from_settings({"GOVERNANCE_PARSE_TIMEOUT_SECONDS": 15}).timeout == 15
 
 
 # --- Refused before the parser runs ----------------------------------------------------------------
@@ -179,7 +179,9 @@ def test_unsafe_member_names(raw: str, message: str) -> None:
 
 def test_extraction_counts_bytes_whatever_the_header_says(tmp_path: Path) -> None:
     """A member that yields more than its header declared is stopped at the limit while being written."""
-    limits = sandbox._Limits(max_bytes=1024, max_files=10, max_uncompressed=1024 * 1024, timeout=60, memory_mb=2048)
+    limits = sandbox.UploadLimits(
+        max_bytes=1024, max_files=10, max_uncompressed=1024 * 1024, timeout=60, memory_mb=2048
+    )
     liar = upload_archive._Member("features.py", "file", size=10, open=lambda: io.BytesIO(bytes(3 * 1024 * 1024)))
     with pytest.raises(UploadRejected, match="the archive expands to more than 1 MB"):
         sandbox._extract([upload_archive._Checked("features.py", liar)], tmp_path, limits)
@@ -188,7 +190,7 @@ def test_extraction_counts_bytes_whatever_the_header_says(tmp_path: Path) -> Non
 
 def test_files_feast_does_not_import_are_skipped_never_extracted(tmp_path: Path) -> None:
     """A repo folder as teams zip it: data and notebooks beside the definitions are listed, not written."""
-    limits = sandbox._Limits(max_bytes=1 << 20, max_files=10, max_uncompressed=1 << 20, timeout=60, memory_mb=2048)
+    limits = sandbox.UploadLimits(max_bytes=1 << 20, max_files=10, max_uncompressed=1 << 20, timeout=60, memory_mb=2048)
     data = zip_bytes({"repo/features.py": BASE, "repo/data/x.parquet": b"PAR1", "repo/run.sh": "rm -rf /\n"})
     warnings: list[str] = []
     with upload_archive._open_archive(data, "repo.zip", limits) as archive:
@@ -461,7 +463,7 @@ CHECKS: dict[str, tuple[str, Callable[[ParsedRepo], None]]] = {
 }
 
 
-def _outcome(data: bytes, filename: str, limits: sandbox._Limits) -> tuple[Any, float]:
+def _outcome(data: bytes, filename: str, limits: sandbox.UploadLimits) -> tuple[Any, float]:
     started = time.monotonic()
     try:
         result: Any = sandbox._parse_upload(data, filename=filename, project=PROJECT, limits=limits)
@@ -475,13 +477,13 @@ def test_parsed_in_the_sandbox(
 ) -> None:
     for name, value in PARENT_SECRETS.items():
         monkeypatch.setenv(name, value)
-    jobs: dict[str, tuple[bytes, str, sandbox._Limits]] = {}
+    jobs: dict[str, tuple[bytes, str, sandbox.UploadLimits]] = {}
     for case in PARSE_CASES:
         (tmp_path / case.id).mkdir()
-        jobs[case.id] = (*case.build(tmp_path / case.id), sandbox._Limits.from_settings(case.settings))
+        jobs[case.id] = (*case.build(tmp_path / case.id), sandbox.UploadLimits.from_settings(case.settings))
     for name, build in UPLOADS.items():
         (tmp_path / name).mkdir()
-        jobs[name] = (*build(tmp_path / name), sandbox._Limits.from_settings())
+        jobs[name] = (*build(tmp_path / name), sandbox.UploadLimits.from_settings())
     # The slowest first (the infinite loop runs to its timeout), then the rest on the free cores.
     order = sorted(jobs, key=lambda k: k != "infinite_loop")
     with ThreadPoolExecutor(max_workers=max(2, min(4, (os.cpu_count() or 2) + 1))) as pool:
@@ -510,9 +512,9 @@ def test_definitions_are_checked_again_on_the_portal_side(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scratch_tmp: Path
 ) -> None:
     """What the worker writes is untrusted (the definitions ran in that process): a forged result is refused."""
-    limits = sandbox._Limits.from_settings()
+    limits = sandbox.UploadLimits.from_settings()
 
-    def forged(work: Path, repo: Path, project: str, limits: sandbox._Limits) -> sandbox._WorkerResult:
+    def forged(work: Path, repo: Path, project: str, limits: sandbox.UploadLimits) -> sandbox._WorkerResult:
         return sandbox._WorkerResult(
             header={"status": "ok", "files": ["features.py", "/etc/passwd"], "warnings": [], "network_isolated": True},
             records=[{"kind": "entity", "proto_type": "FeatureView", "name": "x", "proto": "AAAA"}],
@@ -553,7 +555,7 @@ def test_escapes_are_stopped_by_the_operating_system(
     hook lets through, the jail shows no secret, no portal directory, no /proc, and keeps every write inside."""
     caplog.set_level("INFO")
     secret = escape_targets.secret.read_text()
-    limits = sandbox._Limits.from_settings()
+    limits = sandbox.UploadLimits.from_settings()
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {
             case.id: pool.submit(_outcome, *escape_upload(case, escape_targets), limits) for case in ESCAPE_CASES
@@ -588,7 +590,7 @@ def test_the_realpath_escape_gets_past_the_audit_hook_but_not_the_jail(
     """The audit hook is a second layer only: the report's trick still defeats it (a write to /tmp succeeds),
     and what it reaches is the jail's private /tmp, gone with the sandbox."""
     case = next(c for c in ESCAPE_CASES if c.id == "realpath_code_swap")
-    outcome, _ = _outcome(*escape_upload(case, escape_targets), sandbox._Limits.from_settings())
+    outcome, _ = _outcome(*escape_upload(case, escape_targets), sandbox.UploadLimits.from_settings())
     assert isinstance(outcome, ParsedRepo), outcome
     report = _report(outcome)
     assert report["write_tmp"] == repr(f"/tmp/{escape_targets.token}-escape").join(["ok: ", ""]), report
@@ -631,10 +633,10 @@ def test_a_read_only_path_under_tmp_is_seen_in_the_jail(tmp_path: Path, scratch_
         [sys.executable, "-I", "-S", "-c", script],
         binds=[(str(shared), "/tmp/checkout/.venv/marker")],
         cwd="/tmp",
-        limits=sandbox._Limits.from_settings(),
+        limits=sandbox.UploadLimits.from_settings(),
         mode="exec",
     )
-    upload_archive._remove(work)
+    upload_archive.remove_tree(work)
     assert (done.returncode, done.output.decode().strip()) == (0, "visible"), done
 
 
@@ -687,7 +689,7 @@ def test_a_pickled_udf_that_is_not_its_source_is_never_stored(tmp_path: Path, sc
     """The report's swap: refused when the text does not run alone; stored without the pickle when it does.
     Either way the payload never runs (not here, not in the jail's checks)."""
     marker = tmp_path / "payload-ran"
-    limits = sandbox._Limits.from_settings()
+    limits = sandbox.UploadLimits.from_settings()
     with ThreadPoolExecutor(max_workers=2) as pool:
         failing = pool.submit(_outcome, *udf_swap_upload(marker, text_runs_alone=False), limits)
         running = pool.submit(_outcome, *udf_swap_upload(marker, text_runs_alone=True), limits)
@@ -753,7 +755,7 @@ def test_unreviewable_udfs_are_refused(udf_string: str, message: str, scratch_tm
     code = BASE + _DOUBLED.replace("UDF_STRING", repr(udf_string))
     data = zip_bytes({"features.py": code})
     with pytest.raises(UploadRejected) as excinfo:
-        sandbox._parse_upload(data, filename="x.zip", project=PROJECT, limits=sandbox._Limits.from_settings())
+        sandbox._parse_upload(data, filename="x.zip", project=PROJECT, limits=sandbox.UploadLimits.from_settings())
     assert message in str(excinfo.value)
     assert "invalid definitions: " in str(excinfo.value)
     assert not list(scratch_tmp.iterdir())
