@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,28 +11,28 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from catalog.exceptions import NotPermitted, ObjectNotFound
+from catalog.filters import filtered
 from catalog.freshness import FreshnessResult, feature_view_freshness
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_operate, can_see_feature_values, can_view_catalog
 from catalog.selectors import feature_value_team_ids
 from catalog.timeparse import NotAnInstant, parse_instant
+from jobs.filters import JobRunFilter
 from jobs.models import JobRun, MaterializationRecord, TrainingDataset
 
 
-def job_run_list(*, user: Any, kind: str | None = None, status: str | None = None) -> QuerySet[JobRun]:
-    """Job runs the user may see: operators see every run; other roles see their own runs and
-    every non-preview run (preview results hold feature values somebody asked for)."""
+def job_run_list(*, user: Any, params: Mapping[str, Any] | None = None) -> QuerySet[JobRun]:
+    """Job runs the user may see, filtered by `params` (jobs.filters.JobRunFilter), newest first; the jobs page
+    and the API list both read it. Operators see every run; other roles see their own runs and every
+    non-preview run (preview results hold feature values somebody asked for). InvalidInput on a bad filter."""
     if not can_view_catalog(user):
         raise NotPermitted("you hold no portal role")
     qs = JobRun.objects.select_related("started_by")
     if not can_operate(user):
         qs = qs.filter(~Q(kind=JobRun.Kind.PREVIEW) | Q(started_by=user))
-    if kind:
-        qs = qs.filter(kind=kind)
-    if status:
-        qs = qs.filter(status=status)
-    return qs
+    rows: QuerySet[JobRun] = filtered(JobRunFilter, qs, params)
+    return rows.order_by("-created_at", "-id")
 
 
 def job_run_result(*, user: Any, run: JobRun) -> dict[str, Any]:

@@ -9,17 +9,20 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from catalog.decorators import domain_errors_as_http
-from catalog.exceptions import ObjectNotFound, PortalError
+from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound, PortalError
 from catalog.freshness import feature_view_freshness
 from catalog.models import CatalogObject
 from catalog.models.projects import Status as CatalogStatus
 from catalog.permissions import can_operate
 from jobs.api.serializers import progress_percent
+from jobs.kinds import JOB_KINDS
 from jobs.models import JobRun
 from jobs.selectors import (
     job_run_get,
@@ -29,39 +32,51 @@ from jobs.selectors import (
     online_views,
     view_ledger,
 )
-from jobs.services import registry_sync_start
-from jobs.services.materialization import materialization_start
-from jobs.services.preview import feature_server_curl, online_preview_start
-from jobs.services.skew import skew_check_start
-from jobs.services.stats import feature_statistics_start
+from jobs.services.preview import feature_server_curl
 
 
 @login_required
 @require_POST
-def sync_now(request: HttpRequest) -> HttpResponse:
-    """Queue a registry sync (operators)."""
-    if not can_operate(request.user):
-        raise PermissionDenied
-    run = registry_sync_start(actor=request.user, trigger="button", force=True)
-    messages.success(request, f"Registry sync queued (job #{run.pk}).")
-    return redirect("catalog:home")
+def job_start(request: HttpRequest, kind: str) -> HttpResponse:
+    """Every page's "start a job" button: the kind's own start (permission, validation, JobRun, enqueue), found
+    in jobs/kinds.py like the API's. Success opens the run; a refusal goes back to the form's page with why."""
+    spec = JOB_KINDS.get(kind)
+    if spec is None or spec.start is None:
+        raise Http404(f"No job kind {kind!r} is started from a page.")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = ""
+    try:
+        run = spec.start_from_input(actor=request.user, trigger="button", data=spec.inputs_from_form(request.POST))
+    except NotPermitted as exc:
+        raise PermissionDenied(str(exc)) from None
+    except PortalError as exc:
+        messages.error(request, f"Not started: {exc}")
+        return redirect(back or "jobs:job_list")
+    messages.success(request, f"{spec.label[0].upper()}{spec.label[1:]} is queued (job #{run.pk}).")
+    return redirect("jobs:job_detail", pk=run.pk)
 
 
 @login_required
 @domain_errors_as_http
 def job_list(request: HttpRequest) -> HttpResponse:
-    """Recent job runs, filterable by kind and status; the materialization form for operators."""
-    kind = request.GET.get("kind") or None
-    status = request.GET.get("status") or None
-    if kind not in (None, *JobRun.Kind.values) or status not in (None, *JobRun.Status.values):
-        kind = status = None
-    runs = job_run_list(user=request.user, kind=kind, status=status)[:100]
+    """Job runs, newest first, filtered like the API's list (jobs.filters.JobRunFilter), a page at a time;
+    the materialization form for operators."""
+    names = ("kind", "status", "project", "started_by", "trigger", "since", "until")
+    filters = {k: request.GET.get(k, "").strip() for k in names}
+    try:
+        runs = job_run_list(user=request.user, params={k: v for k, v in filters.items() if v})
+    except InvalidInput as exc:
+        messages.error(request, str(exc))
+        runs = JobRun.objects.none()
+    page = Paginator(runs, 50).get_page(request.GET.get("page"))
     context = {
-        "runs": runs,
+        "runs": page.object_list,
+        "page": page,
+        "query": request.GET.copy(),
+        "filters": filters,
         "kinds": JobRun.Kind.choices,
         "statuses": JobRun.Status.choices,
-        "kind": kind or "",
-        "status": status or "",
         "can_operate": can_operate(request.user),
         "views": online_views(user=request.user),
     }
@@ -97,39 +112,6 @@ def job_status(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "jobs/partials/_job_status.html", _detail_context(run, request.user))
 
 
-@login_required
-@require_POST
-def materialize(request: HttpRequest) -> HttpResponse:
-    """Start a materialization from the browser (operators)."""
-    if not can_operate(request.user):
-        raise PermissionDenied
-    selected = request.POST.getlist("views")
-    project = request.POST.get("project") or None
-    views: list[str] = []
-    for item in selected:  # "project/view" values from the picker
-        p, _, v = item.partition("/")
-        if project and p != project:
-            messages.error(request, "Pick views of one project at a time.")
-            return redirect("jobs:job_list")
-        project, views = p, [*views, v]
-    mode = request.POST.get("mode") or "incremental"
-    try:
-        run = materialization_start(
-            actor=request.user,
-            project=project,
-            views=views or None,
-            mode=mode,
-            start=request.POST.get("start") or None,
-            end=request.POST.get("end") or None,
-            trigger="button",
-        )
-    except PortalError as exc:
-        messages.error(request, f"Not started: {exc}")
-        return redirect("jobs:job_list")
-    messages.success(request, f"Materialization queued (job #{run.pk}).")
-    return redirect("jobs:job_detail", pk=run.pk)
-
-
 def _preview_choices() -> tuple[list[CatalogObject], list[CatalogObject]]:
     objects = CatalogObject.objects.exclude(status=CatalogStatus.REMOVED).select_related("project")
     services = list(objects.filter(kind=CatalogObject.Kind.FEATURE_SERVICE).order_by("project__name", "name"))
@@ -155,20 +137,20 @@ def preview(request: HttpRequest) -> HttpResponse:
         entities, error = _parse_entities(form["entities"])
         if not error:
             try:
+                inputs: dict[str, Any] = {"project": project, "entities": entities}
                 if kind == "service":
-                    run = online_preview_start(
-                        actor=request.user, project=project, feature_service=name, entities=entities, trigger="button"
-                    )
+                    inputs["feature_service"] = name
                 elif kind == "view":
                     view = next((v for v in views if v.project.name == project and v.name == name), None)
                     if view is None:
                         raise ObjectNotFound(f"feature view {project}/{name} does not exist")
-                    features = [f"{name}:{f.name}" for f in view.features.all() if f.status != CatalogStatus.REMOVED]
-                    run = online_preview_start(
-                        actor=request.user, project=project, features=features, entities=entities, trigger="button"
-                    )
+                    inputs["features"] = [
+                        f"{name}:{f.name}" for f in view.features.all() if f.status != CatalogStatus.REMOVED
+                    ]
                 else:
                     raise ObjectNotFound("pick a feature service or a feature view")
+                preview_kind = JOB_KINDS[JobRun.Kind.PREVIEW]
+                run = preview_kind.start_from_input(actor=request.user, trigger="button", data=inputs)
                 return redirect("jobs:job_detail", pk=run.pk)
             except (PortalError, ObjectNotFound) as exc:
                 error = str(exc)
@@ -234,35 +216,6 @@ def freshness_panel(request: HttpRequest) -> HttpResponse:
         "state": [str(f.state) for _, f in rows],
     }
     return render(request, "jobs/freshness.html", {"rows": rows, "chart": chart})
-
-
-@login_required
-@require_POST
-def skew_check(request: HttpRequest, project: str, view: str) -> HttpResponse:
-    """Start an offline/online skew check of one view (operators)."""
-    if not can_operate(request.user):
-        raise PermissionDenied
-    try:
-        sample = int(request.POST.get("sample") or 100)
-        run = skew_check_start(actor=request.user, project=project, view=view, sample=sample, trigger="button")
-    except (PortalError, ValueError) as exc:
-        messages.error(request, f"Not started: {exc}")
-        return redirect("jobs:view_ledger", project=project, view=view)
-    return redirect("jobs:job_detail", pk=run.pk)
-
-
-@login_required
-@require_POST
-def feature_statistics(request: HttpRequest, project: str, view: str) -> HttpResponse:
-    """Start a feature-statistics job for one view (operators)."""
-    if not can_operate(request.user):
-        raise PermissionDenied
-    try:
-        run = feature_statistics_start(actor=request.user, project=project, view=view, trigger="button")
-    except PortalError as exc:
-        messages.error(request, f"Not started: {exc}")
-        return redirect("jobs:view_ledger", project=project, view=view)
-    return redirect("jobs:job_detail", pk=run.pk)
 
 
 @login_required

@@ -159,7 +159,7 @@ def test_quickstart_profile_boots_serves_and_runs_jobs_on_a_worker(quickstart: d
         csrf = next(c.value for c in jar if c.name == "csrftoken")
         opener.open(
             urllib.request.Request(
-                f"{base}/jobs/sync/",
+                f"{base}/jobs/start/sync/",
                 data=urllib.parse.urlencode({"csrfmiddlewaretoken": csrf}).encode(),
                 headers={"Referer": base},
             )

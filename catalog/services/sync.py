@@ -20,13 +20,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from catalog import feast_gateway as gateway
 from catalog.bulk import bulk_insert
 from catalog.diff import diff_specs
 from catalog.exceptions import PortalError, UnknownProject
+from catalog.leases import Lease
 from catalog.models import (
     AuditEvent,
     CatalogObject,
@@ -50,6 +50,7 @@ from catalog.services.teams import TeamDirectory
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)
+SYNC_LEASE = Lease(SyncState, until="locked_until", holder="lock_token")  # one sync per registry
 BATCH = 2000
 # Up to this many changed objects, search entries are rebuilt inside the sync's transaction.
 INLINE_INDEX_LIMIT = 2000
@@ -282,19 +283,6 @@ def _holds_project(source: gateway.RegistrySource, project: str) -> bool:
     )
 
 
-def _take_lease(state: SyncState, token: str) -> bool:
-    now = timezone.now()
-    return bool(
-        SyncState.objects.filter(pk=state.pk)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-        .update(locked_until=now + LEASE, lock_token=token)
-    )
-
-
-def _release_lease(state: SyncState, token: str) -> None:
-    SyncState.objects.filter(pk=state.pk, lock_token=token).update(locked_until=None, lock_token="")
-
-
 def _finish(run: SyncRun, status: str, started: float, **fields: Any) -> SyncRun:
     run.status = status
     run.finished_at = timezone.now()
@@ -312,7 +300,7 @@ def _sync_registry(
     state, _ = SyncState.objects.get_or_create(registry_key=source.key)
     run = SyncRun.objects.create(registry_key=source.key, project_filter=project or "", trigger=trigger)
     token = uuid.uuid4().hex
-    if not _take_lease(state, token):
+    if not SYNC_LEASE.take(token, LEASE, pk=state.pk):
         return _finish(run, SyncRun.Status.SKIPPED, started, error="another sync of this registry is running")
     try:
         fingerprint = gateway.registry_fingerprint(source.repo)
@@ -346,7 +334,7 @@ def _sync_registry(
         _finish(run, SyncRun.Status.FAILED, started, error=f"internal error: {type(exc).__name__}: {exc}")
         raise
     finally:
-        _release_lease(state, token)
+        SYNC_LEASE.release(token, pk=state.pk)
 
 
 # --- Applying a snapshot ---------------------------------------------------------------------------

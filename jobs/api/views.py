@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalog.api.filters import SelectorFilterBackend
 from catalog.exceptions import InvalidInput
 from jobs.api.serializers import (
     JobRunDetailOutputSerializer,
@@ -25,13 +26,13 @@ from jobs.api.serializers import (
     TrainingDatasetInputSerializer,
     TrainingDatasetOutputSerializer,
 )
+from jobs.filters import JobRunFilter
 from jobs.kinds import JOB_KINDS
 from jobs.models import JobRun, TrainingDataset
 from jobs.selectors import job_run_get, job_run_list, training_dataset_get, training_dataset_list, view_ledger
 from jobs.services.preview import (
     feature_server_curl,
     job_run_wait,
-    online_preview_start,
     preview_wait_seconds,
 )
 from jobs.services.training import training_dataset_open
@@ -59,7 +60,7 @@ def _is_async(request: Request) -> bool:
     ),
 )
 class JobListApi(generics.ListAPIView[JobRun]):
-    """GET: job runs (newest first; `?kind=`, `?status=`). POST: start a job.
+    """GET: job runs (newest first; `?kind=`, `status`, `project`, `started_by`, `trigger`, `since`, `until`). POST: start a job.
 
     POST bodies: `{"kind": "materialize", "project": "p", "views": ["v"], "mode": "incremental"}`,
     or `"mode": "range"` with `start`/`end`; `{"kind": "preview", "project": ..., "feature_service"
@@ -70,8 +71,9 @@ class JobListApi(generics.ListAPIView[JobRun]):
     """
 
     serializer_class = JobRunOutputSerializer
+    filter_backends = [SelectorFilterBackend]
+    filterset_class = JobRunFilter  # applied by the selector, as on the jobs page
     ordering = ["-created_at"]
-    ordering_fields = ["created_at"]
     required_scopes = {"POST": "operate"}
     parser_classes = [JSONParser, MultiPartParser]  # multipart: a training dataset's entity file
 
@@ -82,13 +84,7 @@ class JobListApi(generics.ListAPIView[JobRun]):
     def get_queryset(self) -> QuerySet[JobRun]:
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return JobRun.objects.none()
-        kind = self.request.query_params.get("kind") or None
-        status_ = self.request.query_params.get("status") or None
-        if kind and kind not in JobRun.Kind.values:
-            raise InvalidInput(f"unknown kind {kind}", {"kind": [f"one of {', '.join(JobRun.Kind.values)}"]})
-        if status_ and status_ not in JobRun.Status.values:
-            raise InvalidInput(f"unknown status {status_}", {"status": [f"one of {', '.join(JobRun.Status.values)}"]})
-        return job_run_list(user=self.request.user, kind=kind, status=status_)
+        return job_run_list(user=self.request.user, params=self.request.query_params)
 
     def post(self, request: Request) -> Response:
         data = JobStartInputSerializer(data=request.data)
@@ -127,14 +123,8 @@ class OnlinePreviewApi(APIView):
         data = OnlinePreviewInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v: dict[str, Any] = data.validated_data
-        run = online_preview_start(
-            actor=request.user,
-            project=project,
-            feature_service=v.get("feature_service"),
-            features=v.get("features"),
-            entities=v.get("entities"),
-            trigger="api",
-        )
+        preview_kind = JOB_KINDS[JobRun.Kind.PREVIEW]
+        run = preview_kind.start_from_input(actor=request.user, trigger="api", data={**v, "project": project})
         curl = feature_server_curl(params=run.params)
         if not _is_async(request):
             run = job_run_wait(run=run, timeout=preview_wait_seconds())

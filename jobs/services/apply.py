@@ -30,6 +30,7 @@ from django.utils import timezone
 from catalog import feast_gateway as gateway
 from catalog.diff import diff_specs
 from catalog.exceptions import NotPermitted, PortalError, RegistryUnavailable
+from catalog.leases import Lease
 from catalog.models import ChangeRequest, ExpectedChange, ObjectVersion, Project
 from catalog.notifications import notify
 from catalog.services.audit import audit_record
@@ -42,13 +43,14 @@ from catalog.services.change_requests import (
 )
 from catalog.services.planning import Proposal
 from jobs.models import JobRun
-from jobs.services.core import job_run_log, job_run_progress, job_run_queue
+from jobs.services.core import JobFailed, job_run_log, job_run_progress, job_run_queue
 
 logger = logging.getLogger(__name__)
 CR = ChangeRequest.Status
 # What an apply left in the registry (apply_result["registry"]): its write is all or nothing.
 UNCHANGED = "unchanged"
 FULLY_APPLIED = "fully applied"
+APPLY_LOCK = Lease(Project, until="apply_locked_until", holder="apply_lock_token")  # one apply per project
 
 
 def change_request_apply_start(*, cr: ChangeRequest, actor: Any, trigger: str = "button") -> JobRun:
@@ -83,19 +85,6 @@ def change_request_auto_apply(*, change_request: ChangeRequest, **_: Any) -> Non
 # --- The worker side ---------------------------------------------------------------------------------------
 
 
-def _take_lock(project: Project, token: str) -> bool:
-    now = timezone.now()
-    until = now + timedelta(seconds=settings.GOVERNANCE_APPLY_LOCK_SECONDS)
-    free = Project.objects.filter(pk=project.pk, apply_locked_until__isnull=True) | Project.objects.filter(
-        pk=project.pk, apply_locked_until__lt=now
-    )
-    return bool(free.update(apply_locked_until=until, apply_lock_token=token))
-
-
-def _release_lock(project: Project, token: str) -> None:
-    Project.objects.filter(pk=project.pk, apply_lock_token=token).update(apply_locked_until=None, apply_lock_token="")
-
-
 def _what_registry_holds(repo: gateway.RepoRef, project: str, proposal: Proposal) -> tuple[list[str], list[str]]:
     """Per touched object: is the registry now as the request wanted it? (applied, not applied)."""
     now = gateway.project_protos(repo, project, proposal.keys)
@@ -118,20 +107,22 @@ def change_request_apply_run(run: JobRun) -> dict[str, Any]:
     """The apply job's body (see the module docstring)."""
     cr = ChangeRequest.objects.select_related("project").get(pk=run.params["change_request"])
     if cr.status != CR.APPLYING or cr.revision != run.params.get("revision"):
-        return {"_failed": True, "error": f"CR-{cr.pk} is {cr.status} (revision {cr.revision}); nothing applied"}
+        raise JobFailed(f"CR-{cr.pk} is {cr.status} (revision {cr.revision}); nothing applied")
     project, revision = cr.project, int(run.params["revision"])
     token = uuid.uuid4().hex
     started, begun = time.monotonic(), timezone.now()
-    if not _take_lock(project, token):
+    if not APPLY_LOCK.take(token, timedelta(seconds=settings.GOVERNANCE_APPLY_LOCK_SECONDS), pk=project.pk):
         busy = {"error": f"another apply holds project {project.name}'s lock; try again when it finishes"}
         change_request_apply_finished(cr=cr, status=CR.APPROVED, result=busy, revision=revision)
-        return {"_failed": True, **busy}
+        raise JobFailed(busy["error"], busy)
     try:
         return _apply_locked(run, cr, token, started)
+    except JobFailed:
+        raise
     except Exception as exc:
         logger.exception("apply of CR-%s failed", cr.pk)
         if ExpectedChange.objects.filter(change_request=cr, created_at__gte=begun).exists():  # it got to the write
-            return _failed(run, cr, Proposal.from_json(cr.proposal), governed_repo(project), exc)
+            return _settle_after_error(run, cr, Proposal.from_json(cr.proposal), governed_repo(project), exc)
         # before anything was written (the registry unreachable, a bad config...)
         result: dict[str, Any] = {
             "error": f"{type(exc).__name__}: {exc}"[:2000],
@@ -142,9 +133,9 @@ def change_request_apply_run(run: JobRun) -> dict[str, Any]:
         change_request_apply_finished(cr=cr, status=CR.FAILED, result=result, revision=revision)
         audit_record(actor=None, action="change_request.apply_failed", obj=cr, after=result, job_run_id=run.pk)
         notify("change_request.failed", f"CR-{cr.pk} failed to apply: {cr.title}", {"error": result["error"][:500]})
-        return {"_failed": True, **result}
+        raise JobFailed(result["error"], result) from exc
     finally:
-        _release_lock(project, token)
+        APPLY_LOCK.release(token, pk=project.pk)
 
 
 def _stale_reason(cr: ChangeRequest, repo: gateway.RepoRef, scope: list[tuple[str, str]]) -> str:
@@ -215,7 +206,7 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
         audit_record(actor=None, action="change_request.stale", obj=cr, after={"reason": reason}, job_run_id=run.pk)
         notify("change_request.failed", f"CR-{cr.pk} is stale: {cr.title}", {"project": project.name, "reason": reason})
         job_run_log(run=run, line=reason)
-        return {"_failed": True, "error": f"CR-{cr.pk} is stale: {reason}; re-plan and re-approve it", "stale": True}
+        raise JobFailed(f"CR-{cr.pk} is stale: {reason}; re-plan and re-approve it", {"stale": True})
     source = f"change-request:{cr.pk}"
     ExpectedChange.objects.bulk_create(
         [
@@ -239,7 +230,7 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
         gateway.apply_protos(repo, project.name, list(proposal.upserts.values()), list(proposal.deletes.values()))
     except Exception as exc:  # anything Feast raises: report what the registry holds now
         logger.exception("apply of CR-%s failed", cr.pk)
-        return _failed(run, cr, proposal, repo, exc)
+        return _settle_after_error(run, cr, proposal, repo, exc)
     apply_seconds = time.monotonic() - started
     try:
         applied, not_applied = _what_registry_holds(repo, project.name, proposal)
@@ -275,7 +266,7 @@ def _apply_locked(run: JobRun, cr: ChangeRequest, token: str, started: float) ->
     return result
 
 
-def _failed(
+def _settle_after_error(
     run: JobRun, cr: ChangeRequest, proposal: Proposal, repo: gateway.RepoRef, exc: Exception
 ) -> dict[str, Any]:
     error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -283,7 +274,10 @@ def _failed(
         holds = _registry_outcome(repo, cr, proposal)
     except PortalError as read_error:
         holds = {"applied": [], "not_applied": [], "registry_unreadable": str(read_error)}
-    return _settle(cr, {"error": error, **holds}, job_run_id=run.pk)
+    result = {"error": error, **holds}
+    if _settle(cr, result, job_run_id=run.pk):
+        return result  # the write committed before the error: the request is applied, and so is the job
+    raise JobFailed(error, result) from exc
 
 
 def _registry_outcome(repo: gateway.RepoRef, cr: ChangeRequest, proposal: Proposal) -> dict[str, Any]:
@@ -301,26 +295,27 @@ def _registry_outcome(repo: gateway.RepoRef, cr: ChangeRequest, proposal: Propos
     return {"registry": state, "applied": applied, "not_applied": not_applied}
 
 
-def _settle(cr: ChangeRequest, result: dict[str, Any], *, job_run_id: int | None) -> dict[str, Any]:
+def _settle(cr: ChangeRequest, result: dict[str, Any], *, job_run_id: int | None) -> bool:
     """Finish an apply that ended without a clean result (an error, or a dead worker) from what the registry
-    holds: fully applied means the write committed, so the request is applied; anything else is failed."""
+    holds: fully applied means the write committed, so the request is applied (True); anything else is failed.
+    `result` gains the catalog sync's job id when applied."""
     apply_run = JobRun.objects.select_related("started_by").filter(pk=job_run_id).first() if job_run_id else None
     revision = int(apply_run.params.get("revision", cr.revision)) if apply_run else cr.revision
     if result.get("registry") == FULLY_APPLIED:
         result["catalog_sync_job"] = _catalog_sync(cr, apply_run.started_by if apply_run else None)
         if not change_request_apply_finished(cr=cr, status=CR.APPLIED, result=result, revision=revision):
-            return result
+            return True
         audit_record(actor=None, action="change_request.applied", obj=cr, after=result, job_run_id=job_run_id)
         notify(
             "change_request.applied",
             f"CR-{cr.pk} applied: {cr.title}",
             {"project": cr.project.name, "objects": ", ".join(result["applied"])[:500], "severity": cr.severity},
         )
-        return result
+        return True
     # Nothing this request wrote is in the registry (the write is all or nothing), so no later change to these
     # objects may be credited to it: the sync must flag them out-of-band.
     if not change_request_apply_finished(cr=cr, status=CR.FAILED, result=result, revision=revision):
-        return {"_failed": True, **result}
+        return False
     ExpectedChange.objects.filter(change_request=cr, consumed_at__isnull=True).delete()
     audit_record(actor=None, action="change_request.apply_failed", obj=cr, after=result, job_run_id=job_run_id)
     notify(
@@ -332,7 +327,7 @@ def _settle(cr: ChangeRequest, result: dict[str, Any], *, job_run_id: int | None
             "registry": str(result.get("registry", "unknown")),
         },
     )
-    return {"_failed": True, **result}
+    return False
 
 
 def _catalog_sync(cr: ChangeRequest, actor: Any) -> int | None:

@@ -28,6 +28,17 @@ RUN_TASK = "jobs.run"  # the one task every queued JobRun runs through (jobs/tas
 logger = logging.getLogger(__name__)
 
 
+class JobFailed(Exception):
+    """A job's expected failure (a sync that failed, a view that did not materialize, a stale apply): the run
+    is marked failed with `error`, keeps `result` (what it did get done) and logs no traceback. Anything else a
+    job body raises is unexpected: the run is failed with the exception's text and the task logs it."""
+
+    def __init__(self, error: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.result = {**(result or {}), "error": error}
+
+
 def stale_after() -> timedelta:
     """A running job whose heartbeat is older than this lost its worker (SIGKILL, OOM, node gone)."""
     return timedelta(seconds=settings.JOBS_STALE_AFTER_SECONDS)
@@ -122,8 +133,7 @@ def registry_sync_run(run: JobRun) -> dict[str, Any]:
     }
     failed = [r for r in runs if r.status == "failed"]
     if failed:
-        result["_failed"] = True
-        result["error"] = "; ".join(r.error for r in failed)
+        raise JobFailed("; ".join(r.error for r in failed), result)
     return result
 
 
@@ -250,6 +260,8 @@ def job_run_execute(
     try:
         with _Heartbeat(run.pk):
             result = body(run)
+    except JobFailed as failure:
+        return job_run_finish(run=run, status=JobRun.Status.FAILED, result=failure.result, error=failure.error)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         try:
@@ -260,13 +272,7 @@ def job_run_execute(
             connection.close()
             job_run_finish(run=run, status=JobRun.Status.FAILED, error=error)
         raise
-    failed = bool(result.pop("_failed", False))
-    return job_run_finish(
-        run=run,
-        status=JobRun.Status.FAILED if failed else JobRun.Status.SUCCEEDED,
-        result=result,
-        error=str(result.get("error", "")) if failed else "",
-    )
+    return job_run_finish(run=run, status=JobRun.Status.SUCCEEDED, result=result)
 
 
 def stale_runs_sweep() -> dict[str, int]:

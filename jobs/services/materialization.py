@@ -11,11 +11,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from catalog import feast_gateway as gateway
 from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound, PortalError, RegistryUnavailable
+from catalog.leases import Lease
 from catalog.models import CatalogObject, Project
 from catalog.models.projects import Status as CatalogStatus
 from catalog.notifications import notify
@@ -23,7 +24,7 @@ from catalog.permissions import can_operate
 from catalog.services.sync import registry_sync
 from catalog.timeparse import parse_time_input
 from jobs.models import JobRun, MaterializationRecord, ViewLock
-from jobs.services.core import job_run_log, job_run_progress, job_run_queue
+from jobs.services.core import JobFailed, job_run_log, job_run_progress, job_run_queue
 
 logger = logging.getLogger(__name__)
 
@@ -130,26 +131,13 @@ def materialization_start(
 # --- The per-view lock ----------------------------------------------------------------------------
 
 
+VIEW_LOCK = Lease(ViewLock, until="locked_until", holder="job_run")  # one materialization per view
+
+
 def view_lock_acquire(*, project: str, view: str, run: JobRun, lease: timedelta) -> bool:
-    """Take the view's lock for `run` (conditional UPDATE: free, expired, or already ours)."""
+    """Take the view's lock for `run` (free, expired, or already ours)."""
     ViewLock.objects.get_or_create(project=project, view=view)
-    now = timezone.now()
-    taken = (
-        ViewLock.objects.filter(project=project, view=view)
-        .filter(Q(job_run__isnull=True) | Q(locked_until__lt=now) | Q(job_run=run))
-        .update(job_run=run, locked_until=now + lease)
-    )
-    return bool(taken)
-
-
-def view_lock_extend(*, project: str, view: str, run: JobRun, lease: timedelta) -> None:
-    """Extend a held lock (each chunk)."""
-    ViewLock.objects.filter(project=project, view=view, job_run=run).update(locked_until=timezone.now() + lease)
-
-
-def view_lock_release(*, project: str, view: str, run: JobRun) -> None:
-    """Release the lock if `run` holds it."""
-    ViewLock.objects.filter(project=project, view=view, job_run=run).update(job_run=None, locked_until=None)
+    return VIEW_LOCK.take(run, lease, project=project, view=view)
 
 
 # --- The run body (in the worker) -------------------------------------------------------------------
@@ -205,8 +193,7 @@ def materialization_run(run: JobRun) -> dict[str, Any]:
         "skipped": [v["view"] for v in views_out if v["status"] == MaterializationRecord.Status.SKIPPED],
     }
     if failures:
-        result["_failed"] = True
-        result["error"] = "; ".join(failures)
+        raise JobFailed("; ".join(failures), result)
     return result
 
 
@@ -252,7 +239,7 @@ def _materialize_one(
             covered_end=result.end,
             duration_seconds=time.monotonic() - started,
         )
-        view_lock_extend(project=target.project, view=target.view, run=run, lease=lease)
+        VIEW_LOCK.extend(run, lease, project=target.project, view=target.view)
         job_run_progress(
             run=run,
             done=progress.done,
@@ -289,7 +276,7 @@ def _materialize_one(
         if not isinstance(exc, PortalError):
             logger.exception("materialization of %s failed", target.view)
         if isinstance(exc, gateway.OnlineStoreUnavailable | RegistryUnavailable):
-            view_lock_release(project=target.project, view=target.view, run=run)
+            VIEW_LOCK.release(run, project=target.project, view=target.view)
             raise
     else:
         MaterializationRecord.objects.filter(pk=record.pk).update(
@@ -299,7 +286,7 @@ def _materialize_one(
         )
         job_run_log(run=run, line=f"{target.view}: done")
     finally:
-        view_lock_release(project=target.project, view=target.view, run=run)
+        VIEW_LOCK.release(run, project=target.project, view=target.view)
     record.refresh_from_db()
     return _record_dict(record)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,10 +21,10 @@ from catalog.models import AuditEvent, CatalogObject, ObjectVersion
 from catalog.services.sync import registry_sync
 from jobs.models import JobRun, MaterializationRecord, ViewLock
 from jobs.services.materialization import (
+    VIEW_LOCK,
     materialization_params,
     materialization_start,
     view_lock_acquire,
-    view_lock_release,
 )
 from tests import environment as env
 from tests import online
@@ -226,9 +227,9 @@ def test_a_locked_view_is_skipped_not_run_twice(operator: Any, synced: feast_gat
     assert view_lock_acquire(project=PROJECT, view="employee_features", run=holder, lease=lease)
     assert not view_lock_acquire(project=PROJECT, view="employee_features", run=other, lease=lease)
     assert view_lock_acquire(project=PROJECT, view="employee_features", run=holder, lease=lease)  # re-entrant
-    view_lock_release(project=PROJECT, view="employee_features", run=other)  # not the holder: no effect
+    VIEW_LOCK.release(other, project=PROJECT, view="employee_features")  # not the holder: no effect
     assert not view_lock_acquire(project=PROJECT, view="employee_features", run=other, lease=lease)
-    view_lock_release(project=PROJECT, view="employee_features", run=holder)
+    VIEW_LOCK.release(holder, project=PROJECT, view="employee_features")
     assert view_lock_acquire(project=PROJECT, view="employee_features", run=other, lease=lease)
     # an expired lease (dead worker) can be taken over
     assert view_lock_acquire(project=PROJECT, view="department_features", run=holder, lease=timedelta(seconds=-1))
@@ -380,9 +381,11 @@ def test_the_materialize_button_queues_a_run_for_operators_only(
     client: Client, viewer: Any, operator: Any, synced: Any
 ) -> None:
     client.force_login(viewer)
-    assert client.post("/jobs/materialize/", {"views": [f"{PROJECT}/employee_features"]}).status_code == 403
+    assert client.post("/jobs/start/materialize/", {"views": [f"{PROJECT}/employee_features"]}).status_code == 403
     client.force_login(operator)
-    response = client.post("/jobs/materialize/", {"views": [f"{PROJECT}/employee_features"], "mode": "incremental"})
+    response = client.post(
+        "/jobs/start/materialize/", {"views": [f"{PROJECT}/employee_features"], "mode": "incremental"}
+    )
     run = JobRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/jobs/{run.pk}/"
     assert run.params["views"] == ["employee_features"] and run.params["project"] == PROJECT
@@ -473,7 +476,7 @@ def test_a_run_skips_a_view_another_run_holds(operator: Any, synced: feast_gatew
         },
     )
     result = materialization_run(run)
-    assert result["skipped"] == ["department_features"] and "_failed" not in result
+    assert result["skipped"] == ["department_features"] and "error" not in result  # a skip is not a failure
     record = MaterializationRecord.objects.get(job_run=run)
     assert record.status == MaterializationRecord.Status.SKIPPED and record.rows_written == 0
     assert ViewLock.objects.get(view="department_features").job_run == holder  # untouched
@@ -513,3 +516,36 @@ def test_beat_materializes_on_the_configured_cron_and_rejects_a_bad_one() -> Non
     assert run("30 3 * * 1-5").stdout.split()[-4:] == ["jobs.materialize", "30", "3", "1-5"]
     bad = run("30 3 * *")
     assert bad.returncode != 0 and "PORTAL_MATERIALIZE_CRON must have 5 fields" in bad.stderr
+
+
+@pytest.mark.django_db
+def test_the_jobs_page_and_the_api_filter_runs_alike(client: Client, operator: Any, viewer: Any) -> None:
+    """One FilterSet (jobs.filters.JobRunFilter) behind both lists: same parameters, same rows, same order."""
+    mine = JobRun.objects.create(kind="materialize", params={"project": PROJECT}, started_by=operator, trigger="button")
+    other = JobRun.objects.create(kind="materialize", params={"project": "other"}, trigger="schedule")
+    failed = JobRun.objects.create(
+        kind="skew", params={"project": PROJECT}, status=JobRun.Status.FAILED, started_by=viewer, trigger="api"
+    )
+    preview = JobRun.objects.create(kind="preview", params={"project": PROJECT}, started_by=operator, trigger="api")
+    client.force_login(operator)
+    cases = {
+        f"project={PROJECT}": [preview, failed, mine],
+        "kind=materialize": [other, mine],
+        "status=failed": [failed],
+        "started_by=vera": [failed],
+        "trigger=schedule": [other],
+        f"project={PROJECT}&kind=materialize&started_by=otto": [mine],
+    }
+    for query, expected in cases.items():
+        api = [r["id"] for r in client.get(f"/api/v1/jobs/?{query}").json()["results"]]
+        page = client.get(f"/jobs/?{query}").content.decode()
+        shown = [int(pk) for pk in re.findall(r'data-job-id="(\d+)"', page)]
+        assert api == shown == [r.pk for r in expected], query
+    for bad in ("kind=nope", "status=lost", "since=yesterday-ish"):
+        assert client.get(f"/api/v1/jobs/?{bad}").status_code == 400
+        page = client.get(f"/jobs/?{bad}").content.decode()
+        assert "bad filter value" in page and "data-job-id" not in page
+    # A viewer sees no one else's previews (they hold feature values), through either list.
+    client.force_login(viewer)
+    api = [r["id"] for r in client.get(f"/api/v1/jobs/?project={PROJECT}").json()["results"]]
+    assert preview.pk not in api and api == [failed.pk, mine.pk]

@@ -26,7 +26,7 @@ def test_sync_now_button_runs_on_a_real_worker(
     client: Client, operator: Any, demo_repo: feast_gateway.RepoRef, celery_worker: Any
 ) -> None:
     client.force_login(operator)
-    response = client.post("/jobs/sync/")
+    response = client.post("/jobs/start/sync/")
     assert response.status_code == 302
     run = wait_for_terminal(JobRun.objects.get(kind="sync"))
     assert run.status == JobRun.Status.SUCCEEDED, run.error
@@ -40,12 +40,12 @@ def test_sync_now_button_runs_on_a_real_worker(
 def test_only_operators_may_start_a_sync(client: Client, viewer: Any, proposer: Any) -> None:
     for user in (viewer, proposer):
         client.force_login(user)
-        assert client.post("/jobs/sync/").status_code == 403
+        assert client.post("/jobs/start/sync/").status_code == 403
     assert not JobRun.objects.exists()
 
 
 def test_anonymous_users_are_sent_to_login(client: Client, db: None) -> None:
-    response = client.post("/jobs/sync/")
+    response = client.post("/jobs/start/sync/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
 

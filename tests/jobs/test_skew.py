@@ -97,20 +97,27 @@ def test_the_ledger_buttons_queue_skew_and_statistics_jobs_for_operators(
 ) -> None:
     base = f"/jobs/ledger/{PROJECT}/employee_features"
     client.force_login(viewer)
-    assert client.post(f"{base}/skew/", {"sample": "10"}).status_code == 403
-    assert client.post(f"{base}/statistics/").status_code == 403
+    target = {"project": PROJECT, "view": "employee_features"}
+    assert client.post("/jobs/start/skew/", {**target, "sample": "10"}).status_code == 403
+    assert client.post("/jobs/start/stats/", target).status_code == 403
     page = client.get(f"{base}/")
     assert page.status_code == 200 and b"ledger-skew" not in page.content  # no buttons for viewers
     client.force_login(operator)
     assert b"ledger-skew" in client.get(f"{base}/").content
-    skew = client.post(f"{base}/skew/", {"sample": "10"})
-    stats = client.post(f"{base}/statistics/")
+    skew = client.post("/jobs/start/skew/", {**target, "sample": "10"})
+    stats = client.post("/jobs/start/stats/", target)
     runs = {r.kind: r for r in JobRun.objects.all()}
     assert skew["Location"] == f"/jobs/{runs['skew'].pk}/" and runs["skew"].params["sample"] == 10
     assert stats["Location"] == f"/jobs/{runs['stats'].pk}/" and runs["stats"].params["view"] == "employee_features"
     assert (runs["skew"].trigger, runs["stats"].trigger) == ("button", "button")  # started in the browser
-    bad = client.post(f"{base}/skew/", {"sample": "0"}, follow=True)
+    bad = client.post("/jobs/start/skew/", {**target, "sample": "0", "next": f"{base}/"}, follow=True)
     assert b"Not started" in bad.content and JobRun.objects.count() == 2
+    assert bad.redirect_chain[-1][0] == f"{base}/"  # back to the page the button was on
+    typo = client.post("/jobs/start/skew/", {**target, "sample": "ten", "next": "https://evil.example/"}, follow=True)
+    assert b"a whole number" in typo.content and typo.redirect_chain[-1][0] == "/jobs/"  # never off-site
+    assert client.post("/jobs/start/apply/", target).status_code == 404  # started from its change request only
+    assert client.post("/jobs/start/nonsense/", target).status_code == 404
+    assert JobRun.objects.count() == 2
 
 
 def test_the_preview_form_accepts_a_feature_view(
