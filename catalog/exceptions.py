@@ -70,6 +70,13 @@ class InvalidInput(PortalError):
         self.details = details or {}
 
 
+class NothingToChange(InvalidInput):
+    """A proposal that matches the registry: nothing would change, so no request is stored. Its own error code
+    (`unchanged`) lets CI tell "nothing to plan" from a refused upload."""
+
+    code = "unchanged"
+
+
 class UploadRejected(InvalidInput):
     """An uploaded feature repo was refused (catalog.feast_gateway.sandbox): the archive, a member, the
     definitions, or a time/memory limit. The message says why, in words for the user (never a traceback)."""

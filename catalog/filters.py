@@ -85,6 +85,13 @@ class ChangeRequestFilter(df.FilterSet):  # type: ignore[misc]
     severity = df.ChoiceFilter(choices=Severity.choices, help_text="safe / risky / breaking.")
     author = df.CharFilter(field_name="author__username", help_text="The author's username.")
     mine = df.BooleanFilter(method="filter_mine", help_text="Only the requests you wrote.")
+    external_repo = df.CharFilter(help_text="The git repository CI proposed it from (exact).")
+    external_branch = df.CharFilter(help_text="The branch CI proposed it from (exact).")
+    archive_sha256 = df.CharFilter(
+        field_name="proposal__archive__sha256",
+        help_text="SHA-256 of the archive its current revision was planned from (CI finds the approved request "
+        "for the folder it merged).",
+    )
 
     class Meta:
         model = ChangeRequest

@@ -66,6 +66,15 @@ def can_delete_model(user: Any, consumer: Any) -> bool:
     return consumer.team_id is not None and user.teams.filter(pk=consumer.team_id).exists()
 
 
+# Users for machines (catalog.services.service_accounts): this group plus one role; they never sign in.
+SERVICE_ACCOUNT_GROUP = "service-account"
+
+
+def is_service_account(user: Any) -> bool:
+    """True for a service account (a CI's user), whose tokens are managed by admins."""
+    return bool(user is not None and user.pk and user.groups.filter(name=SERVICE_ACCOUNT_GROUP).exists())
+
+
 def can_manage_tokens(user: Any) -> bool:
     """Every active, signed-in user may hold API tokens (a token never exceeds its user's roles)."""
     return bool(user is not None and user.is_authenticated and user.is_active)

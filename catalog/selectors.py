@@ -328,6 +328,18 @@ def model_consumer_list(*, user: Any) -> QuerySet[Any]:
     )
 
 
+def service_account_list(*, user: Any) -> QuerySet[Any]:
+    """Service accounts (catalog.services.service_accounts) with their roles, teams and tokens: admins only."""
+    from django.contrib.auth import get_user_model
+
+    from catalog.permissions import SERVICE_ACCOUNT_GROUP, has_role
+
+    accounts = get_user_model().objects.filter(groups__name=SERVICE_ACCOUNT_GROUP)
+    if not has_role(user, "admin"):
+        return accounts.none()
+    return accounts.prefetch_related("groups", "teams", "api_tokens").order_by("username")
+
+
 def api_token_list(*, user: Any) -> QuerySet[Any]:
     """The user's own API tokens, newest first (never another user's)."""
     from catalog.models import ApiToken

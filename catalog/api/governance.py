@@ -59,10 +59,18 @@ class ChangeRequestSummarySerializer(serializers.ModelSerializer[ChangeRequest])
             "mode",
             "author",
             "summary",
+            "external_repo",
+            "external_branch",
+            "external_sha",
             "created_at",
             "updated_at",
             "url",
         ]
+        extra_kwargs = {
+            "external_repo": {"help_text": "The git repository CI proposed it from ('' when proposed otherwise)."},
+            "external_branch": {"help_text": "The branch: CI runs on it revise this request while it is live."},
+            "external_sha": {"help_text": "The commit its current revision was planned (or last re-checked) from."},
+        }
 
     def get_summary(self, obj: ChangeRequest) -> dict[str, int]:
         return dict(obj.plan.get("summary", {}))
@@ -77,12 +85,16 @@ class ChangeRequestDetailSerializer(ChangeRequestSummarySerializer):
     comments = serializers.SerializerMethodField()
     apply_job = serializers.SerializerMethodField()
     objects = serializers.SerializerMethodField()
+    archive_sha256 = serializers.SerializerMethodField(
+        help_text="SHA-256 of the uploaded archive the current revision was planned from (null for edits)."
+    )
 
     class Meta(ChangeRequestSummarySerializer.Meta):
         fields = [
             *ChangeRequestSummarySerializer.Meta.fields,
             "description",
             "base_fingerprint",
+            "archive_sha256",
             "planned_at",
             "submitted_at",
             "decided_at",
@@ -98,6 +110,10 @@ class ChangeRequestDetailSerializer(ChangeRequestSummarySerializer):
 
     def get_approvals(self, obj: ChangeRequest) -> dict[str, Any]:
         return crs.approval_status(obj)
+
+    def get_archive_sha256(self, obj: ChangeRequest) -> str | None:
+        archive = obj.proposal.get("archive") or {}
+        return archive.get("sha256")
 
     def get_comments(self, obj: ChangeRequest) -> list[dict[str, Any]]:
         return [
@@ -126,14 +142,50 @@ EDITS_HELP = 'Edits, each `{"op": ..., ...}` with its op\'s fields (catalog/edit
 )
 
 
+class ChangeRequestProposedSerializer(ChangeRequestDetailSerializer):
+    """The request a propose created, or (with an external reference) revised or left unchanged."""
+
+    outcome = serializers.ChoiceField(
+        read_only=True,
+        choices=["created", "revised", "unchanged"],
+        help_text="created (201); with an external reference, revised (a new revision of the branch's live request) "
+        "or unchanged (the same plan input as its current revision: no new revision, approvals stand) (200).",
+    )
+
+    class Meta(ChangeRequestDetailSerializer.Meta):
+        fields = [*ChangeRequestDetailSerializer.Meta.fields, "outcome"]
+
+
+REF_TEXT = r"^[^\s\x00-\x1f]+$"  # one token: no whitespace or control characters
+
+
 class ChangeRequestCreateSerializer(serializers.Serializer[Any]):
     project = serializers.CharField(max_length=255)
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
     edits = serializers.ListField(child=serializers.DictField(), required=False, max_length=500, help_text=EDITS_HELP)
     archive = serializers.FileField(required=False, allow_empty_file=True)
-    mode = serializers.ChoiceField(choices=ChangeRequest.Mode.choices, required=False, default="partial")
+    mode = serializers.ChoiceField(choices=ChangeRequest.Mode.choices, required=False)
     submit = serializers.BooleanField(required=False, default=False)
+    external_repo = serializers.RegexField(
+        REF_TEXT,
+        max_length=255,
+        required=False,
+        help_text="With `external_branch`: the git repository CI proposes from (e.g. `acme/features`). The branch's "
+        "live request (not applied or withdrawn) is revised instead of a new one being opened.",
+    )
+    external_branch = serializers.RegexField(
+        REF_TEXT, max_length=255, required=False, help_text="The branch (with `external_repo`)."
+    )
+    external_sha = serializers.RegexField(
+        r"^[0-9a-fA-F]{7,64}$", required=False, help_text="The commit (hex), recorded on the request."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [k for k in ("external_repo", "external_branch") if attrs.get(k)]
+        if len(given) == 1 or (attrs.get("external_sha") and not given):
+            raise ValidationError({"external_branch": ["external_repo and external_branch go together (sha optional)"]})
+        return attrs
 
 
 class ReviseSerializer(serializers.Serializer[Any]):
@@ -182,6 +234,20 @@ def _detail(cr: ChangeRequest, code: int = status.HTTP_200_OK) -> Response:
     return Response(ChangeRequestDetailSerializer(cr).data, status=code)
 
 
+CI_EXAMPLE = OpenApiExample(
+    "CI proposes a branch (multipart)",
+    value={
+        "project": "employee_attrition",
+        "title": "acme/features@add-tenure-bucket",
+        "archive": "(the repo folder, zipped)",
+        "submit": True,
+        "external_repo": "acme/features",
+        "external_branch": "add-tenure-bucket",
+        "external_sha": "3f2c1a9e0b7d",
+    },
+    request_only=True,
+)
+
 EDITS_EXAMPLE = OpenApiExample(
     "Retype a field (JSON)",
     value={
@@ -229,8 +295,16 @@ class ChangeRequestListApi(generics.ListAPIView[ChangeRequest]):
             "application/json": ChangeRequestCreateSerializer,
             "multipart/form-data": ChangeRequestCreateSerializer,
         },
-        responses={201: ChangeRequestDetailSerializer},
-        examples=[EDITS_EXAMPLE],
+        description=(
+            "Multipart with an `archive` (a .zip/.tar.gz of the repo folder), or JSON `edits`. With "
+            "`external_repo` + `external_branch` (and `external_sha`), as CI sends them, the propose is idempotent "
+            "per branch: the branch's live request gets a new revision (200, `outcome: revised`), stays as it is "
+            "when the archive is byte-identical to the one its current revision was planned from (200, "
+            "`unchanged`), or is opened (201, `created`). An upload that matches the registry is a 400 with code "
+            "`unchanged` and stores nothing."
+        ),
+        responses={201: ChangeRequestProposedSerializer, 200: ChangeRequestProposedSerializer},
+        examples=[EDITS_EXAMPLE, CI_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
         _guard_size(request)
@@ -241,17 +315,24 @@ class ChangeRequestListApi(generics.ListAPIView[ChangeRequest]):
         edits = args.get("edits")
         if (upload is None) == (edits is None):
             raise InvalidInput("give either 'edits' (JSON) or an 'archive' (multipart)", {"edits": ["or archive"]})
-        cr = crs.change_request_create(
-            actor=request.user,
-            project=args["project"],
-            title=args["title"],
-            description=args["description"],
-            edits=edits,
-            upload=upload,
-            mode=args["mode"],
-            submit=args["submit"],
-        )
-        return _detail(cr, status.HTTP_201_CREATED)
+        common = {
+            "actor": request.user,
+            "project": args["project"],
+            "title": args["title"],
+            "description": args["description"],
+            "edits": edits,
+            "upload": upload,
+            "submit": args["submit"],
+        }
+        if args.get("external_repo"):
+            ref = crs.ExternalRef(args["external_repo"], args["external_branch"], args.get("external_sha", ""))
+            cr, outcome = crs.change_request_propose_for_ref(**common, ref=ref, mode=args.get("mode"))
+        else:
+            cr, outcome = crs.change_request_create(**common, mode=args.get("mode") or "partial"), "created"
+        cr = ChangeRequest.objects.select_related("project", "author").get(pk=cr.pk)
+        code = status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK
+        setattr(cr, "outcome", outcome)  # noqa: B010  (read by ChangeRequestProposedSerializer.outcome)
+        return Response(ChangeRequestProposedSerializer(cr).data, status=code)
 
     @extend_schema(tags=["change requests"], summary="List change requests")
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -4,7 +4,7 @@ from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView
 
 import catalog.urlnames  # noqa: F401  (registers the `name` converter: any Feast name, `/` included)
-from catalog.api import contracts, docs, governance, views
+from catalog.api import contracts, docs, governance, service_accounts, views
 from catalog.models import CatalogObject
 
 app_name = "catalog_api"
@@ -40,6 +40,22 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("teams/", governance.TeamListApi.as_view(), name="team_list"),
     path("teams/<name:name>/", governance.TeamDetailApi.as_view(), name="team_detail"),
     path("projects/<name:project>/governance/", governance.ProjectGovernanceApi.as_view(), name="project_governance"),
+    path("service-accounts/", service_accounts.ServiceAccountListApi.as_view(), name="service_account_list"),
+    path(
+        "service-accounts/<str:name>/",
+        service_accounts.ServiceAccountDetailApi.as_view(),
+        name="service_account_detail",
+    ),
+    path(
+        "service-accounts/<str:name>/tokens/",
+        service_accounts.ServiceAccountTokenListApi.as_view(),
+        name="service_account_token_list",
+    ),
+    path(
+        "service-accounts/<str:name>/tokens/<int:pk>/",
+        service_accounts.ServiceAccountTokenDetailApi.as_view(),
+        name="service_account_token_detail",
+    ),
     path("tokens/", views.ApiTokenListApi.as_view(), name="token_list"),
     path("tokens/<int:pk>/", views.ApiTokenDetailApi.as_view(), name="token_detail"),
     path("models/", views.ModelConsumerListApi.as_view(), name="model_list"),

@@ -43,6 +43,9 @@ class ChangeRequest(TimestampedModel):
 
     OPEN = (Status.DRAFT, Status.SUBMITTED, Status.APPROVED, Status.STALE, Status.FAILED)
     EDITABLE = (Status.DRAFT, Status.SUBMITTED, Status.APPROVED, Status.STALE, Status.REJECTED, Status.FAILED)
+    # The request a branch's CI keeps revising (one per project, repository and branch): any not yet applied
+    # or withdrawn. Once it is, the branch's next run opens a new one.
+    BRANCH_LIVE = (*EDITABLE, Status.APPLYING)
 
     class Source(models.TextChoices):
         UPLOAD = "upload", "Uploaded feature repo"
@@ -73,10 +76,28 @@ class ChangeRequest(TimestampedModel):
     apply_job_id = models.BigIntegerField(null=True, blank=True)
     apply_result = models.JSONField(default=dict, blank=True)
     stale_reason = models.TextField(blank=True)
+    external_repo = models.CharField(
+        max_length=255, blank=True, help_text="The git repository CI proposed it from, e.g. 'acme/features'."
+    )
+    external_branch = models.CharField(max_length=255, blank=True, help_text="The branch CI proposed it from.")
+    external_sha = models.CharField(max_length=64, blank=True, help_text="The commit its current plan came from.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["project", "status"])]
+        indexes = [
+            models.Index(fields=["project", "status"]),
+            models.Index(fields=["external_repo", "external_branch"], name="catalog_cr_external_ref"),
+        ]
+        constraints = [
+            # One live request per branch: CI re-runs revise it (catalog.services.change_requests
+            # change_request_propose_for_ref); two runs racing to open it meet here.
+            models.UniqueConstraint(
+                fields=["project", "external_repo", "external_branch"],
+                condition=~Q(external_repo="")
+                & Q(status__in=["draft", "submitted", "approved", "stale", "rejected", "failed", "applying"]),
+                name="catalog_cr_one_live_per_branch",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"CR-{self.pk}: {self.title}"

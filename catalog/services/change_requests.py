@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def _project(name: str) -> Project:
 
 
 def _snapshot(cr: ChangeRequest) -> dict[str, Any]:
-    return {
+    snapshot = {
         "status": cr.status,
         "revision": cr.revision,
         "severity": cr.severity,
@@ -105,6 +106,9 @@ def _snapshot(cr: ChangeRequest) -> dict[str, Any]:
         "summary": cr.plan.get("summary", {}),
         "base_fingerprint": cr.base_fingerprint,
     }
+    if cr.external_repo:
+        snapshot["external"] = {"repo": cr.external_repo, "branch": cr.external_branch, "sha": cr.external_sha}
+    return snapshot
 
 
 def _notify(cr: ChangeRequest, event: str, text: str, **fields: Any) -> None:
@@ -253,10 +257,12 @@ def change_request_create(
     upload: tuple[bytes, str] | None = None,
     mode: str = ChangeRequest.Mode.PARTIAL,
     submit: bool = False,
+    external: ExternalRef | None = None,
 ) -> ChangeRequest:
     """Propose a change (edits or an uploaded repo), plan it against the live registry, store the protos.
 
-    Invalid input raises InvalidInput (or UploadRejected) before anything is stored.
+    Invalid input raises InvalidInput (or UploadRejected) before anything is stored. CI proposes through
+    `change_request_propose_for_ref`, which passes the branch's `external` reference.
     """
     if not can_propose(actor):
         raise NotPermitted("Proposing a change needs the proposer role or above.")
@@ -276,6 +282,8 @@ def change_request_create(
             source=ChangeRequest.Source.EDIT if edits is not None else ChangeRequest.Source.UPLOAD,
             mode=mode,
         )
+        if external is not None:
+            cr.external_repo, cr.external_branch, cr.external_sha = external.repo, external.branch, external.sha
         _store_plan(cr, plan, source_data=source_data)
         cr.save()
         _index_plan(cr)
@@ -292,11 +300,12 @@ def change_request_revise(
     edits: Sequence[Mapping[str, Any]] | None = None,
     upload: tuple[bytes, str] | None = None,
     mode: str | None = None,
+    external_sha: str = "",
 ) -> ChangeRequest:
     """Replace the proposal (new edits or upload) or, with neither, re-plan it against today's registry.
 
     Either way the revision goes up and earlier approvals stop counting; a submitted, approved, stale,
-    rejected or failed request goes back to submitted.
+    rejected or failed request goes back to submitted. `external_sha`: the commit CI planned it from.
     """
     if not can_edit(actor, cr):
         raise NotPermitted("Only the author (or an admin) can change a request.")
@@ -332,10 +341,124 @@ def change_request_revise(
         locked.stale_reason = ""
         locked.decided_at = None
         locked.apply_result = {}
+        if external_sha:
+            locked.external_sha = external_sha
         locked.save()
         _index_plan(locked)
         audit_record(actor=actor, action="change_request.revised", obj=locked, before=before, after=_snapshot(locked))
     return locked
+
+
+@dataclass(frozen=True)
+class ExternalRef:
+    """Where CI proposed a request from: a git repository's branch, and the commit."""
+
+    repo: str
+    branch: str
+    sha: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.repo}@{self.branch}"
+
+
+def change_request_for_ref(*, project: Project, ref: ExternalRef) -> ChangeRequest | None:
+    """The branch's live request (not applied or withdrawn), the one its CI runs revise; None if it has none."""
+    return (
+        ChangeRequest.objects.select_related("project", "author")
+        .filter(
+            project=project,
+            external_repo=ref.repo,
+            external_branch=ref.branch,
+            status__in=ChangeRequest.BRANCH_LIVE,
+        )
+        .first()
+    )
+
+
+def change_request_propose_for_ref(
+    *,
+    actor: Any,
+    project: str,
+    ref: ExternalRef,
+    title: str,
+    description: str = "",
+    edits: Sequence[Mapping[str, Any]] | None = None,
+    upload: tuple[bytes, str] | None = None,
+    mode: str | None = None,
+    submit: bool = False,
+) -> tuple[ChangeRequest, str]:
+    """CI's propose, idempotent per branch: (the request, "created" | "revised" | "unchanged").
+
+    The branch's live request gets a new revision through `change_request_revise` (approvals of older
+    revisions stop counting, as for any revision), or is opened with `change_request_create` when the branch
+    has none. Plan input identical to the current revision's (a byte-identical archive, or the same edits, in
+    the same mode) adds no revision: its approvals stand and only the commit is recorded; a stale or failed
+    request is re-planned instead. An upload that changes nothing raises NothingToChange, as it does anywhere.
+    """
+    if not ref.repo or not ref.branch:
+        raise InvalidInput("an external reference needs a repository and a branch", {"external_repo": ["required"]})
+    if not can_propose(actor):
+        raise NotPermitted("Proposing a change needs the proposer role or above.")
+    live = change_request_for_ref(project=_project(project), ref=ref)
+    if live is None:
+        try:
+            created = change_request_create(
+                actor=actor,
+                project=project,
+                title=title,
+                description=description,
+                edits=edits,
+                upload=upload,
+                mode=mode or ChangeRequest.Mode.PARTIAL,
+                submit=submit,
+                external=ref,
+            )
+        except IntegrityError:  # catalog_cr_one_live_per_branch: another run opened it first
+            raise DuplicateObject(
+                f"another run opened the change request for {ref} meanwhile; run again to revise it"
+            ) from None
+        return created, "created"
+    if not can_edit(actor, live):
+        raise NotPermitted(
+            f"CR-{live.pk} for {ref} was opened by {live.author.get_username()}; only its author or an admin can "
+            "revise it"
+        )
+    if live.status == CR.APPLYING:
+        raise TransitionConflict(f"CR-{live.pk} for {ref} is being applied; run again once it has finished")
+    mode = mode or live.mode
+    if _same_plan_input(live, edits=edits, upload=upload, mode=mode) and live.status not in (CR.STALE, CR.FAILED):
+        if ref.sha and ref.sha != live.external_sha:
+            with transaction.atomic():
+                ChangeRequest.objects.filter(pk=live.pk, revision=live.revision).update(
+                    external_sha=ref.sha, updated_at=timezone.now()
+                )
+                audit_record(
+                    actor=actor,
+                    action="change_request.commit_recorded",
+                    obj=live,
+                    before={"external_sha": live.external_sha},
+                    after={"external_sha": ref.sha, "revision": live.revision, "plan_input": "unchanged"},
+                )
+            live.external_sha = ref.sha
+        if submit and live.status == CR.DRAFT:
+            change_request_submit(cr=live, actor=actor)
+        return live, "unchanged"
+    revised = change_request_revise(cr=live, actor=actor, edits=edits, upload=upload, mode=mode, external_sha=ref.sha)
+    if submit and revised.status == CR.DRAFT:
+        change_request_submit(cr=revised, actor=actor)
+    return revised, "revised"
+
+
+def _same_plan_input(
+    cr: ChangeRequest, *, edits: Sequence[Mapping[str, Any]] | None, upload: tuple[bytes, str] | None, mode: str
+) -> bool:
+    """Would this proposal re-plan exactly what the request's current revision was planned from?"""
+    if mode != cr.mode:
+        return False
+    if upload is not None:
+        planned = cr.proposal.get("archive", {}).get("sha256")
+        return cr.source == ChangeRequest.Source.UPLOAD and planned == hashlib.sha256(upload[0]).hexdigest()
+    return cr.source == ChangeRequest.Source.EDIT and edits is not None and list(edits) == cr.proposal.get("edits")
 
 
 def change_request_submit(*, cr: ChangeRequest, actor: Any) -> ChangeRequest:
@@ -381,7 +504,8 @@ def change_request_comment(*, cr: ChangeRequest, actor: Any, body: str) -> Chang
 
 def approval_status(cr: ChangeRequest) -> dict[str, Any]:
     """What the current revision has and still needs: approvals, team sign-offs, overrides."""
-    rows = list(cr.approvals.filter(revision=cr.revision).select_related("user", "override_team"))
+    every = list(cr.approvals.select_related("user", "override_team"))
+    rows = [a for a in every if a.revision == cr.revision]
     approvals = [a for a in rows if a.decision == Approval.Decision.APPROVE]
     overrides = {a.override_team_id: a for a in rows if a.decision == Approval.Decision.OVERRIDE}
     team_ids = [t["id"] for t in cr.required_teams]
@@ -421,6 +545,12 @@ def approval_status(cr: ChangeRequest) -> dict[str, Any]:
         "teams": teams,
         "missing": missing,
         "satisfied": not missing,
+        # decisions on earlier revisions: shown, never counted (a new revision resets approvals)
+        "superseded": [
+            {"user": a.user.get_username(), "decision": a.decision, "revision": a.revision, "at": a.created_at}
+            for a in every
+            if a.revision < cr.revision
+        ],
     }
 
 

@@ -20,7 +20,7 @@ from django.conf import settings
 from catalog import feast_gateway as gateway
 from catalog.contracts import contract_hash
 from catalog.diff import diff_specs, source_diff
-from catalog.exceptions import InvalidInput, SourceUnreadable
+from catalog.exceptions import InvalidInput, NothingToChange, SourceUnreadable
 from catalog.models import (
     SEVERITY_ORDER,
     CatalogObject,
@@ -132,7 +132,7 @@ def proposal_from_edits(repo: gateway.RepoRef, project: Project, edits: Sequence
     edited, deleted = gateway.apply_edits(gateway.project_protos(repo, project.name, keys), edits)
     proposal = _as_feast_stores(repo, project, edited.values(), deleted)
     if not proposal.keys:
-        raise InvalidInput("the edits change nothing")
+        raise NothingToChange("the edits change nothing")
     return proposal
 
 
@@ -161,7 +161,7 @@ def proposal_from_objects(
     omitted = set(gateway.project_protos(repo, project.name)) - set(proposed) if mode == "full" else set()
     proposal = _as_feast_stores(repo, project, proposed.values(), omitted)
     if not proposal.keys:
-        raise InvalidInput(
+        raise NothingToChange(
             "the upload matches the registry: nothing would change"
             + ("" if mode == "full" else " (a partial upload never deletes; choose 'whole project' to delete)")
         )
