@@ -216,6 +216,36 @@ def nested_messages(message: Any) -> list[Any]:
     return found
 
 
+def nul_text_fields(message: Any, prefix: str = "") -> list[str]:
+    """The paths of the text fields (and map keys) in `message` that hold a NUL character, which no PostgreSQL
+    text or JSON column can store (bytes fields, such as a UDF's pickled body, may hold NUL bytes)."""
+    if not prefix and "spec" in message.DESCRIPTOR.fields_by_name:  # named as users write them: no "spec."
+        message = message.spec
+    found: list[str] = []
+    string = 9  # google.protobuf.descriptor.FieldDescriptor.TYPE_STRING
+    for descriptor, value in message.ListFields():
+        path = f"{prefix}{descriptor.name}"
+        if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+            value_field = descriptor.message_type.fields_by_name["value"]
+            for key, item in value.items():
+                if "\x00" in str(key):
+                    found.append(f"{path} (a key)")
+                elif value_field.message_type is not None:
+                    found += nul_text_fields(item, f"{path}[{str(key)[:40]}].")
+                elif value_field.type == string and "\x00" in item:
+                    found.append(f"{path}[{str(key)[:40]}]")
+        elif descriptor.message_type is not None:
+            for i, item in enumerate(value if descriptor.is_repeated else [value]):
+                found += nul_text_fields(item, f"{path}[{i}]." if descriptor.is_repeated else f"{path}.")
+        elif descriptor.type == string and any("\x00" in v for v in (value if descriptor.is_repeated else [value])):
+            found.append(path)
+    return found
+
+
+def _without_nul(text: str) -> str:
+    return text.replace("\x00", "\\x00")
+
+
 def udf_messages(message: Any) -> list[Any]:
     """Every UDF message inside `message` (current and legacy fields, embedded views included)."""
     return [m for m in nested_messages(message) if m.DESCRIPTOR.name in _UDF_TYPES]
@@ -634,9 +664,14 @@ def _snapshot_from_proto(
         location=location, fingerprint=fingerprint, feature_view_versions=versions, unreadable=list(unreadable or [])
     )
 
-    def read(kind: str, project: str, name: str, convert: Callable[[], T]) -> T | None:
+    def read(kind: str, project: str, name: str, convert: Callable[[], T], message: Any) -> T | None:
         """One object as plain data; None (and listed as unreadable) when its proto has a shape the portal
-        cannot map: one object never stops the rest of the registry from being read."""
+        cannot map or text it cannot store: one object never stops the rest of the registry from being read."""
+        nul = nul_text_fields(message)
+        if nul:
+            error = f"its {', '.join(nul[:5])} hold a NUL character (\\x00), which the catalog's database cannot store"
+            snap.unreadable.append(UnreadableObject(project, kind, _without_nul(name), error))
+            return None
         try:
             return convert()
         except Exception as exc:
@@ -648,13 +683,16 @@ def _snapshot_from_proto(
     for p in proto.projects:
         spec, digest = _content(p.spec)
         project_names.append(p.spec.name)
+        if nul_text_fields(p.spec):  # a project is never skipped: its text is shown with the NUL escaped
+            logger.warning("project %r holds NUL characters; the catalog shows them as \\x00", p.spec.name)
+            spec = Spec(json=json.loads(json.dumps(spec.json()).replace("\\u0000", "\\\\x00")))
         snap.projects.append(
             ProjectInfo(
                 project=p.spec.name,
                 name=p.spec.name,
-                description=p.spec.description,
-                owner=p.spec.owner,
-                tags=dict(p.spec.tags),
+                description=_without_nul(p.spec.description),
+                owner=_without_nul(p.spec.owner),
+                tags={_without_nul(k): _without_nul(v) for k, v in p.spec.tags.items()},
                 created_at=_ts(p.meta, "created_timestamp"),
                 updated_at=_ts(p.meta, "last_updated_timestamp"),
                 content=spec,
@@ -664,12 +702,12 @@ def _snapshot_from_proto(
     for e in proto.entities:
         if e.spec.name == "__dummy":  # Feast's placeholder for entity-less views
             continue
-        if (entity := read("entity", e.spec.project, e.spec.name, partial(_entity, e))) is not None:
+        if (entity := read("entity", e.spec.project, e.spec.name, partial(_entity, e), e)) is not None:
             snap.entities.append(entity)
     seen_sources: set[tuple[str, str]] = set()
     for ds in proto.data_sources:
         seen_sources.add((ds.project, ds.name))
-        if (source := read("data_source", ds.project, ds.name, partial(_data_source, ds, ds.project))) is not None:
+        if (source := read("data_source", ds.project, ds.name, partial(_data_source, ds, ds.project), ds)) is not None:
             snap.data_sources.append(source)
     for kind, container in [
         ("batch", proto.feature_views),
@@ -683,6 +721,7 @@ def _snapshot_from_proto(
                 fv.spec.project,
                 fv.spec.name,
                 partial(_feature_view, fv, kind, fv.spec.project),
+                fv,
             )
             if info is None:
                 continue
@@ -698,6 +737,7 @@ def _snapshot_from_proto(
                             fv.spec.project,
                             inline.name,
                             partial(_data_source, inline, fv.spec.project),
+                            inline,
                         )
                         if source is not None:
                             snap.data_sources.append(source)
@@ -711,11 +751,13 @@ def _snapshot_from_proto(
             kind = {"SavedDataset": "saved_dataset", "ValidationReference": "validation_reference"}.get(
                 type(message).__name__, "permission"
             )
-            record = read(kind, spec.project, spec.name, partial(convert, message, spec.project))
+            record = read(kind, spec.project, spec.name, partial(convert, message, spec.project), message)
             if record is not None:
                 snap.records.append(record)
     for fs in proto.feature_services:
-        service = read("feature_service", fs.spec.project, fs.spec.name, partial(_feature_service, fs, fs.spec.project))
+        service = read(
+            "feature_service", fs.spec.project, fs.spec.name, partial(_feature_service, fs, fs.spec.project), fs
+        )
         if service is not None:
             snap.feature_services.append(service)
     # A file registry written by an older Feast may lack the projects list: derive it.

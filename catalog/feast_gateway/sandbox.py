@@ -48,7 +48,7 @@ from catalog.feast_gateway.isolation import (
     JAIL_WORKER,
     isolation_check,
 )
-from catalog.feast_gateway.protos import _set_project, nested_messages, udf_messages
+from catalog.feast_gateway.protos import _set_project, nested_messages, nul_text_fields, udf_messages
 from catalog.feast_gateway.upload_archive import (
     UploadLimits,
     _checked_members,
@@ -353,6 +353,13 @@ def _objects(
         udfs += _strip_udf_bodies(message, kind, name)
         line = record.get("line")
         where = f"{record['file']}:{line}" if record.get("file") and isinstance(line, int) else ""
+        nul = nul_text_fields(message)
+        if nul:
+            at = f" ({printable_name(where)})" if where else ""
+            raise UploadRejected(
+                f"invalid definitions: {kind.replace('_', ' ')} '{printable_name(name)}'{at}: its "
+                f"{', '.join(nul[:5])} hold a NUL character (\\x00), which the registry cannot store; remove it"
+            )
         parsed = ParsedObject(
             kind=kind, proto_type=proto_type, name=name, proto=message.SerializeToString(deterministic=True)
         )

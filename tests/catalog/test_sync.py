@@ -393,6 +393,48 @@ def test_an_unreadable_object_is_marked_kept_and_breaks_nothing_else(
     assert view.read_error == "" and view.version == 1  # readable again, and unchanged: no new version
 
 
+def test_nul_characters_in_feast_strings_skip_only_their_object(
+    demo_repo: feast_gateway.RepoRef, client: Any, viewer: Any
+) -> None:
+    """PostgreSQL text and JSON cannot hold NUL: an object whose text does is skipped with a clear mark (what
+    the catalog last read stays), a project's text is shown escaped, and the rest of the registry syncs."""
+    from feast.protos.feast.core.Entity_pb2 import Entity as EntityProto
+    from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
+    from feast.protos.feast.core.Project_pb2 import Project as ProjectProto
+
+    sync_one()
+    with psycopg.connect(f"{env.PG}/{env.REGISTRY_DB}", autocommit=True) as conn:
+        for table, column, key, name, proto_type, edit in [
+            ("entities", "entity_proto", "entity_name", "employee_id", EntityProto, "description"),
+            ("feature_views", "feature_view_proto", "feature_view_name", "employee_features", FeatureViewProto, "tag"),
+            ("projects", "project_proto", "project_name", "employee_attrition", ProjectProto, "description"),
+        ]:
+            (raw,) = conn.execute(f"SELECT {column} FROM {table} WHERE {key} = %s", (name,)).fetchone() or (None,)
+            message = proto_type()
+            message.ParseFromString(raw)
+            if edit == "tag":
+                message.spec.tags["note"] = "before\x00after"
+            else:
+                message.spec.description = "line one\x00line two"
+            conn.execute(f"UPDATE {table} SET {column} = %s WHERE {key} = %s", (message.SerializeToString(), name))
+    run = sync_one(force=True)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert sorted(s.split(":")[0] for s in run.skipped_objects) == [
+        "entity employee_attrition/employee_id",
+        "feature view employee_attrition/employee_features",
+    ]
+    entity = obj("employee_attrition", "entity", "employee_id")
+    assert "description hold a NUL character" in entity.read_error and entity.status == "active"
+    view = obj("employee_attrition", "feature_view", "employee_features")
+    assert "tags[note] hold a NUL character" in view.read_error and view.features.count() > 0  # last read kept
+    project = Project.objects.get(name="employee_attrition")
+    assert project.description == "line one\\x00line two"
+    assert obj("employee_attrition", "feature_view", "department_features").read_error == ""  # the rest synced
+    client.force_login(viewer)
+    for url in ["/projects/employee_attrition/", "/projects/employee_attrition/entities/employee_id/"]:
+        assert client.get(url).status_code == 200, url
+
+
 def test_a_failure_while_writing_rolls_back_the_whole_sync(demo_repo: feast_gateway.RepoRef) -> None:
     """A database error in the last step of the apply leaves the catalog exactly as it was (empty)."""
     with connection.cursor() as cursor:

@@ -447,6 +447,12 @@ HOSTILE_CASES: list[HostileCase] = [
         "invalid definitions: two feature views are named 'driver_stats' (features.py:8, more_features.py:8)",
     ),
     HostileCase(
+        # PostgreSQL text and JSON cannot hold NUL: refused up front, naming the object and its field.
+        "nul_in_a_description",
+        defs('rider = Entity(name="rider", join_keys=["rider_id"], description="one\\x00two")\n'),
+        "invalid definitions: entity 'rider' (features.py:15): its description hold a NUL character",
+    ),
+    HostileCase(
         "undeclared_entity",
         defs(
             'orders = FeatureView(name="orders", entities=[customer], schema=[Field(name="n", dtype=Int64)], source=source)\n'

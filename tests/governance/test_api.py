@@ -268,6 +268,7 @@ API_CASES = [c for c in HOSTILE_CASES if c.stage != "parse"] + [
         "reads_secret_from_environ",
         "unknown_dtype",
         "duplicate_feature_views",
+        "nul_in_a_description",
         "infinite_loop",
     }
 ]
