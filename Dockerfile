@@ -32,6 +32,8 @@ COPY jobs ./jobs
 COPY templates ./templates
 COPY static ./static
 COPY feature_repo ./feature_repo
+# The CI client (stdlib only), for the Kubernetes Job in k8s/examples/ that applies a feature repo on merge.
+COPY client ./client
 # Demo data for the demo repo's file offline store (a real deployment points FEAST_REPO_PATH at its
 # own repo and an S3/warehouse offline store).
 RUN python -m feature_repo.generate --out feature_repo/data

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
 from catalog import feast_gateway as gateway
@@ -38,9 +37,6 @@ from catalog.services.audit import audit_record
 from catalog.services.planning import Plan, Proposal, plan_proposal, proposal_from_edits, proposal_from_objects
 
 CR = ChangeRequest.Status
-
-# Sent (after commit) when a request becomes approved; the jobs app starts the apply for auto-apply projects.
-change_request_approved = Signal()
 
 
 class TransitionConflict(PortalError):
@@ -458,7 +454,9 @@ def _same_plan_input(
     if upload is not None:
         planned = cr.proposal.get("archive", {}).get("sha256")
         return cr.source == ChangeRequest.Source.UPLOAD and planned == hashlib.sha256(upload[0]).hexdigest()
-    return cr.source == ChangeRequest.Source.EDIT and edits is not None and list(edits) == cr.proposal.get("edits")
+    if edits is None or cr.source != ChangeRequest.Source.EDIT:
+        return False
+    return validated_edits(edits) == cr.proposal.get("edits")  # compared as stored: cleaned by their schemas
 
 
 def change_request_submit(*, cr: ChangeRequest, actor: Any) -> ChangeRequest:
@@ -619,7 +617,6 @@ def _approve_if_satisfied(cr: ChangeRequest, actor: Any, text: str) -> list[str]
     _transition(cr, [CR.SUBMITTED], CR.APPROVED, decided_at=timezone.now())
     audit_record(actor=None, action="change_request.fully_approved", obj=cr, after=_snapshot(cr))
     _notify(cr, "approved", text, by=actor.get_username())
-    transaction.on_commit(lambda: change_request_approved.send(sender=ChangeRequest, change_request=cr))
     return []
 
 
