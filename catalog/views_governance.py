@@ -3,6 +3,7 @@ actions) and the audit log. Views parse input, call a service, render; rules liv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -214,14 +215,23 @@ def change_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 _ACTIONS = {"submit", "approve", "reject", "withdraw", "comment", "override", "replan", "upload"}
+DECISIONS = frozenset({"approve", "override"})  # their page route is jobs.views.change_request_decide
 
 
 @reader_required
 @require_POST
 def change_request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """One workflow action from the detail page; the services enforce every rule."""
-    if action not in _ACTIONS:
+    """One workflow action from the detail page; the services enforce every rule. Approvals and overrides are
+    posted to jobs.views.change_request_decide, which may start an auto-apply after them."""
+    if action not in _ACTIONS - DECISIONS:
         raise Http404("Unknown action.")
+    return change_request_act(request, pk, action)
+
+
+def change_request_act(
+    request: HttpRequest, pk: int, action: str, *, decided: Callable[[ChangeRequest], ChangeRequest] | None = None
+) -> HttpResponse:
+    """The detail page's action `action`, then `decided` (when given) after an approval or override."""
     cr = _cr(pk)
     data = request.POST
     revision = int(data["revision"]) if data.get("revision", "").isdigit() else None
@@ -236,9 +246,11 @@ def change_request_action(request: HttpRequest, pk: int, action: str) -> HttpRes
             cr = crs.change_request_approve(
                 cr=cr, actor=request.user, comment=data.get("comment", ""), revision=revision
             )
-            text = (
-                "Approved: the request is ready to apply." if cr.status == "approved" else "Your approval is recorded."
-            )
+            cr = decided(cr) if decided else cr
+            text = {
+                "approved": "Approved: the request is ready to apply.",
+                "applying": "Approved: the project applies approved requests itself; the apply has started.",
+            }.get(cr.status, "Your approval is recorded.")
         elif action == "reject":
             crs.change_request_reject(cr=cr, actor=request.user, comment=data.get("comment", ""), revision=revision)
             text = "Rejected."
@@ -246,9 +258,10 @@ def change_request_action(request: HttpRequest, pk: int, action: str) -> HttpRes
             crs.change_request_withdraw(cr=cr, actor=request.user)
             text = "Withdrawn."
         elif action == "override":
-            crs.change_request_override(
+            cr = crs.change_request_override(
                 cr=cr, actor=request.user, team=data.get("team", ""), reason=data.get("reason", "")
             )
+            cr = decided(cr) if decided else cr
             text = "Override recorded."
         elif action == "replan":
             cr = crs.change_request_revise(cr=cr, actor=request.user)

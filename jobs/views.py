@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from catalog.decorators import domain_errors_as_http
+from catalog.decorators import domain_errors_as_http, reader_required
 from catalog.exceptions import InvalidInput, NotPermitted, ObjectNotFound, PortalError
 from catalog.freshness import feature_view_freshness
 from catalog.models import CatalogObject
@@ -216,6 +216,19 @@ def freshness_panel(request: HttpRequest) -> HttpResponse:
         "state": [str(f.state) for _, f in rows],
     }
     return render(request, "jobs/freshness.html", {"rows": rows, "chart": chart})
+
+
+@reader_required
+@require_POST
+def change_request_decide(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Approve or override from the change request's page (catalog's action), then, explicitly, start the apply
+    when that completed the approval of an auto-apply project's request."""
+    from catalog.views_governance import DECISIONS, change_request_act
+    from jobs.services.apply import change_request_auto_apply
+
+    if action not in DECISIONS:
+        raise Http404("Unknown action.")
+    return change_request_act(request, pk, action, decided=change_request_auto_apply)
 
 
 @login_required

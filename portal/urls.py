@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from catalog.forms import ThrottledAuthenticationForm
+from jobs.views import change_request_decide
 from portal import health, metrics, oidc
 
 urlpatterns = [
@@ -21,6 +22,12 @@ urlpatterns = [
     path("api/v1/", include("portal.api_urls")),
     path("oidc/", include(oidc.urlpatterns)),  # single sign-on: 404 unless OIDC_ENABLED
     path("jobs/", include("jobs.urls")),
+    # A change request's approve and override (the page's forms): the catalog's action, then the jobs app's
+    # auto-apply (jobs.views.change_request_decide); every other action is catalog's own route below.
+    *[
+        path(f"change-requests/<int:pk>/{action}/", change_request_decide, {"action": action}, name=name)
+        for action, name in (("approve", "change_request_approve"), ("override", "change_request_override"))
+    ],
     path("", include("catalog.urls")),
 ]
 

@@ -362,11 +362,16 @@ _ACTION_INPUT = inline_serializer(
 
 
 class ChangeRequestActionApi(APIView):
-    """submit, approve, reject, withdraw, comment, override (admin), revise (new edits/archive, or re-plan)."""
+    """submit, approve, reject, withdraw, comment, override (admin), revise (new edits/archive, or re-plan).
+
+    approve and override are routed to jobs.api.governance.ChangeRequestDecisionApi: a decision that completes
+    the approval of an auto-apply project's request also starts its apply (a jobs service), through `decided`.
+    """
 
     permission_classes = READERS
     parser_classes = [JSONParser, MultiPartParser, FormParser]
-    ACTIONS = {"submit", "approve", "reject", "withdraw", "comment", "override", "revise"}
+    ACTIONS: frozenset[str] = frozenset({"submit", "approve", "reject", "withdraw", "comment", "override", "revise"})
+    DECISIONS = frozenset({"approve", "override"})  # served by the jobs app's subclass (see above)
     SCOPES = {
         "approve": ApiToken.Scope.APPROVE,
         "reject": ApiToken.Scope.APPROVE,
@@ -385,6 +390,10 @@ class ChangeRequestActionApi(APIView):
         responses=ChangeRequestDetailSerializer,
         parameters=[OpenApiParameter("action", OpenApiTypes.STR, OpenApiParameter.PATH, enum=sorted(ACTIONS))],
     )
+    def decided(self, cr: ChangeRequest) -> ChangeRequest:
+        """After an approval or override: what follows it (nothing here; the jobs app's subclass may apply)."""
+        return cr
+
     def post(self, request: Request, pk: int, action: str) -> Response:
         if action not in self.ACTIONS:
             raise NotFound(f"Unknown action {action!r}: one of {', '.join(sorted(self.ACTIONS))}.")
@@ -405,8 +414,10 @@ class ChangeRequestActionApi(APIView):
         if action == "submit":
             crs.change_request_submit(cr=cr, actor=request.user)
         elif action == "approve":
-            crs.change_request_approve(
-                cr=cr, actor=request.user, comment=str(data.get("comment", "")), revision=revision
+            cr = self.decided(
+                crs.change_request_approve(
+                    cr=cr, actor=request.user, comment=str(data.get("comment", "")), revision=revision
+                )
             )
         elif action == "reject":
             crs.change_request_reject(
@@ -418,8 +429,10 @@ class ChangeRequestActionApi(APIView):
             crs.change_request_comment(cr=cr, actor=request.user, body=str(data.get("body", "")))
             return _detail(cr, status.HTTP_201_CREATED)
         elif action == "override":
-            crs.change_request_override(
-                cr=cr, actor=request.user, team=str(data.get("team", "")), reason=str(data.get("reason", ""))
+            cr = self.decided(
+                crs.change_request_override(
+                    cr=cr, actor=request.user, team=str(data.get("team", "")), reason=str(data.get("reason", ""))
+                )
             )
         else:
             _guard_size(request)

@@ -35,7 +35,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
             {"action": action},
             name=f"change_request_{action}",
         )
-        for action in sorted(governance.ChangeRequestActionApi.ACTIONS)
+        for action in sorted(governance.ChangeRequestActionApi.ACTIONS - governance.ChangeRequestActionApi.DECISIONS)
     ],
     path("teams/", governance.TeamListApi.as_view(), name="team_list"),
     path("teams/<name:name>/", governance.TeamDetailApi.as_view(), name="team_detail"),

@@ -9,9 +9,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalog.api.governance import ChangeRequestActionApi
 from catalog.models import ApiToken, ChangeRequest
 from jobs.api.serializers import JobRunOutputSerializer
-from jobs.services.apply import change_request_apply_start
+from jobs.services.apply import change_request_apply_start, change_request_auto_apply
+
+
+class ChangeRequestDecisionApi(ChangeRequestActionApi):
+    """POST change-requests/{id}/approve/ and /override/: the catalog's action endpoint, then, explicitly, the
+    jobs service that starts the apply when the decision completed an auto-apply project's approval."""
+
+    ACTIONS = ChangeRequestActionApi.DECISIONS
+
+    def decided(self, cr: ChangeRequest) -> ChangeRequest:
+        return change_request_auto_apply(cr)
 
 
 class ChangeRequestApplyApi(APIView):

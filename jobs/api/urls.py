@@ -11,6 +11,15 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(
         "change-requests/<int:pk>/apply/", governance.ChangeRequestApplyApi.as_view(), name="api_change_request_apply"
     ),
+    *[
+        path(
+            f"change-requests/<int:pk>/{action}/",
+            governance.ChangeRequestDecisionApi.as_view(),
+            {"action": action},
+            name=f"api_change_request_{action}",
+        )
+        for action in sorted(governance.ChangeRequestDecisionApi.ACTIONS)
+    ],
     path("training-datasets/", views.TrainingDatasetListApi.as_view(), name="api_training_dataset_list"),
     path("training-datasets/<int:pk>/", views.TrainingDatasetDetailApi.as_view(), name="api_training_dataset_detail"),
     path(

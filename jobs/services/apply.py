@@ -71,15 +71,20 @@ def change_request_apply_start(*, cr: ChangeRequest, actor: Any, trigger: str = 
     return JobRun.objects.get(pk=change_request_apply_begin(cr=cr, queue_job=queue))
 
 
-def change_request_auto_apply(*, change_request: ChangeRequest, **_: Any) -> None:
-    """Signal receiver: projects with auto-apply start the apply as soon as a request is approved."""
-    project = Project.objects.filter(pk=change_request.project_id).values_list("auto_apply", flat=True).first()
-    if project:
+def change_request_auto_apply(cr: ChangeRequest) -> ChangeRequest:
+    """Called by the interfaces that record approvals (jobs.api.governance, jobs.views), after the catalog
+    service committed: a request of an auto-apply project that is now approved starts its apply, attributed
+    to the portal. A start that fails is recorded on the request. The request as it now is."""
+    if cr.status != CR.APPROVED:
+        return cr
+    if Project.objects.filter(pk=cr.project_id).values_list("auto_apply", flat=True).first():
         try:
-            change_request_apply_start(cr=change_request, actor=None, trigger="auto_apply")
+            change_request_apply_start(cr=cr, actor=None, trigger="auto_apply")
         except PortalError as exc:
-            logger.warning("auto-apply of CR-%s did not start: %s", change_request.pk, exc)
-            change_request_auto_apply_not_started(cr=change_request, reason=str(exc))
+            logger.warning("auto-apply of CR-%s did not start: %s", cr.pk, exc)
+            change_request_auto_apply_not_started(cr=cr, reason=str(exc))
+        cr.refresh_from_db()
+    return cr
 
 
 # --- The worker side ---------------------------------------------------------------------------------------

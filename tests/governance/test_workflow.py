@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.test import Client
+from rest_framework.test import APIClient
 
 from catalog import feast_gateway
 from catalog.exceptions import DuplicateObject, InvalidInput, NotPermitted
@@ -176,7 +178,9 @@ def test_concurrent_approvals_count_once_each_and_approve_once(people: dict[str,
     assert AuditEvent.objects.filter(action="change_request.fully_approved", object_id=str(cr.pk)).count() == 1
 
 
-def approved(people: dict[str, User], *edits: dict[str, Any]) -> ChangeRequest:
+def approved(people: dict[str, User], *edits: dict[str, Any], through: str = "service") -> ChangeRequest:
+    """A request approved by the reviewers it needs: through the catalog service (no auto-apply: that is the
+    interfaces' explicit second step), the page's approve form, or the API."""
     cr = submitted(people["author"], *edits)
     teams = {t["name"] for t in cr.required_teams}
     reviewers = [people["hr_approver"]] if "hr-data-platform" in teams else []
@@ -184,7 +188,17 @@ def approved(people: dict[str, User], *edits: dict[str, Any]) -> ChangeRequest:
         [people["approver1"], people["approver2"]] if "people-analytics" in teams else [people["outside_approver"]]
     )
     for reviewer in reviewers[: max(cr.required_approvals, len(teams))]:
-        change_request_approve(cr=cr, actor=reviewer)
+        if through == "service":
+            change_request_approve(cr=cr, actor=reviewer)
+        elif through == "page":
+            page = Client()
+            page.force_login(reviewer)
+            assert page.post(f"/change-requests/{cr.pk}/approve/", {"revision": cr.revision}).status_code == 302
+        else:
+            api = APIClient()
+            api.force_authenticate(reviewer)
+            response = api.post(f"/api/v1/change-requests/{cr.pk}/approve/", {"revision": cr.revision}, format="json")
+            assert response.status_code == 200, response.content
     cr.refresh_from_db()
     assert cr.status in {"approved", "applying", "applied"}, approval_status(cr)
     return cr
@@ -277,7 +291,7 @@ def test_auto_apply_projects_apply_on_approval(
     people: dict[str, User], synced: feast_gateway.RepoRef, celery_worker: Any
 ) -> None:
     Project.objects.filter(name=PROJECT).update(auto_apply=True)
-    cr = approved(people, DESCRIBE)
+    cr = approved(people, DESCRIBE, through="page")  # the approve form's route starts the apply after it
     cr = wait_for(cr, "applied", "failed", "stale")
     assert cr.status == "applied"
     assert JobRun.objects.get(pk=cr.apply_job_id).trigger == "auto_apply"
@@ -340,13 +354,30 @@ def test_an_apply_ends_only_for_the_revision_it_applied(people: dict[str, User])
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("through", ["service", "page", "api"])
+def test_only_the_approval_interfaces_start_an_auto_apply(people: dict[str, User], through: str) -> None:
+    """The catalog's approval service only records the decision; the page's and the API's approve routes then
+    call the jobs service that starts the apply, attributed to the portal, for auto-apply projects."""
+    Project.objects.filter(name=PROJECT).update(auto_apply=True)
+    cr = approved(people, DESCRIBE, through=through)
+    runs = list(JobRun.objects.filter(kind=JobRun.Kind.APPLY))
+    if through == "service":
+        assert cr.status == "approved" and runs == []
+    else:
+        assert cr.status == "applying" and [(r.pk, r.trigger, r.started_by) for r in runs] == [
+            (cr.apply_job_id, "auto_apply", None)
+        ]
+
+
+@pytest.mark.django_db
 def test_an_auto_apply_that_cannot_start_is_said_on_the_request(people: dict[str, User]) -> None:
     """Not only logged: the request's audit trail (and, while it is approved, its page) says why."""
     from jobs.services.apply import change_request_auto_apply
 
+    cr = approved(people, DESCRIBE)  # auto-apply off: it stays approved
     Project.objects.filter(name=PROJECT).update(auto_apply=True)
-    cr = submitted(people["author"], DESCRIBE)  # not approved: the start is refused
-    change_request_auto_apply(change_request=cr)
+    ChangeRequest.objects.filter(pk=cr.pk).update(status="withdrawn")  # someone acted first
+    change_request_auto_apply(cr)  # this copy still says approved: the start is refused
     event = AuditEvent.objects.get(action="change_request.auto_apply_not_started", object_id=str(cr.pk))
     assert "only approved requests can be applied" in event.after["error"]
     assert not JobRun.objects.filter(kind=JobRun.Kind.APPLY).exists()
