@@ -7,6 +7,9 @@
   room for the form around it) is a 413, refused before it is read.
 
 API paths answer in the API's error shape; pages get a short plain-text answer.
+
+Every response also carries the Content-Security-Policy of `settings.CONTENT_SECURITY_POLICY`
+(`ContentSecurityPolicyMiddleware`, README "Deployment").
 """
 
 from __future__ import annotations
@@ -90,3 +93,16 @@ class InputGuardMiddleware:
             except ValueError:
                 return None  # not JSON: the parser answers that
         return None
+
+
+class ContentSecurityPolicyMiddleware:
+    """Set `settings.CONTENT_SECURITY_POLICY` on every response that has not set a policy of its own."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if settings.CONTENT_SECURITY_POLICY:
+            response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        return response

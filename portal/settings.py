@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "portal.metrics.PrometheusMiddleware",  # first: times the whole stack (k8s/README.md "Metrics")
     "portal.middleware.InputGuardMiddleware",  # NUL characters and oversized bodies, before anything reads them
     "django.middleware.security.SecurityMiddleware",
+    "portal.middleware.ContentSecurityPolicyMiddleware",  # CONTENT_SECURITY_POLICY below
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -313,6 +314,26 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True  # serve straight from static/ when collectstatic has not run (quickstart)
 WHITENOISE_MANIFEST_STRICT = False
 
+# Content-Security-Policy of every response (portal/middleware.py). Scripts and styles come only from the
+# portal's own static files: no inline <script>, event-handler attribute, <style> or style attribute anywhere
+# (tests/test_content_security_policy.py), no eval, no CDN. Data for scripts travels in json_script elements
+# and data- attributes; plotly's rules are a static stylesheet (templates/_plotly.html). Images may be data:
+# and blob: URLs (the favicon, Swagger UI's icons, plotly's "download as PNG"). The API docs page obeys the
+# same policy (templates/api/docs.html starts Swagger UI from static/api_docs.js).
+CONTENT_SECURITY_POLICY_DIRECTIVES = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data: blob:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+CONTENT_SECURITY_POLICY = "; ".join(f"{name} {value}" for name, value in CONTENT_SECURITY_POLICY_DIRECTIVES.items())
+
 
 # --- REST API ----------------------------------------------------------------------------------
 # Conventions for every /api/v1/ view (catalog/api/permissions.py has the details):
@@ -357,7 +378,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "catalog.api.schema.PortalAutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# The OpenAPI schema and the docs page need a signed-in user or a `read` token, like the rest of the API; set
+# API_DOCS_PUBLIC=true to serve them to anyone (README "API": they describe endpoints, never data).
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", default=False)
 SPECTACULAR_SETTINGS = {
+    "SERVE_PERMISSIONS": ["catalog.api.permissions.ApiDocsAccess"],
     "TITLE": "Feature Portal API",
     "DESCRIPTION": "Catalog, governance and operations for Feast features.",
     "VERSION": "1.0.0",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
@@ -54,3 +55,12 @@ class CatalogReader(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return can_view_catalog(request.user)
+
+
+class ApiDocsAccess(TokenHasScope):
+    """The OpenAPI schema and the docs page: anyone when `API_DOCS_PUBLIC`, else a signed-in user or a `read` token."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if settings.API_DOCS_PUBLIC:
+            return True
+        return bool(request.user and request.user.is_authenticated) and super().has_permission(request, view)
