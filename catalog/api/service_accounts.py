@@ -60,16 +60,20 @@ class ServiceAccountInputSerializer(serializers.Serializer[Any]):
     )
     teams = serializers.ListField(child=serializers.CharField(max_length=255), required=False, default=list)
     scopes = serializers.ListField(
-        child=serializers.ChoiceField(choices=list(accounts.SCOPES)),
+        child=serializers.ChoiceField(choices=ApiToken.Scope.choices),
         min_length=1,
-        help_text="Of its first token: read, propose, operate (never approve).",
+        help_text="Of its first token: read, propose, operate (never approve: a 400).",
     )
     expires_in_days = serializers.IntegerField(min_value=1, max_value=366, required=False, allow_null=True)
 
 
 class ServiceAccountTokenInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
-    scopes = serializers.ListField(child=serializers.ChoiceField(choices=list(accounts.SCOPES)), min_length=1)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ApiToken.Scope.choices),
+        min_length=1,
+        help_text="read, propose, operate (never approve: a 400).",
+    )
     expires_in_days = serializers.IntegerField(min_value=1, max_value=366, required=False, allow_null=True)
 
 
