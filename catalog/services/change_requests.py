@@ -456,7 +456,8 @@ def _same_plan_input(
         return cr.source == ChangeRequest.Source.UPLOAD and planned == hashlib.sha256(upload[0]).hexdigest()
     if edits is None or cr.source != ChangeRequest.Source.EDIT:
         return False
-    return validated_edits(edits) == cr.proposal.get("edits")  # compared as stored: cleaned by their schemas
+    stored: Any = cr.proposal.get("edits")
+    return bool(validated_edits(edits) == stored)  # compared as stored: cleaned by their schemas
 
 
 def change_request_submit(*, cr: ChangeRequest, actor: Any) -> ChangeRequest:

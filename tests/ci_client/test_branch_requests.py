@@ -175,3 +175,14 @@ def test_the_schema_documents_the_reference_and_the_new_endpoints(people: dict[s
     assert {"external_repo", "external_branch", "archive_sha256"} <= params
     assert "/api/v1/service-accounts/" in schema["paths"]
     assert "/api/v1/service-accounts/{name}/tokens/{id}/" in schema["paths"]
+
+
+def test_the_client_mirrors_the_servers_rules() -> None:
+    """The client cannot import the portal, so what it copies of the server's rules is held equal here."""
+    from catalog.feast_gateway import upload_archive
+    from client import feature_portal
+
+    assert feature_portal.SENT_SUFFIXES == upload_archive.ALLOWED_SUFFIXES
+    assert feature_portal.SENT_NAMES == upload_archive.ALLOWED_NAMES
+    assert feature_portal.SKIPPED_DIRS == upload_archive.IGNORED_DIRS
+    assert set(feature_portal.LIVE) == set(ChangeRequest.BRANCH_LIVE)
