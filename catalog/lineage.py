@@ -94,6 +94,7 @@ def lineage_graph(*, user: Any, project: Project, focus: CatalogObject | None = 
         CatalogObject.objects.visible_to(user)
         .filter(project=project)
         .exclude(status=Status.REMOVED)
+        .exclude(kind=CatalogObject.Kind.PERMISSION)  # who may act on objects, not where data flows
         .only("id", "kind", "subkind", "name", "status", "project_id")
         .order_by("kind", "name")
     )

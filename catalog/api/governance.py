@@ -383,6 +383,10 @@ class ChangeRequestActionApi(APIView):
         action = self.kwargs.get("action", "")
         return {"POST": self.SCOPES.get(action, ApiToken.Scope.PROPOSE)}
 
+    def decided(self, cr: ChangeRequest) -> ChangeRequest:
+        """After an approval or override: what follows it (nothing here; the jobs app's subclass may apply)."""
+        return cr
+
     @extend_schema(
         tags=["change requests"],
         summary="Act on a change request",
@@ -390,10 +394,6 @@ class ChangeRequestActionApi(APIView):
         responses=ChangeRequestDetailSerializer,
         parameters=[OpenApiParameter("action", OpenApiTypes.STR, OpenApiParameter.PATH, enum=sorted(ACTIONS))],
     )
-    def decided(self, cr: ChangeRequest) -> ChangeRequest:
-        """After an approval or override: what follows it (nothing here; the jobs app's subclass may apply)."""
-        return cr
-
     def post(self, request: Request, pk: int, action: str) -> Response:
         if action not in self.ACTIONS:
             raise NotFound(f"Unknown action {action!r}: one of {', '.join(sorted(self.ACTIONS))}.")

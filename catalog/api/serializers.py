@@ -195,7 +195,9 @@ class LineageNodeSerializer(serializers.Serializer[dict[str, Any]]):
     """A lineage node (focus flags only with ?focus=)."""
 
     id = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["entity", "data_source", "feature_view", "feature_service", "model"])
+    kind = serializers.ChoiceField(
+        choices=[k for k in CatalogObject.Kind.values if k != CatalogObject.Kind.PERMISSION] + ["model"]
+    )
     subkind = serializers.CharField(allow_blank=True)
     name = serializers.CharField()
     project = serializers.CharField()

@@ -155,7 +155,9 @@ class ServiceAccountDetailApi(APIView):
     def get(self, request: Request, name: str) -> Response:
         return Response(ServiceAccountSerializer(_account(request, name)).data)
 
-    @extend_schema(tags=["tokens"], summary="Deactivate a service account (admins)", responses=ServiceAccountSerializer)
+    @extend_schema(
+        tags=["tokens"], summary="Deactivate a service account (admins)", responses={200: ServiceAccountSerializer}
+    )
     def delete(self, request: Request, name: str) -> Response:
         account = accounts.service_account_deactivate(actor=request.user, account=_account(request, name))
         return Response(ServiceAccountSerializer(_account(request, account.username)).data)

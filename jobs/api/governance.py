@@ -16,8 +16,11 @@ from jobs.services.apply import change_request_apply_start, change_request_auto_
 
 
 class ChangeRequestDecisionApi(ChangeRequestActionApi):
-    """POST change-requests/{id}/approve/ and /override/: the catalog's action endpoint, then, explicitly, the
-    jobs service that starts the apply when the decision completed an auto-apply project's approval."""
+    """Approve a change request (the `revision` you reviewed is required; `approve` scope), or, as an admin,
+    override a required team's approval (`team`, `reason`). Once every rule is met the request is approved;
+    in a project with auto-apply its apply starts at once, and the answer's status is `applying`."""
+
+    # The catalog's action endpoint, then, explicitly, the jobs service that starts an auto-apply.
 
     ACTIONS = ChangeRequestActionApi.DECISIONS
 

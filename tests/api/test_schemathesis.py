@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+import schemathesis.specs.openapi.checks
 from django.contrib.auth.models import User
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
@@ -21,22 +22,19 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import CHECKS
 from schemathesis.generation import GenerationMode
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from tests.api.conftest import PROJECT
 
 pytestmark = pytest.mark.django_db
-TAGS = {"catalog", "history", "lineage", "models", "tokens", "search", "audit", "jobs"}
+TAGS = {"catalog", "history", "lineage", "models", "tokens", "search", "audit", "jobs", "change requests", "teams"}
 READ_ONLY_TAGS = {"jobs"}  # starting jobs (POST) is left to the jobs tests: it enqueues real work
 SKIP = {("DELETE", "/api/v1/tokens/{id}/")}
 MAX_EXAMPLES = 8
+# Every schemathesis check (`--checks all`) but this one, whose premise the API rightly refuses: a pagination
+# cursor is an opaque string the API handed out, so a made-up one that fits the schema's `string` is a 400.
+EXCLUDED_CHECKS = {"positive_data_acceptance"}
 
 
 def test_the_schema_is_served_and_documents_the_error_shape(viewer: User) -> None:
@@ -56,6 +54,16 @@ def test_the_schema_is_served_and_documents_the_error_shape(viewer: User) -> Non
                 TAGS - READ_ONLY_TAGS
             ):
                 assert operation.get("summary") and operation.get("description"), (method, path)
+
+
+def test_the_schema_generates_without_a_warning(tmp_path: Any) -> None:
+    """drf-spectacular skips a view it cannot describe with only a warning: every endpoint must be in the docs."""
+    from django.core.management import call_command
+
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "schema.yaml"))
+    schema = (tmp_path / "schema.yaml").read_text()
+    for action in ("approve", "override", "reject", "submit", "withdraw", "comment", "revise", "apply"):
+        assert f"/api/v1/change-requests/{{id}}/{action}/:" in schema, action
 
 
 def test_the_docs_page_serves_swagger_ui_from_static_files_not_a_cdn(viewer: User) -> None:
@@ -104,13 +112,10 @@ def wsgi_in_test_transaction() -> Iterator[None]:
 
 def _run_schemathesis(headers: dict[str, str]) -> int:
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", get_wsgi_application(), headers=headers)
-    checks = [
-        not_a_server_error,
-        status_code_conformance,
-        content_type_conformance,
-        response_schema_conformance,
-        negative_data_rejection,
-    ]
+    checks = [check for check in CHECKS.get_all() if check.__name__ not in EXCLUDED_CHECKS]
+    assert {"not_a_server_error", "response_schema_conformance", "negative_data_rejection", "ignored_auth"} <= {
+        check.__name__ for check in checks
+    }
     ran = 0
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -126,8 +131,7 @@ def _run_schemathesis(headers: dict[str, str]) -> int:
         pinned = {"project": PROJECT} if "project" in params else None
         strategies = [
             operation.as_strategy(),
-            # Negative data for the jobs reads is the jobs tests' business (`?kind=` is accepted there today).
-            *([] if set(operation.definition.raw.get("tags", [])) <= READ_ONLY_TAGS else [negative]),
+            negative,
             *([operation.as_strategy(path_parameters=pinned)] if pinned else []),
         ]
         for strategy in strategies:
