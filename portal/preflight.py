@@ -128,3 +128,46 @@ def secret_file_warnings() -> list[str]:
         if stat.S_ISREG(mode) and mode & (stat.S_IROTH | stat.S_IWOTH):
             warnings.append(f"{path} is readable by other users (mode {stat.S_IMODE(mode):o}): chmod 600 it")
     return warnings
+
+
+def registry_write_warnings() -> list[str]:
+    """Registries whose Feast permissions let someone other than the portal create, update or delete objects.
+
+    Feast's servers (feature server, registry server, `feast ui`), once configured with `auth:`, let every
+    authenticated user do anything in a project that holds no permission; a permission granting CREATE, UPDATE
+    or DELETE to any principal but the FEAST_APPLY_ROLE role lets that principal edit outside review."""
+    from catalog import feast_gateway
+    from catalog.exceptions import PortalError
+
+    apply_role = settings.FEAST_APPLY_ROLE
+    warnings = []
+    for source in feast_gateway.governed_registries():
+        where = source.location.display
+        try:
+            projects = feast_gateway.registry_permissions(source.repos[0])
+        except PortalError as exc:
+            warnings.append(f"cannot check who may write the Feast registry {where}: {exc}")
+            continue
+        for project, permissions in sorted(projects.items()):
+            if not permissions:
+                warnings.append(
+                    f"Feast project {project!r} ({where}) has no permissions: Feast's servers let every user create, "
+                    f"update and delete its objects. Apply the policy in feature_repo/permissions.py "
+                    f"(writes for the role {apply_role!r} only)"
+                )
+            for p in permissions:
+                writes = ", ".join(p.registry_writes)
+                if not writes:
+                    continue
+                if not p.policy:
+                    whom = "every user"
+                elif p.policy == "role_based" and set(p.principals) <= {apply_role}:
+                    continue
+                else:
+                    others = [x for x in p.principals if not (p.policy == "role_based" and x == apply_role)]
+                    whom = f"{p.policy.replace('_', ' ')} {', '.join(others) or '(none named)'}"
+                warnings.append(
+                    f"Feast permission {p.name!r} of project {project!r} ({where}) lets {whom} {writes.lower()} "
+                    f"objects outside review: only the role {apply_role!r} (FEAST_APPLY_ROLE) should"
+                )
+    return warnings

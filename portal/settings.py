@@ -262,6 +262,12 @@ FEAST_CONFIG_VARS = {
     "FEAST_REDIS_CONNECTION_STRING": FEAST_REDIS_CONNECTION_STRING,
 }
 FEAST_USE_SERVICES_YAML = PORTAL_PROFILE == "services"
+# The Feast role the portal applies with: the only role a registry's Feast permissions may let create, update
+# or delete objects (feature_repo/permissions.py; `manage.py preflight` warns otherwise). Under Feast's
+# `kubernetes` auth it is the name of a Role bound to the applying ServiceAccount (k8s/base/feast-auth.yaml).
+FEAST_APPLY_ROLE = env_str("FEAST_APPLY_ROLE", default="feature-portal-apply").strip()
+if not FEAST_APPLY_ROLE:
+    raise ImproperlyConfigured("FEAST_APPLY_ROLE is empty: name the Feast role the portal applies with")
 # The tag whose value names an object's owning team (besides Feast's `owner` field).
 CATALOG_TEAM_TAG = env_str("CATALOG_TEAM_TAG", default="team")
 # Governance: approvals a breaking change needs (a project may override), and how long an apply may hold

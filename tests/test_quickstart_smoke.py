@@ -87,7 +87,7 @@ def test_quickstart_profile_boots_serves_and_runs_jobs_on_a_worker(quickstart: d
     _manage(environ, "migrate", "--noinput")
     _manage(environ, "collectstatic", "--noinput")
     out = _manage(environ, "bootstrap_demo")
-    assert "feast apply" in out and "catalog sync: succeeded (+13" in out
+    assert "feast apply" in out and "catalog sync: succeeded (+15" in out
     again = _manage(environ, "bootstrap_demo", "--skip-materialize")  # running twice reuses what exists
     assert "exists: not re-applying" in again and "catalog sync: noop" in again
 

@@ -16,8 +16,9 @@ Modules: base (plain data, configuration, Feast's lazy import), protos (protos -
 (reading a registry), online (online reads), materialize (per-view materialization), preview (the online
 preview's worker side), quality (skew, statistics), changes (governance: current and proposed protos,
 Feast's per-object plan, apply), registry_write (the apply's all-or-nothing registry writes), sandbox with
-upload_archive and _parse_worker (parsing uploaded repos in an isolated process) and training (training
-datasets). Callers import the package, not its modules: `from catalog import feast_gateway`.
+upload_archive and _parse_worker (parsing uploaded repos in an isolated process), training (training
+datasets) and permissions (a registry's Feast permissions, for preflight). Callers import the package, not
+its modules: `from catalog import feast_gateway`.
 """
 
 from catalog.feast_gateway.base import (
@@ -235,4 +236,13 @@ __all__ += [
     "isolation_check",
     "parse_upload",
     "warm_upload_sandbox",
+]
+
+# --- Permissions (who may write the registry through Feast's servers) ---
+from catalog.feast_gateway.permissions import REGISTRY_WRITE_ACTIONS, PermissionInfo, registry_permissions
+
+__all__ += [
+    "REGISTRY_WRITE_ACTIONS",
+    "PermissionInfo",
+    "registry_permissions",
 ]

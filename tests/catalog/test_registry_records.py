@@ -53,7 +53,7 @@ def _validation_reference_row(name: str, dataset: str) -> None:
 def test_saved_datasets_validation_references_and_permissions_are_catalog_objects(
     editable_demo_repo: feast_gateway.RepoRef, tmp_path: Path, client: Client, viewer: Any
 ) -> None:
-    (editable_demo_repo.path / "permissions.py").write_text(PERMISSIONS)
+    (editable_demo_repo.path / "readers_permissions.py").write_text(PERMISSIONS)  # beside the demo's own policy
     run_feast(editable_demo_repo, "apply")
     store = feast_gateway.feature_store(editable_demo_repo)
     from feast.infra.offline_stores.file_source import SavedDatasetFileStorage
@@ -111,13 +111,16 @@ def test_saved_datasets_validation_references_and_permissions_are_catalog_object
         assert response.status_code == 200, url
         text = response.content.decode()
         assert all(e in text for e in expected), (url, [e for e in expected if e not in text])
-    for slug, name in [
-        ("permissions", "readers_see_views"),
-        ("saved-datasets", "tenure_snapshot"),
-        ("validation-references", "tenure_reference"),
+    # The demo repo's own policy (feature_repo/permissions.py) is listed too.
+    policy = ["everyone_describes_and_reads", "portal_apply_writes"]
+    for slug, names in [
+        ("permissions", ["readers_see_views", *policy]),
+        ("saved-datasets", ["tenure_snapshot"]),
+        ("validation-references", ["tenure_reference"]),
     ]:
         listed = client.get(f"/api/v1/{slug}/").json()["results"]
-        assert [o["name"] for o in listed] == [name], slug
-        assert client.get(listed[0]["url"]).json()["name"] == name
+        assert sorted(o["name"] for o in listed) == sorted(names), slug
+        mine = next(o for o in listed if o["name"] == names[0])
+        assert client.get(mine["url"]).json()["name"] == names[0]
     hits = client.get("/api/v1/search/", {"q": "tenure_snapshot"}).json()["results"]
     assert any(h["kind"] == "saved_dataset" and h["name"] == "tenure_snapshot" for h in hits), hits

@@ -170,13 +170,13 @@ def test_a_large_import_is_indexed_right_after_its_transaction(
 ) -> None:
     from catalog.services import sync
 
-    monkeypatch.setattr(sync, "INLINE_INDEX_LIMIT", 3)  # the demo's 13 objects count as a large import
+    monkeypatch.setattr(sync, "INLINE_INDEX_LIMIT", 3)  # the demo's 15 objects count as a large import
     run = sync.registry_sync(index=False)[0]
-    assert run.status == "succeeded" and run.added == 13
+    assert run.status == "succeeded" and run.added == 15
     assert not SearchEntry.objects.exists()  # the catalog transaction committed without the index
-    assert sync.search_index_missing() > 13
+    assert sync.search_index_missing() > 15
     assert sync.search_index_missing() == 0  # nothing left to do
-    assert SearchEntry.objects.filter(feature__isnull=True).count() == 13
+    assert SearchEntry.objects.filter(feature__isnull=True).count() == 15
     assert catalog_search.search(user=viewer, q="tenur").hits[0].reference == "employee_features:tenure"
 
 

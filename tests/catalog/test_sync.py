@@ -49,7 +49,7 @@ def test_sync_mirrors_both_projects_of_one_registry_field_by_field(
     assert run.status == SyncRun.Status.SUCCEEDED, run.error
     assert set(Project.objects.values_list("name", flat=True)) == {"employee_attrition", "ride_sharing"}
     assert Project.objects.get(name="ride_sharing").repo_key == str(rich_repo.yaml_path)
-    assert assert_mirrors_registry_dump(feast_gateway.registry_dump_json(demo_repo), "employee_attrition") == 13
+    assert assert_mirrors_registry_dump(feast_gateway.registry_dump_json(demo_repo), "employee_attrition") == 15
     assert assert_mirrors_registry_dump(feast_gateway.registry_dump_json(rich_repo), "ride_sharing") >= 17
     # The aliased, sub-selected service: positions 0..n-1 across its projections.
     v2 = obj("ride_sharing", "feature_service", "driver_ranking_v2")
@@ -90,15 +90,15 @@ def test_lineage_edges_follow_the_definitions(rich_repo: feast_gateway.RepoRef, 
 
 def test_first_sync_is_a_baseline_and_an_unchanged_registry_is_a_noop(demo_repo: feast_gateway.RepoRef) -> None:
     first = sync_one()
-    assert (first.status, first.added, first.out_of_band) == (SyncRun.Status.SUCCEEDED, 13, 0)
+    assert (first.status, first.added, first.out_of_band) == (SyncRun.Status.SUCCEEDED, 15, 0)  # 13 + the 2 permissions
     assert not AuditEvent.objects.filter(action="catalog.out_of_band_change_detected").exists()
-    assert ObjectVersion.objects.filter(change="added").count() == 13
+    assert ObjectVersion.objects.filter(change="added").count() == 15
     second = sync_one()
     assert second.status == SyncRun.Status.NOOP
     assert (second.added, second.changed, second.removed) == (0, 0, 0)
-    assert ObjectVersion.objects.count() == 13
+    assert ObjectVersion.objects.count() == 15
     forced = sync_one(force=True)
-    assert (forced.status, forced.unchanged, forced.changed) == (SyncRun.Status.SUCCEEDED, 13, 0)
+    assert (forced.status, forced.unchanged, forced.changed) == (SyncRun.Status.SUCCEEDED, 15, 0)
 
 
 def test_a_new_canonical_form_is_not_a_registry_change(demo_repo: feast_gateway.RepoRef) -> None:
@@ -164,7 +164,7 @@ def test_a_changed_definition_is_recorded_exactly_and_flagged_out_of_band(
         {"path": "ttl", "change": "changed", "before": "3888000s", "after": "2592000s"}
     ]
     # Nothing else moved.
-    assert CatalogObject.objects.filter(version=1).count() == 11
+    assert CatalogObject.objects.filter(version=1).count() == 13  # the 15 objects but the 2 edited
     events = AuditEvent.objects.filter(action="catalog.out_of_band_change_detected")
     assert sorted(events.values_list("object_repr", flat=True)) == [
         "employee_attrition/department_features",
@@ -475,7 +475,7 @@ def test_sync_registry_command_reports_counts(demo_repo: feast_gateway.RepoRef, 
 
     call_command("sync_registry")
     out = capsys.readouterr().out
-    assert re.search(r"succeeded in \d+ ms — added 13, changed 0, removed 0", out), out
+    assert re.search(r"succeeded in \d+ ms — added 15, changed 0, removed 0", out), out
 
 
 VECTOR_VIEW = """

@@ -31,7 +31,7 @@ def test_sync_now_button_runs_on_a_real_worker(
     run = wait_for_terminal(JobRun.objects.get(kind="sync"))
     assert run.status == JobRun.Status.SUCCEEDED, run.error
     assert run.started_by == operator and run.celery_task_id
-    assert run.result["sync_runs"][0]["added"] == 13
+    assert run.result["sync_runs"][0]["added"] == 15
     assert Project.objects.filter(name="employee_attrition").exists()
     assert AuditEvent.objects.filter(action="registry.sync_started", actor=operator).exists()
 

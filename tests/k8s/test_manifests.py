@@ -131,7 +131,8 @@ def test_overlay_renders_every_component(docs: list[dict[str, Any]]) -> None:
         ("NetworkPolicy", "default-deny-all"),
     ]:
         assert expected in names, f"{expected} is missing"
-    assert all(d["metadata"].get("namespace") == "mlops" for d in docs if d["kind"] != "Namespace")
+    cluster_scoped = {"Namespace", "ClusterRoleBinding"}  # the feature server's TokenReview grant
+    assert all(d["metadata"].get("namespace") == "mlops" for d in docs if d["kind"] not in cluster_scoped)
     assert any(n.startswith("portal-env-") for k, n in names if k == "ConfigMap")
     assert any(n.startswith("feast-config-") for k, n in names if k == "ConfigMap")
 
@@ -403,13 +404,65 @@ def test_feature_store_configmap_matches_the_repo(overlay: str) -> None:
         assert prod == repo
 
 
+def test_the_feature_server_enforces_feast_permissions_with_kubernetes_auth(
+    docs: list[dict[str, Any]], overlay: str
+) -> None:
+    """Only the portal's apply identity may write through the feature server (feature_repo/permissions.py)."""
+    rendered = {n: configmap_data(docs, n) for n in by_kind(docs, "ConfigMap")}
+    services = next(
+        yaml.safe_load(d["feature_store.services.yaml"]) for n, d in rendered.items() if "feast-config-" in n
+    )
+    server = next(yaml.safe_load(d["feature_store.server.yaml"]) for n, d in rendered.items() if "server-config-" in n)
+    assert server.pop("auth") == {"type": "kubernetes"}
+    assert server == services  # the same store, in both overlays (prod: Sentinel in both)
+
+    pod = pod_spec(deployment(docs, "feast-feature-server"))
+    assert pod["serviceAccountName"] == "feast-feature-server" and pod["automountServiceAccountToken"] is False
+    token = next(v for v in pod["volumes"] if v["name"] == "kube-api-access")["projected"]["sources"]
+    assert {next(iter(s)) for s in token} == {"serviceAccountToken", "configMap", "downwardAPI"}
+    mounts = {
+        m["mountPath"]: m["name"]
+        for m in container(deployment(docs, "feast-feature-server"), "feature-server")["volumeMounts"]
+    }
+    assert mounts["/var/run/secrets/kubernetes.io/serviceaccount"] == "kube-api-access"
+    others = [d for d in workloads(docs) if d["metadata"]["name"] != "feast-feature-server"]
+    assert all("kube-api-access" not in {v["name"] for v in pod_spec(d).get("volumes", [])} for d in others)
+
+    review = by_kind(docs, "ClusterRoleBinding")["feast-feature-server-token-review"]
+    assert review["roleRef"]["name"] == "system:auth-delegator"
+    assert review["subjects"] == [{"kind": "ServiceAccount", "name": "feast-feature-server", "namespace": "mlops"}]
+    reader = by_kind(docs, "Role")["feast-feature-server-role-reader"]["rules"]
+    assert reader == [
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["get", "list"]}
+    ]
+
+    # The Feast role is a Role's name; only the portal's ServiceAccount is bound to it, and it is the role
+    # the portal's preflight expects (FEAST_APPLY_ROLE).
+    env = configmap_data(docs, next(n for n in rendered if n.startswith("portal-env-")))
+    apply_role = env["FEAST_APPLY_ROLE"]
+    assert by_kind(docs, "Role")[apply_role]["rules"] == []
+    bindings = [b for b in by_kind(docs, "RoleBinding").values() if b["roleRef"]["name"] == apply_role]
+    assert [s for b in bindings for s in b["subjects"]] == [
+        {"kind": "ServiceAccount", "name": "feature-portal", "namespace": "mlops"}
+    ]
+    policies = by_kind(docs, "NetworkPolicy")
+    egress = policies["feast-feature-server-apiserver-egress"]["spec"]["egress"]
+    assert [p["port"] for rule in egress for p in rule["ports"]] == [6443]
+
+
 def test_feast_config_is_mounted_where_settings_and_feast_look(docs: list[dict[str, Any]]) -> None:
     env = configmap_data(docs, next(n for n in by_kind(docs, "ConfigMap") if n.startswith("portal-env-")))
     target = f"{env['FEAST_REPO_PATH']}/{env['FEAST_FS_YAML']}"
-    for name in ("portal-web", "portal-worker", "feast-feature-server"):
+    for name in ("portal-web", "portal-worker"):
         main = pod_spec(deployment(docs, name))["containers"][0]
         mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
         assert mounts[target]["subPath"] == "feature_store.services.yaml", name
+    # The feature server reads the same store with `auth` added (test_the_feature_server_enforces_...).
+    server = deployment(docs, "feast-feature-server")
+    mounts = {m["mountPath"]: m["name"] for m in container(server, "feature-server")["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(server)["volumes"]}
+    assert volumes[mounts["/etc/feast"]]["configMap"]["name"].startswith("feast-server-config-")
+    assert "--feature-store-yaml=/etc/feast/feature_store.server.yaml" in container(server, "feature-server")["args"]
 
 
 # --- Jobs, CronJob, processes -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -231,6 +232,12 @@ def test_feature_server_command_serves_online_features_and_metrics(pod: Pod, tmp
     when that port is free (another process may hold it on a shared machine).
     """
     server = container(by_kind(pod.docs, "Deployment")["feast-feature-server"], "feature-server")
+    # Its feature_store.server.yaml is the store's YAML plus `auth: {type: kubernetes}` (test_manifests checks
+    # that); Kubernetes auth needs a cluster to review tokens, so here the server reads the repo's YAML, as
+    # the portal's pods do, without auth.
+    pod.paths["/etc/feast"] = tmp_path / "etc-feast"
+    pod.paths["/etc/feast"].mkdir()
+    shutil.copy(env.DEMO_REPO / "feature_store.services.yaml", tmp_path / "etc-feast" / "feature_store.server.yaml")
     port = _free_port()
     cmd = [f"--port={port}" if a.startswith("--port=") else a for a in pod.command(server)]
     cmd = ["--host=127.0.0.1" if a.startswith("--host=") else a for a in cmd]

@@ -1,6 +1,7 @@
 """manage.py preflight [--create-databases]: check configuration; one line per problem, exit 2 on any.
 
-Warnings (uploads disabled because this machine cannot isolate uploaded code) are printed but do not fail it."""
+Warnings (uploads disabled because this machine cannot isolate uploaded code; a Feast registry whose permissions
+let anyone but the portal's FEAST_APPLY_ROLE create, update or delete objects) are printed but do not fail it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from portal.preflight import check_configuration, secret_file_warnings, upload_isolation
+from portal.preflight import check_configuration, registry_write_warnings, secret_file_warnings, upload_isolation
 
 
 class Command(BaseCommand):
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         if problems:
             sys.exit(2)
         self.stdout.write(f"configuration ok (profile: {settings.PORTAL_PROFILE})")
-        for warning in secret_file_warnings():
+        for warning in [*secret_file_warnings(), *registry_write_warnings()]:
             self.stderr.write(f"warning: {warning}")
         isolated, detail = upload_isolation()
         if isolated:
