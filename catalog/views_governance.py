@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from catalog import selectors
 from catalog.decorators import reader_required
@@ -76,42 +76,28 @@ def change_request_list(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/change_request_list.html", context)
 
 
+UPLOAD_FIELDS = ("project", "title", "description", "mode")
+
+
 @reader_required
+@require_GET
 def change_request_new(request: HttpRequest) -> HttpResponse:
-    """Upload a feature repo (zip or tar) as a change request: the browser path CI uses via the API."""
+    """The upload form (a zip or tar of a feature repo): the browser path CI uses via the API. It posts to
+    jobs.views_planning.change_request_upload, which queues the plan job; a retry comes back here with the
+    form's fields (`?title=...`) filled in."""
     if not crs.can_propose(request.user):
         raise PermissionDenied("Proposing a change needs the proposer role or above.")
+    crs.prepare_upload()
+    values = {k: request.GET.get(k, "") for k in UPLOAD_FIELDS}
+    return change_request_new_page(request, values=values)
+
+
+def change_request_new_page(request: HttpRequest, *, values: dict[str, str], error: str = "") -> HttpResponse:
+    """The upload form with `values` filled in, and `error` when the upload was refused (400)."""
     projects = list(Project.objects.exclude(repo_key="").exclude(status="removed").values_list("name", flat=True))
-    error = ""
-    values = {"project": request.GET.get("project", projects[0] if len(projects) == 1 else ""), "mode": "partial"}
-    if request.method == "GET":
-        crs.prepare_upload()
-    if request.method == "POST":
-        values = {k: request.POST.get(k, "") for k in ("project", "title", "description", "mode")}
-        archive = request.FILES.get("archive")
-        if archive is None:
-            error = "Choose a .zip or .tar.gz of your feature definitions."
-        else:
-            try:
-                cr = crs.change_request_create(
-                    actor=request.user,
-                    project=values["project"],
-                    title=values["title"],
-                    description=values["description"],
-                    upload=(archive.read(), archive.name or "upload"),
-                    mode=values["mode"] or "partial",
-                    submit=bool(request.POST.get("submit")),
-                )
-            except PortalError as exc:
-                error = str(exc)
-            else:
-                summary = cr.plan["summary"]
-                messages.success(
-                    request,
-                    f"CR-{cr.pk} planned: {summary['added']} added, {summary['changed']} changed, "
-                    f"{summary['removed']} removed ({cr.severity}).",
-                )
-                return redirect(cr.get_absolute_url())
+    values = {**values, "mode": values.get("mode") or "partial"}
+    if not values.get("project") and len(projects) == 1:
+        values["project"] = projects[0]
     return render(
         request,
         "catalog/change_request_new.html",
@@ -214,7 +200,8 @@ def change_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "catalog/change_request_detail.html", context)
 
 
-_ACTIONS = {"submit", "approve", "reject", "withdraw", "comment", "override", "replan", "upload"}
+# An upload of a new revision posts to jobs.views_planning.change_request_upload_revision (a plan job).
+_ACTIONS = {"submit", "approve", "reject", "withdraw", "comment", "override", "replan"}
 DECISIONS = frozenset({"approve", "override"})  # their page route is jobs.views.change_request_decide
 
 
@@ -266,17 +253,6 @@ def change_request_act(
         elif action == "replan":
             cr = crs.change_request_revise(cr=cr, actor=request.user)
             text = f"Re-planned against today's registry (revision {cr.revision}); approvals start over."
-        elif action == "upload":
-            archive = request.FILES.get("archive")
-            if archive is None:
-                raise InvalidInput("choose a .zip or .tar.gz of the new definitions")
-            cr = crs.change_request_revise(
-                cr=cr,
-                actor=request.user,
-                upload=(archive.read(), archive.name or "upload"),
-                mode=data.get("mode") or cr.mode,
-            )
-            text = f"New upload planned (revision {cr.revision}); approvals start over."
         else:
             crs.change_request_comment(cr=cr, actor=request.user, body=data.get("body", ""))
             text = "Comment added."

@@ -50,6 +50,7 @@ SKIPPED_DIRS = frozenset({"__pycache__", "__MACOSX"})
 # Fixed member metadata: the same folder always zips to the same bytes (the portal compares their SHA-256).
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 LIVE = ("draft", "submitted", "approved", "stale", "rejected", "failed", "applying")
+PLAN_WAIT_SECONDS = 20.0  # how long the propose itself may wait for a quick plan before answering 202
 SEVERITY_MARK = {"safe": "🟢 safe", "risky": "🟠 risky", "breaking": "🔴 breaking"}
 
 
@@ -380,7 +381,36 @@ def _propose(portal: Portal, args: argparse.Namespace, archive: bytes, ref: tupl
     if args.mode:
         fields["mode"] = args.mode
     form = multipart(fields, "archive", f"{Path(args.repo_dir).resolve().name or 'repo'}.zip", archive)
-    return portal.call("POST", "change-requests/", form=form, timeout=args.timeout)
+    deadline = time.monotonic() + args.timeout
+    # The portal parses and plans the upload in a worker's plan job: a quick plan answers at once (`wait`),
+    # a slow one answers 202 with the job, which is polled until it finishes (bounded by --timeout).
+    wait = max(0.0, min(PLAN_WAIT_SECONDS, args.timeout - 5))
+    status, body = portal.call(
+        "POST", f"change-requests/?wait={wait:g}", form=form, timeout=min(args.timeout, wait + 60)
+    )
+    if status != 202:
+        return status, body
+    return _plan_job_outcome(portal, body, deadline=deadline, poll=args.poll)
+
+
+def _plan_job_outcome(portal: Portal, job: dict[str, Any], *, deadline: float, poll: float) -> tuple[int, Any]:
+    """Poll the plan job until it finishes: (200/201, the proposed request with its `outcome`), or the portal's
+    error (ApiError) the job failed with, as the propose itself would have answered it."""
+    while job.get("status") not in ("succeeded", "failed", "cancelled"):
+        if time.monotonic() >= deadline:
+            raise Failure(
+                f"the portal's plan (job {job['id']}) did not finish in time (--timeout); see "
+                + portal.link(f"/jobs/{job['id']}/")
+            )
+        time.sleep(poll)
+        _, job = portal.call("GET", f"jobs/{job['id']}/")
+    result = job.get("result") or {}
+    if job["status"] != "succeeded":
+        code = int(result.get("status_code") or 400)
+        raise ApiError(code, str(result.get("code") or "invalid"), str(job.get("error") or "the plan failed"), {})
+    cr = _detail(portal, int(result["change_request"]))
+    cr["outcome"] = result.get("outcome", "created")
+    return (201 if cr["outcome"] == "created" else 200), cr
 
 
 def _explain(exc: ApiError, doing: str) -> Failure:

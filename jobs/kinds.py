@@ -24,6 +24,7 @@ from jobs.models import JobRun
 from jobs.services.apply import change_request_apply_run
 from jobs.services.core import registry_sync_run, registry_sync_start
 from jobs.services.materialization import materialization_run, materialization_start
+from jobs.services.planning import change_request_plan_run
 from jobs.services.preview import online_preview_run, online_preview_start
 from jobs.services.skew import skew_check_run, skew_check_start
 from jobs.services.stats import feature_statistics_run, feature_statistics_start
@@ -142,6 +143,8 @@ JOB_KINDS: dict[str, JobKind] = {
             required=("project", "view"),
         ),
         JobKind(JobRun.Kind.APPLY, "an apply", change_request_apply_run),  # started from its change request
+        # started by an upload (jobs.api.governance, jobs.views_planning); the API's `?wait=` waits on it
+        JobKind(JobRun.Kind.PLAN, "a plan", change_request_plan_run, wakes_waiters=True),
         JobKind(
             JobRun.Kind.TRAINING_DATASET,
             "a training dataset",

@@ -213,3 +213,17 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} (pid {self.pid}) last seen {self.last_seen:%Y-%m-%d %H:%M:%S}"
+
+
+class PlanUpload(models.Model):
+    """An uploaded feature repo waiting for its plan job (jobs.services.planning): the archive's bytes, kept in
+    the database because the web pod that took the upload and the worker that parses it may be different
+    machines. Deleted when the job ends (and by the sweeper, for a run whose worker died)."""
+
+    job_run = models.OneToOneField(JobRun, on_delete=models.CASCADE, related_name="plan_upload")
+    filename = models.CharField(max_length=255)
+    data = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.filename} for job #{self.job_run_id}"

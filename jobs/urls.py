@@ -1,7 +1,7 @@
 from django.urls import path
 
 import catalog.urlnames  # noqa: F401  (registers the `name` converter: any Feast name, `/` included)
-from jobs import views, views_datasets
+from jobs import views, views_datasets, views_planning
 
 app_name = "jobs"
 
@@ -11,6 +11,12 @@ urlpatterns = [
     path("<int:pk>/status/", views.job_status, name="job_status"),
     path("start/<str:kind>/", views.job_start, name="job_start"),
     path("change-requests/<int:pk>/apply/", views.change_request_apply, name="change_request_apply"),
+    path("change-requests/upload/", views_planning.change_request_upload, name="change_request_upload"),
+    path(
+        "change-requests/<int:pk>/upload/",
+        views_planning.change_request_upload_revision,
+        name="change_request_upload_revision",
+    ),
     path("preview/", views.preview, name="preview"),
     path("freshness/", views.freshness_panel, name="freshness"),
     path("ledger/<name:project>/<name:view>/", views.view_ledger_page, name="view_ledger"),

@@ -33,6 +33,7 @@ from jobs.selectors import (
     view_ledger,
 )
 from jobs.services.preview import feature_server_curl
+from jobs.views_planning import plan_retry_url
 
 
 @login_required
@@ -93,6 +94,8 @@ def _detail_context(run: JobRun, user: Any) -> dict[str, Any]:
         context["records"] = run.materializations.order_by("id")
     if run.kind == JobRun.Kind.PREVIEW:
         context["curl"] = feature_server_curl(params=run.params)
+    if run.kind == JobRun.Kind.PLAN:
+        context["retry_url"] = plan_retry_url(run)
     return context
 
 
@@ -109,6 +112,9 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def job_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The status partial polled by the detail page (no polling attribute once terminal)."""
     run = job_run_get(user=request.user, pk=pk)
+    if run.kind == JobRun.Kind.PLAN and run.status == JobRun.Status.SUCCEEDED and request.headers.get("HX-Request"):
+        # the upload's page was following its plan: go on to the change request it stored
+        return HttpResponse(headers={"HX-Redirect": str(run.result.get("url") or "")})
     return render(request, "jobs/partials/_job_status.html", _detail_context(run, request.user))
 
 

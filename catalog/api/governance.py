@@ -229,6 +229,14 @@ def _get(request: Request, pk: int) -> ChangeRequest:
     return cr
 
 
+def proposed_response(pk: int, outcome: str) -> Response:
+    """A propose's answer: the request with its outcome; 201 when created, else 200 (revised, unchanged)."""
+    cr = ChangeRequest.objects.select_related("project", "author").get(pk=pk)
+    code = status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK
+    setattr(cr, "outcome", outcome)  # noqa: B010  (read by ChangeRequestProposedSerializer.outcome)
+    return Response(ChangeRequestProposedSerializer(cr).data, status=code)
+
+
 def _detail(cr: ChangeRequest, code: int = status.HTTP_200_OK) -> Response:
     cr = ChangeRequest.objects.select_related("project", "author").get(pk=cr.pk)
     return Response(ChangeRequestDetailSerializer(cr).data, status=code)
@@ -288,24 +296,7 @@ class ChangeRequestListApi(generics.ListAPIView[ChangeRequest]):
             raise ValidationError({k: ["unknown filter"] for k in sorted(unknown)})
         return selectors.change_request_list(user=self.request.user, params=params)
 
-    @extend_schema(
-        tags=["change requests"],
-        summary="Propose a change (upload a feature repo, or JSON edits)",
-        request={
-            "application/json": ChangeRequestCreateSerializer,
-            "multipart/form-data": ChangeRequestCreateSerializer,
-        },
-        description=(
-            "Multipart with an `archive` (a .zip/.tar.gz of the repo folder), or JSON `edits`. With "
-            "`external_repo` + `external_branch` (and `external_sha`), as CI sends them, the propose is idempotent "
-            "per branch: the branch's live request gets a new revision (200, `outcome: revised`), stays as it is "
-            "when the archive is byte-identical to the one its current revision was planned from (200, "
-            "`unchanged`), or is opened (201, `created`). An upload that matches the registry is a 400 with code "
-            "`unchanged` and stores nothing."
-        ),
-        responses={201: ChangeRequestProposedSerializer, 200: ChangeRequestProposedSerializer},
-        examples=[EDITS_EXAMPLE, CI_EXAMPLE],
-    )
+    # Its OpenAPI description is on the routed subclass, jobs.api.governance.ChangeRequestProposeApi.
     def post(self, request: Request) -> Response:
         _guard_size(request)
         data = ChangeRequestCreateSerializer(data=request.data)
@@ -315,6 +306,19 @@ class ChangeRequestListApi(generics.ListAPIView[ChangeRequest]):
         edits = args.get("edits")
         if (upload is None) == (edits is None):
             raise InvalidInput("give either 'edits' (JSON) or an 'archive' (multipart)", {"edits": ["or archive"]})
+        if upload is not None:
+            return self.propose_upload(request, args, upload)
+        return self.propose_now(request, args, edits=edits, upload=None)
+
+    def propose_upload(self, request: Request, args: dict[str, Any], upload: tuple[bytes, str]) -> Response:
+        """An archive: planned here, in the request. The routed view (jobs.api.governance.ChangeRequestProposeApi)
+        hands it to a worker's plan job instead."""
+        return self.propose_now(request, args, edits=None, upload=upload)
+
+    def propose_now(
+        self, request: Request, args: dict[str, Any], *, edits: Any, upload: tuple[bytes, str] | None
+    ) -> Response:
+        """Plan and store the proposal in this request (JSON edits: no parse, quick)."""
         common = {
             "actor": request.user,
             "project": args["project"],
@@ -329,10 +333,7 @@ class ChangeRequestListApi(generics.ListAPIView[ChangeRequest]):
             cr, outcome = crs.change_request_propose_for_ref(**common, ref=ref, mode=args.get("mode"))
         else:
             cr, outcome = crs.change_request_create(**common, mode=args.get("mode") or "partial"), "created"
-        cr = ChangeRequest.objects.select_related("project", "author").get(pk=cr.pk)
-        code = status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK
-        setattr(cr, "outcome", outcome)  # noqa: B010  (read by ChangeRequestProposedSerializer.outcome)
-        return Response(ChangeRequestProposedSerializer(cr).data, status=code)
+        return proposed_response(cr.pk, outcome)
 
     @extend_schema(tags=["change requests"], summary="List change requests")
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -372,6 +373,7 @@ class ChangeRequestActionApi(APIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     ACTIONS: frozenset[str] = frozenset({"submit", "approve", "reject", "withdraw", "comment", "override", "revise"})
     DECISIONS = frozenset({"approve", "override"})  # served by the jobs app's subclass (see above)
+    UPLOADS = frozenset({"revise"})  # served by jobs.api.governance.ChangeRequestReviseApi: an archive is a plan job
     SCOPES = {
         "approve": ApiToken.Scope.APPROVE,
         "reject": ApiToken.Scope.APPROVE,
@@ -386,6 +388,12 @@ class ChangeRequestActionApi(APIView):
     def decided(self, cr: ChangeRequest) -> ChangeRequest:
         """After an approval or override: what follows it (nothing here; the jobs app's subclass may apply)."""
         return cr
+
+    def revise_upload(
+        self, request: Request, cr: ChangeRequest, args: dict[str, Any], upload: tuple[bytes, str]
+    ) -> Response:
+        """A revise with an archive: planned here, in the request (the jobs app's subclass queues a plan job)."""
+        return _detail(crs.change_request_revise(cr=cr, actor=request.user, upload=upload, mode=args.get("mode")))
 
     @extend_schema(
         tags=["change requests"],
@@ -442,6 +450,8 @@ class ChangeRequestActionApi(APIView):
             upload = _archive(request, args)
             if upload is not None and args.get("edits") is not None:
                 raise InvalidInput("give 'edits' or an 'archive', not both")
+            if upload is not None:
+                return self.revise_upload(request, cr, args, upload)
             cr = crs.change_request_revise(
                 cr=cr, actor=request.user, edits=args.get("edits"), upload=upload, mode=args.get("mode")
             )

@@ -26,7 +26,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("me/", views.MeApi.as_view(), name="me"),
     path("search/", views.SearchApi.as_view(), name="search"),
     path("audit/", views.AuditEventListApi.as_view(), name="audit_list"),
-    path("change-requests/", governance.ChangeRequestListApi.as_view(), name="change_request_list"),
+    # GET and POST change-requests/ and the revise action: jobs.api.governance (an uploaded archive is a plan job)
     path("change-requests/<int:pk>/", governance.ChangeRequestDetailApi.as_view(), name="change_request_detail"),
     *[
         path(
@@ -35,7 +35,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
             {"action": action},
             name=f"change_request_{action}",
         )
-        for action in sorted(governance.ChangeRequestActionApi.ACTIONS - governance.ChangeRequestActionApi.DECISIONS)
+        for action in sorted(
+            governance.ChangeRequestActionApi.ACTIONS
+            - governance.ChangeRequestActionApi.DECISIONS
+            - governance.ChangeRequestActionApi.UPLOADS
+        )
     ],
     path("teams/", governance.TeamListApi.as_view(), name="team_list"),
     path("teams/<name:name>/", governance.TeamDetailApi.as_view(), name="team_detail"),

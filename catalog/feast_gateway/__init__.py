@@ -229,10 +229,12 @@ __all__ += [
 from catalog.feast_gateway.isolation import isolation_check
 from catalog.feast_gateway.isolation import warm as warm_upload_sandbox
 from catalog.feast_gateway.sandbox import ParsedObject, ParsedRepo, parse_upload
+from catalog.feast_gateway.upload_archive import check_archive as check_upload_archive
 
 __all__ += [
     "ParsedObject",
     "ParsedRepo",
+    "check_upload_archive",
     "isolation_check",
     "parse_upload",
     "warm_upload_sandbox",

@@ -346,6 +346,14 @@ def _checked_members(archive: _Archive, limits: UploadLimits, warnings: list[str
     return checked
 
 
+def check_archive(data: bytes, *, filename: str) -> None:
+    """The checks made before anything is extracted (format, size, members, paths, types, declared sizes): what
+    the web tier checks of an upload before a worker parses it. Raises UploadRejected, as the parse would."""
+    limits = UploadLimits.from_settings()
+    with _open_archive(data, printable_name(filename), limits) as archive:
+        _checked_members(archive, limits, [])
+
+
 def _extract(members: list[_Checked], repo: Path, limits: UploadLimits) -> set[str]:
     """Write the members under repo, counting the bytes (a header may understate a member's size)."""
     written = 0

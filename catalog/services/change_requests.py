@@ -37,6 +37,11 @@ from catalog.services.audit import audit_record
 from catalog.services.planning import Plan, Proposal, plan_proposal, proposal_from_edits, proposal_from_objects
 
 CR = ChangeRequest.Status
+Progress = Callable[[str], None]  # told each step of a slow propose ("parsing the upload in the sandbox", ...)
+
+
+def _quiet(message: str) -> None:
+    """No one follows this propose's steps (a web request that waits for its answer)."""
 
 
 class TransitionConflict(PortalError):
@@ -91,6 +96,23 @@ def _project(name: str) -> Project:
     if project is None:
         raise ObjectNotFound(f"project {name!r} does not exist")
     return project
+
+
+def _new_request_target(*, actor: Any, project: str, title: str, description: str) -> tuple[Project, str]:
+    """Who may propose, the title and description, the project: (the project, the stripped title)."""
+    if not can_propose(actor):
+        raise NotPermitted("Proposing a change needs the proposer role or above.")
+    title = (title or "").strip()
+    if not title or len(title) > 200:
+        raise InvalidInput("a title of 1 to 200 characters is required", {"title": ["required"]})
+    if len(description or "") > 20000:
+        raise InvalidInput("the description is longer than 20,000 characters", {"description": ["too long"]})
+    return _project(project), title
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ChangeRequest.Mode.values:
+        raise InvalidInput(f"mode must be one of {', '.join(ChangeRequest.Mode.values)}", {"mode": ["invalid"]})
 
 
 def _snapshot(cr: ChangeRequest) -> dict[str, Any]:
@@ -206,11 +228,11 @@ def _build(
     mode: str,
     uploaded: Sequence[gateway.ObjectProto] | None = None,
     warnings: Sequence[str] = (),
+    progress: Progress = _quiet,
 ) -> tuple[Plan, dict[str, Any]]:
     """Build and plan a proposal from edits, an upload (parsed in the sandbox) or stored uploaded objects."""
     repo = governed_repo(project)
-    if mode not in ChangeRequest.Mode.values:
-        raise InvalidInput(f"mode must be one of {', '.join(ChangeRequest.Mode.values)}", {"mode": ["invalid"]})
+    _check_mode(mode)
     if (edits is None) == (upload is None and uploaded is None):
         raise InvalidInput("give either edits or an archive", {"edits": ["edits or archive"]})
     if edits is not None:
@@ -223,6 +245,7 @@ def _build(
     notes = list(warnings)
     if upload is not None:
         data, filename = upload
+        progress("parsing the upload in the sandbox")
         parsed = gateway.parse_upload(data, filename=filename, project=project.name, repo_path=Path(repo.path))
         objects = [gateway.ObjectProto(o.kind, o.proto_type, o.name, o.proto) for o in parsed.objects]
         notes += parsed.warnings
@@ -237,7 +260,36 @@ def _build(
     proposal = proposal_from_objects(repo, project, objects, mode=mode)
     proposal.warnings = notes
     source_data["uploaded"] = Proposal(upserts={o.key: o for o in objects}).to_json()["upserts"]
+    progress("planning against the registry")
     return plan_proposal(repo, project, proposal), source_data
+
+
+def change_request_upload_check(
+    *,
+    actor: Any,
+    upload: tuple[bytes, str],
+    project: str = "",
+    title: str = "",
+    description: str = "",
+    mode: str | None = None,
+    cr: ChangeRequest | None = None,
+) -> None:
+    """The quick checks of an upload, made before a worker parses and plans it (jobs.services.planning): who
+    may propose (or revise `cr`), the title, a governed project, the mode and the archive's headers and members.
+    Raises what `change_request_create` / `change_request_revise` would raise for them; stores nothing."""
+    if cr is not None:
+        if not can_edit(actor, cr):
+            raise NotPermitted("Only the author (or an admin) can change a request.")
+        if cr.status not in ChangeRequest.EDITABLE:
+            raise TransitionConflict(f"CR-{cr.pk} is {cr.status}; it can no longer change")
+        target = cr.project
+    else:
+        target, _ = _new_request_target(actor=actor, project=project, title=title, description=description)
+    governed_repo(target)
+    if mode:
+        _check_mode(mode)
+    data, filename = upload
+    gateway.check_upload_archive(data, filename=filename)
 
 
 # --- Creating and changing requests -----------------------------------------------------------------------------
@@ -254,21 +306,16 @@ def change_request_create(
     mode: str = ChangeRequest.Mode.PARTIAL,
     submit: bool = False,
     external: ExternalRef | None = None,
+    progress: Progress = _quiet,
 ) -> ChangeRequest:
     """Propose a change (edits or an uploaded repo), plan it against the live registry, store the protos.
 
     Invalid input raises InvalidInput (or UploadRejected) before anything is stored. CI proposes through
-    `change_request_propose_for_ref`, which passes the branch's `external` reference.
+    `change_request_propose_for_ref`, which passes the branch's `external` reference. `progress` is told each
+    slow step (the plan job shows them).
     """
-    if not can_propose(actor):
-        raise NotPermitted("Proposing a change needs the proposer role or above.")
-    title = (title or "").strip()
-    if not title or len(title) > 200:
-        raise InvalidInput("a title of 1 to 200 characters is required", {"title": ["required"]})
-    if len(description or "") > 20000:
-        raise InvalidInput("the description is longer than 20,000 characters", {"description": ["too long"]})
-    target = _project(project)
-    plan, source_data = _build(target, edits=edits, upload=upload, mode=mode)
+    target, title = _new_request_target(actor=actor, project=project, title=title, description=description)
+    plan, source_data = _build(target, edits=edits, upload=upload, mode=mode, progress=progress)
     with transaction.atomic():
         cr = ChangeRequest(
             project=target,
@@ -297,6 +344,7 @@ def change_request_revise(
     upload: tuple[bytes, str] | None = None,
     mode: str | None = None,
     external_sha: str = "",
+    progress: Progress = _quiet,
 ) -> ChangeRequest:
     """Replace the proposal (new edits or upload) or, with neither, re-plan it against today's registry.
 
@@ -318,7 +366,7 @@ def change_request_revise(
             )
             source_data = {**{k: cr.proposal[k] for k in ("archive", "files") if k in cr.proposal}, **source_data}
     else:
-        plan, source_data = _build(cr.project, edits=edits, upload=upload, mode=mode)
+        plan, source_data = _build(cr.project, edits=edits, upload=upload, mode=mode, progress=progress)
     with transaction.atomic():
         locked = ChangeRequest.objects.select_for_update().get(pk=cr.pk)
         if locked.status not in ChangeRequest.EDITABLE or locked.revision != cr.revision:
@@ -382,6 +430,7 @@ def change_request_propose_for_ref(
     upload: tuple[bytes, str] | None = None,
     mode: str | None = None,
     submit: bool = False,
+    progress: Progress = _quiet,
 ) -> tuple[ChangeRequest, str]:
     """CI's propose, idempotent per branch: (the request, "created" | "revised" | "unchanged").
 
@@ -408,6 +457,7 @@ def change_request_propose_for_ref(
                 mode=mode or ChangeRequest.Mode.PARTIAL,
                 submit=submit,
                 external=ref,
+                progress=progress,
             )
         except IntegrityError:  # catalog_cr_one_live_per_branch: another run opened it first
             raise DuplicateObject(
@@ -439,7 +489,9 @@ def change_request_propose_for_ref(
         if submit and live.status == CR.DRAFT:
             change_request_submit(cr=live, actor=actor)
         return live, "unchanged"
-    revised = change_request_revise(cr=live, actor=actor, edits=edits, upload=upload, mode=mode, external_sha=ref.sha)
+    revised = change_request_revise(
+        cr=live, actor=actor, edits=edits, upload=upload, mode=mode, external_sha=ref.sha, progress=progress
+    )
     if submit and revised.status == CR.DRAFT:
         change_request_submit(cr=revised, actor=actor)
     return revised, "revised"

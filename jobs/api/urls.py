@@ -8,6 +8,13 @@ from jobs.api import governance, views
 urlpatterns: list[URLPattern | URLResolver] = [
     path("jobs/", views.JobListApi.as_view(), name="api_job_list"),
     path("jobs/<int:pk>/", views.JobDetailApi.as_view(), name="api_job_detail"),
+    path("change-requests/", governance.ChangeRequestProposeApi.as_view(), name="api_change_request_list"),
+    path(
+        "change-requests/<int:pk>/revise/",
+        governance.ChangeRequestReviseApi.as_view(),
+        {"action": "revise"},
+        name="api_change_request_revise",
+    ),
     path(
         "change-requests/<int:pk>/apply/", governance.ChangeRequestApplyApi.as_view(), name="api_change_request_apply"
     ),

@@ -21,7 +21,7 @@ from catalog.exceptions import NotPermitted, PortalError
 from catalog.models import SyncRun
 from catalog.services.audit import audit_record
 from catalog.services.sync import LEASE
-from jobs.models import JobRun, MaterializationRecord, ViewLock
+from jobs.models import JobRun, MaterializationRecord, PlanUpload, ViewLock
 
 RUN_TASK = "jobs.run"  # the one task every queued JobRun runs through (jobs/tasks.py; kinds in jobs/kinds.py)
 
@@ -295,6 +295,7 @@ def stale_runs_sweep() -> dict[str, int]:
     orphaned_views = sorted(set(orphans.values_list("project", "view")))
     orphans.update(status=MaterializationRecord.Status.FAILED, finished_at=now, error="the run's worker died")
     ViewLock.objects.filter(job_run__status__in=JobRun.TERMINAL).update(job_run=None, locked_until=None)
+    PlanUpload.objects.filter(job_run__status__in=JobRun.TERMINAL).delete()  # a plan job's worker died
     syncs = SyncRun.objects.filter(status=SyncRun.Status.RUNNING, started_at__lt=now - LEASE).update(
         status=SyncRun.Status.FAILED,
         finished_at=now,

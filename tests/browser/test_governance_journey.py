@@ -95,10 +95,11 @@ def test_retype_a_field_review_it_and_apply_it(
 
 
 def test_uploading_the_repo_as_it_is_shows_progress_then_plans_nothing(
-    page: Any, demo_repo: feast_gateway.RepoRef, live_server: Any, tmp_path: Any
+    page: Any, demo_repo: feast_gateway.RepoRef, live_server: Any, tmp_path: Any, celery_worker: Any
 ) -> None:
     """A newcomer zips the feature repo folder as it is (data files and all) and uploads it unchanged: the
-    page says the plan is being computed while the sandbox and Feast work, then that nothing would change."""
+    upload goes to a worker's plan job, whose page follows it live and then says that nothing would change,
+    with a link back to the form that keeps what was typed."""
     import shutil
 
     assert sync_one().status == "succeeded"
@@ -112,9 +113,8 @@ def test_uploading_the_repo_as_it_is_shows_progress_then_plans_nothing(
     page.set_input_files("input[name=archive]", archive)
     progress = page.locator("#plan-progress")
     assert progress.is_hidden()
-    page._expect_error_status = True  # a refused upload answers 400 with the form and the reason
     # Submitting runs the page's submit handler synchronously: the state it leaves is read before the
-    # browser navigates away to the server's answer (which takes seconds: the sandbox, then Feast).
+    # browser navigates away to the server's answer (the plan job's page).
     hidden, text, disabled = page.evaluate(
         """() => {
             const form = document.querySelector("form:has(input[name=archive])");
@@ -124,9 +124,12 @@ def test_uploading_the_repo_as_it_is_shows_progress_then_plans_nothing(
         }"""
     )
     assert (hidden, disabled) == (False, True)
-    assert text.startswith("Parsing the repo in the sandbox, then planning it with Feast's apply"), text
-    alert = page.locator("p.error[role=alert]")
-    alert.wait_for(timeout=120_000)
-    assert alert.inner_text() == "Nothing was proposed: the upload matches the registry: nothing would change"
+    assert text.startswith("Uploading the archive; a worker then parses it in the sandbox"), text
+    error = page.locator("#job-error")  # the job page polls its status with htmx until the job has finished
+    error.wait_for(timeout=120_000)
+    assert error.inner_text() == "the upload matches the registry: nothing would change"
     assert not ChangeRequest.objects.exists()
+    page.click("#plan-retry")
+    assert page.input_value("input[name=title]") == "the repo as it is"
+    assert page.is_checked("input[name=mode][value=full]")
     shot(page, "governance-upload-02-nothing-to-plan")

@@ -187,6 +187,7 @@ def test_bad_input_ends_in_one_line_and_creates_nothing(
     ci_account: tuple[User, str],
     checkout: Path,
     silent_server: str,
+    celery_worker: Any,  # the portal plans an upload in a worker's plan job
 ) -> None:
     _, token = ci_account
     url = live_server.url

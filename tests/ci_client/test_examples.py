@@ -117,6 +117,7 @@ def test_the_examples_commands_run_against_a_live_portal(
     synced: feast_gateway.RepoRef,
     ci_account: tuple[User, str],
     ci_workspace: Path,
+    celery_worker: Any,  # the portal plans an upload in a worker's plan job
 ) -> None:
     _, token = ci_account
     values = {

@@ -18,6 +18,9 @@ from tests.governance.hostile_cases import EscapeTargets, planted_escape_targets
 from tests.jobs.conftest import webhook  # noqa: F401  (a real HTTP receiver for notifications)
 
 PROJECT = "employee_attrition"
+# An uploaded archive is parsed and planned by a worker's plan job: tests that upload run the `celery_worker`
+# fixture and post here, so the answer is the finished propose (201/200, or the job's error) as before.
+PROPOSE_UPLOAD = "/api/v1/change-requests/?wait=30"
 
 
 def make_user(username: str, *roles: str, teams: tuple[str, ...] = ()) -> User:

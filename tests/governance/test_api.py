@@ -19,7 +19,7 @@ from catalog import feast_gateway
 from catalog.models import AuditEvent, ChangeRequest, Project, Team
 from catalog.services.planning import Proposal
 from catalog.services.tokens import api_token_create
-from tests.governance.conftest import PROJECT, wait_for, wait_for_catalog
+from tests.governance.conftest import PROJECT, PROPOSE_UPLOAD, wait_for, wait_for_catalog
 from tests.governance.hostile_cases import (
     ESCAPE_CASES,
     HOSTILE_CASES,
@@ -126,7 +126,7 @@ def test_upload_plan_approve_apply_over_the_api(
     author = client_for(people["author"], "read", "propose")
     archive = demo_archive('Field(name="headcount", dtype=Int64=>Field(name="headcount", dtype=Float64')
     response = author.post(
-        "/api/v1/change-requests/",
+        PROPOSE_UPLOAD,
         {
             "project": PROJECT,
             "title": "headcount fits in Int32",
@@ -165,10 +165,10 @@ def test_upload_plan_approve_apply_over_the_api(
 
 
 @pytest.mark.django_db
-def test_an_upload_that_changes_nothing_is_refused(people: dict[str, User]) -> None:
+def test_an_upload_that_changes_nothing_is_refused(people: dict[str, User], celery_worker: Any) -> None:
     author = client_for(people["author"], "read", "propose")
     response = author.post(
-        "/api/v1/change-requests/",
+        PROPOSE_UPLOAD,
         {"project": PROJECT, "title": "same", "archive": io.BytesIO(demo_archive()), "mode": "full"},
         format="multipart",
     )
@@ -178,7 +178,7 @@ def test_an_upload_that_changes_nothing_is_refused(people: dict[str, User]) -> N
 
 
 @pytest.mark.django_db
-def test_a_whole_project_upload_deletes_what_it_omits_explicitly(people: dict[str, User]) -> None:
+def test_a_whole_project_upload_deletes_what_it_omits_explicitly(people: dict[str, User], celery_worker: Any) -> None:
     text = (ROOT / "feature_repo" / "features.py").read_text()
     start = text.index("attrition_model_v2 = FeatureService(")
     archive = io.BytesIO()
@@ -186,13 +186,13 @@ def test_a_whole_project_upload_deletes_what_it_omits_explicitly(people: dict[st
         zf.writestr("features.py", text[:start])
     author = client_for(people["author"], "read", "propose")
     partial = author.post(
-        "/api/v1/change-requests/",
+        PROPOSE_UPLOAD,
         {"project": PROJECT, "title": "drop v2", "archive": io.BytesIO(archive.getvalue()), "mode": "partial"},
         format="multipart",
     )
     assert partial.status_code == 400  # a partial upload never deletes: nothing changes
     full = author.post(
-        "/api/v1/change-requests/",
+        PROPOSE_UPLOAD,
         {"project": PROJECT, "title": "drop v2", "archive": io.BytesIO(archive.getvalue()), "mode": "full"},
         format="multipart",
     )
@@ -206,7 +206,7 @@ def test_an_oversized_upload_is_refused_before_it_is_read(people: dict[str, User
     settings.GOVERNANCE_UPLOAD_MAX_BYTES = 10_000
     author = client_for(people["author"], "read", "propose")
     response = author.post(
-        "/api/v1/change-requests/",
+        PROPOSE_UPLOAD,
         {"project": PROJECT, "title": "big", "archive": io.BytesIO(b"PK" + b"\0" * 200_000)},
         format="multipart",
     )
@@ -276,7 +276,12 @@ API_CASES = [c for c in HOSTILE_CASES if c.stage != "parse"] + [
 
 @pytest.mark.django_db
 def test_hostile_upload_is_refused_and_changes_nothing(
-    people: dict[str, User], synced: feast_gateway.RepoRef, settings: Any, tmp_path: Path, subtests: pytest.Subtests
+    people: dict[str, User],
+    synced: feast_gateway.RepoRef,
+    settings: Any,
+    tmp_path: Path,
+    subtests: pytest.Subtests,
+    celery_worker: Any,
 ) -> None:
     """Every hostile case through the API, one subtest each, on one synced registry (each refusal must leave
     it, and the change requests, exactly as they were)."""
@@ -292,7 +297,7 @@ def test_hostile_upload_is_refused_and_changes_nothing(
             upload = io.BytesIO(data)
             upload.name = filename
             response = author.post(
-                "/api/v1/change-requests/",
+                PROPOSE_UPLOAD,
                 {"project": PROJECT, "title": f"hostile {case.id}", "archive": upload, "submit": "true"},
                 format="multipart",
             )
@@ -308,7 +313,7 @@ def test_hostile_upload_is_refused_and_changes_nothing(
 
 @pytest.mark.django_db
 def test_the_sandbox_escape_shows_no_secret_anywhere(
-    people: dict[str, User], escape_targets: EscapeTargets, caplog: pytest.LogCaptureFixture
+    people: dict[str, User], escape_targets: EscapeTargets, caplog: pytest.LogCaptureFixture, celery_worker: Any
 ) -> None:
     """The report's request, end to end: the escape's record reaches the plan (it declares an entity), and
     neither the response, the stored plan, the request's pages, the audit log nor the logs hold the secret."""
@@ -320,7 +325,7 @@ def test_the_sandbox_escape_shows_no_secret_anywhere(
     upload.name = filename
     author = client_for(people["author"], "read", "propose")
     response = author.post(
-        "/api/v1/change-requests/",
+        PROPOSE_UPLOAD,
         {"project": PROJECT, "title": "escape", "archive": upload, "submit": "true"},
         format="multipart",
     )
@@ -345,7 +350,7 @@ def _upload(client: APIClient, data: bytes, filename: str, title: str) -> Any:
     upload = io.BytesIO(data)
     upload.name = filename
     return client.post(
-        "/api/v1/change-requests/",
+        PROPOSE_UPLOAD,
         {"project": PROJECT, "title": title, "archive": upload, "submit": "true"},
         format="multipart",
     )
