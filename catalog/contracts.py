@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -263,7 +263,7 @@ def contract_verify(
         return Verification(
             match=True, given_hash=given, current=current, version=service.version, known_version=service.version
         )
-    known = next((v for v in contract_history(service) if v.contract and v.contract.hash == given), None)
+    known = _recorded_with_hash(service, given)
     pinned: Sequence[ContractEntry] | None = known.contract.entries if known and known.contract else None
     if pinned is None and entries is not None and contract_hash(entries) == given:
         pinned = entries
@@ -275,6 +275,78 @@ def contract_verify(
         version=service.version,
         known_version=known.version if known else None,
         diff=diff,
+    )
+
+
+def _recorded_with_hash(service: CatalogObject, digest: str) -> ContractVersion | None:
+    """The newest recorded version of the service whose contract has this hash."""
+    return next((v for v in contract_history(service) if v.contract and v.contract.hash == digest), None)
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """A registered model's pinned contract against its service's current one (its page).
+
+    `matches` is None when the model pins nothing; `pinned` is None when the pinned hash is not among
+    the service's recorded versions (then only the current vector and the hash are known).
+    """
+
+    current: Contract
+    pinned_hash: str
+    matches: bool | None
+    pinned: Contract | None = None
+    pinned_version: int | None = None
+    diff: list[dict[str, Any]] = field(default_factory=list)
+
+    def pinned_rows(self) -> list[tuple[ContractEntry, str]]:
+        """The pinned vector, each position with what became of it ("" when nothing)."""
+        return _annotated(self.pinned.entries if self.pinned else (), self.diff, _WHAT_BECAME_OF_IT)
+
+    def current_rows(self) -> list[tuple[ContractEntry, str]]:
+        """The current vector, each position with how it differs from the pinned one ("" when it does not)."""
+        return _annotated(self.current.entries, self.diff, _WHAT_IT_WAS)
+
+
+_Note = dict[str, Any]
+_WHAT_BECAME_OF_IT: dict[str, Callable[[_Note], str]] = {
+    "removed": lambda c: "removed",
+    "moved": lambda c: f"now at index {c['to_index']}",
+    "dtype_changed": lambda c: f"now {c['after']}",
+}
+_WHAT_IT_WAS: dict[str, Callable[[_Note], str]] = {
+    "added": lambda c: "added",
+    "moved": lambda c: f"was at index {c['from_index']}",
+    "dtype_changed": lambda c: f"was {c['before']}",
+}
+
+
+def _annotated(
+    entries: Iterable[ContractEntry], diff: list[_Note], notes: dict[str, Callable[[_Note], str]]
+) -> list[tuple[ContractEntry, str]]:
+    by_reference: dict[str, list[str]] = {}
+    for change in diff:
+        if change["change"] in notes:
+            by_reference.setdefault(change["reference"], []).append(notes[change["change"]](change))
+    return [(e, ", ".join(by_reference.get(e.reference, []))) for e in entries]
+
+
+def model_contract(consumer: ModelConsumer, rows: Iterable[ServiceFeature] | None = None) -> ModelContract:
+    """The contract a model pinned, the service's current contract and, when they differ, what changed."""
+    current = contract_for_service(consumer.service, rows)
+    pinned_hash = consumer.contract_hash.strip().lower()
+    if not pinned_hash:
+        return ModelContract(current=current, pinned_hash="", matches=None)
+    if pinned_hash == current.hash:
+        return ModelContract(current=current, pinned_hash=pinned_hash, matches=True, pinned=current)
+    known = _recorded_with_hash(consumer.service, pinned_hash)
+    pinned = known.contract if known else None
+    return ModelContract(
+        current=current,
+        pinned_hash=pinned_hash,
+        matches=False,
+        pinned=pinned,
+        pinned_version=known.version if known else None,
+        diff=contract_diff(pinned, current) if pinned else [],
     )
 
 

@@ -221,6 +221,60 @@ def feature_usage(*, user: Any, feature: Any) -> dict[str, list[Any]]:
     return {"services": positions, "on_demand_views": on_demand}
 
 
+def on_demand_fields_read(spec: dict[str, Any]) -> dict[str, list[str]]:
+    """What an on-demand view's spec (the catalog's JSON of its proto) reads: {feature view: [fields]}.
+
+    A source given as a whole view embeds that view's spec (every field it had then); a projection names
+    its columns. The same reading as governance's reference check (`gateway.references`), which refuses a
+    change that leaves an on-demand view reading a field that is gone.
+    """
+    reads: dict[str, list[str]] = {}
+    for source in (spec.get("sources") or {}).values():
+        if not isinstance(source, dict):
+            continue
+        if isinstance(source.get("feature_view"), dict):
+            embedded = source["feature_view"].get("spec") or {}
+            name, columns = embedded.get("name", ""), embedded.get("features") or []
+        elif isinstance(source.get("feature_view_projection"), dict):
+            projection = source["feature_view_projection"]
+            name, columns = projection.get("feature_view_name", ""), projection.get("feature_columns") or []
+        else:
+            continue
+        reads.setdefault(str(name), []).extend(str(c.get("name", "")) for c in columns if isinstance(c, dict))
+    return reads
+
+
+def view_on_demand_readers(*, view: CatalogObject) -> dict[str, list[CatalogObject]]:
+    """For each field of a view, the (not removed) on-demand views that read it, one query."""
+    from catalog.models import LineageEdge
+
+    readers: dict[str, list[CatalogObject]] = {}
+    edges = (
+        LineageEdge.objects.filter(upstream=view, kind=LineageEdge.Kind.VIEW_VIEW)
+        .exclude(downstream__status=Status.REMOVED)
+        .select_related("downstream__project")
+        .order_by("downstream__name")
+    )
+    for edge in edges:
+        for field in on_demand_fields_read(edge.downstream.spec).get(view.name, []):
+            readers.setdefault(field, []).append(edge.downstream)
+    return readers
+
+
+def feature_removal(*, feature: Any) -> ObjectVersion | None:
+    """The version of its view that removed a feature (the field dropped, or the whole view removed): when, and
+    whether a change request or an out-of-band change did it. None when no recorded version says so."""
+    path = f"features[{feature.name}]"
+    for version in (
+        ObjectVersion.objects.filter(object=feature.view).select_related("change_request").order_by("-version")
+    ):
+        if version.change == ObjectVersion.Change.REMOVED or any(
+            isinstance(c, dict) and c.get("path") == path and c.get("change") == "removed" for c in version.changes
+        ):
+            return version
+    return None
+
+
 def view_feature_usage(*, view: CatalogObject) -> dict[str, list[str]]:
     """For each feature of a view, the services that use it (`service[index]`), one query."""
     from catalog.models import ServiceFeature

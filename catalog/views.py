@@ -16,6 +16,7 @@ from catalog.freshness import feature_view_freshness
 from catalog.models import ApiToken, CatalogObject, ObjectVersion, Project
 from catalog.models.objects import GOVERNED_KINDS
 from catalog.permissions import can_operate, can_register_model, user_roles
+from catalog.proposal_drafts import proposal_draft_take
 from catalog.services.change_requests import can_propose
 from catalog.services.tokens import api_token_create, api_token_revoke
 from catalog.snippets import fetch_snippets
@@ -74,10 +75,11 @@ def object_detail(request: HttpRequest, project: str, kind_slug: str, name: str)
             }
         except (ValueError, ObjectVersion.DoesNotExist):
             compare = {"error": "Pick two versions this object has."}
+    features = list(obj.features.all()) if kind in ("feature_view", "data_source") else []
     context = {
         "obj": obj,
         "kind_slug": kind_slug,
-        "features": obj.features.all() if kind in ("feature_view", "data_source") else [],
+        "features": features,
         "vector": obj.vector.select_related("view__project").all() if kind == "feature_service" else [],
         "lineage": selectors.object_lineage(user=request.user, obj=obj),
         "history": history,
@@ -90,6 +92,11 @@ def object_detail(request: HttpRequest, project: str, kind_slug: str, name: str)
         context["freshness"] = feature_view_freshness(obj)
         context["transformation"] = selectors.view_transformation(user=request.user, obj=obj)
         context["usage"] = selectors.view_feature_usage(view=obj)
+        context["on_demand_readers"] = readers = selectors.view_on_demand_readers(view=obj)
+        context["on_demand_reader_views"] = list({r.pk: r for rs in readers.values() for r in rs}.values())
+        active = [f.name for f in features if f.status != "removed"]
+        # What "Remove a field" may offer: Feast refuses to drop a field an on-demand view reads, or the last one.
+        context["removable"] = [name for name in active if name not in readers] if len(active) > 1 else []
     if kind == "feature_service":
         context["consumers"] = selectors.service_consumers(user=request.user, service=obj)
         context["can_register_model"] = can_register_model(request.user)
@@ -103,6 +110,7 @@ def object_detail(request: HttpRequest, project: str, kind_slug: str, name: str)
         if kind == "feature_view" and obj.batch_source_name:
             context["source_columns"] = selectors.source_columns(source_name=obj.batch_source_name, project=obj.project)
     context["open_change_requests"] = selectors.open_change_requests(obj=obj)
+    context["draft"] = proposal_draft_take(request, obj) if context["can_propose"] else None
     if kind in ("feature_view", "feature_service"):
         context["snippets"] = fetch_snippets(obj, base_url=request.build_absolute_uri("/"))
     return render(request, "catalog/object_detail.html", context)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from catalog import search as catalog_search
 from catalog import selectors
+from catalog.contracts import model_contract
 from catalog.decorators import reader_required
 from catalog.exceptions import PortalError
 from catalog.forms import ModelConsumerForm
@@ -81,6 +82,7 @@ def feature_detail(request: HttpRequest, project: str, view: str, name: str) -> 
         "view": feature.view,
         "usage": usage,
         "freshness": feature_view_freshness(feature.view),
+        "removal": selectors.feature_removal(feature=feature) if feature.status == "removed" else None,
     }
     return render(request, "catalog/feature_detail.html", context)
 
@@ -121,13 +123,13 @@ def project_lineage(request: HttpRequest, project: str) -> HttpResponse:
 
 @reader_required
 def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A registered model: the service it consumes and that service's vector."""
+    """A registered model: the service it consumes, the vector it pinned and, when that differs, the current one."""
     try:
         consumer = selectors.model_consumer_get(user=request.user, pk=pk)
     except ModelConsumer.DoesNotExist:
         raise Http404("No such registered model.") from None
-    vector = list(consumer.service.vector.all())
-    return render(request, "catalog/model_detail.html", {"consumer": consumer, "vector": vector})
+    contract = model_contract(consumer, list(consumer.service.vector.all()))
+    return render(request, "catalog/model_detail.html", {"consumer": consumer, "contract": contract})
 
 
 @reader_required

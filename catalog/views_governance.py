@@ -18,6 +18,7 @@ from catalog.decorators import reader_required
 from catalog.exceptions import InvalidInput, PortalError
 from catalog.models import AuditEvent, CatalogObject, ChangeRequest, Project
 from catalog.permissions import has_role
+from catalog.proposal_drafts import proposal_draft_keep
 from catalog.services import change_requests as crs
 
 PER_PAGE = 25
@@ -166,6 +167,7 @@ def change_request_propose(request: HttpRequest, project: str, kind_slug: str, n
         )
     except PortalError as exc:
         messages.error(request, f"Nothing was proposed: {exc}")
+        proposal_draft_keep(request, obj, str(exc))  # the form comes back as typed (issue 18)
         return redirect(obj.get_absolute_url() + "#propose")
     messages.success(request, f"CR-{cr.pk} created ({cr.get_status_display().lower()}): review its plan below.")
     return redirect(cr.get_absolute_url())

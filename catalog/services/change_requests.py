@@ -589,6 +589,7 @@ def approval_status(cr: ChangeRequest) -> dict[str, Any]:
     return {
         "revision": cr.revision,
         "required_approvals": cr.required_approvals,
+        "signoffs": _signoffs(teams, len(approvals), cr.required_approvals),
         "approvals": [
             {"user": a.user.get_username(), "comment": a.comment, "at": a.created_at, "teams": a.teams}
             for a in approvals
@@ -603,6 +604,19 @@ def approval_status(cr: ChangeRequest) -> dict[str, Any]:
             if a.revision < cr.revision
         ],
     }
+
+
+def _signoffs(teams: list[dict[str, Any]], approvals: int, required: int) -> dict[str, Any]:
+    """What the approval rules add up to, as people count it: one sign-off per owner team, plus any approvals
+    the request needs beyond those (a breaking change needs two); each slot named and marked when given."""
+    slots = [{"label": t["name"], "team": True, "satisfied": t["satisfied"]} for t in teams]
+    extra = max(0, required - len(teams))
+    spare = max(0, approvals - sum(1 for t in teams if t["approved_by"]))  # approvals no team slot used
+    slots += [
+        {"label": "any approver" if not teams else "another approver", "team": False, "satisfied": i < spare}
+        for i in range(extra)
+    ]
+    return {"given": sum(1 for s in slots if s["satisfied"]), "needed": len(slots), "slots": slots}
 
 
 def _locked(cr: ChangeRequest) -> ChangeRequest:

@@ -114,8 +114,14 @@ class JobStartInputSerializer(serializers.Serializer[Any]):
     project = serializers.CharField(required=False, allow_null=True, allow_blank=False, max_length=255)
     views = serializers.ListField(child=serializers.CharField(max_length=255), required=False, allow_null=True)
     mode = serializers.ChoiceField(choices=["incremental", "range"], required=False, default="incremental")
-    start = serializers.DateTimeField(required=False, allow_null=True)
-    end = serializers.DateTimeField(required=False, allow_null=True)
+    start = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="materialize (mode=range) and stats: the start; in the past"
+    )
+    end = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="materialize: the end, not in the future (empty: now); stats: the end",
+    )
     chunk_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=24 * 366)
     feature_service = serializers.CharField(required=False, allow_null=True, max_length=255)
     features = serializers.ListField(child=serializers.CharField(max_length=511), required=False, allow_null=True)

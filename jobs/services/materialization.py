@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +29,11 @@ from jobs.services.core import JobFailed, job_run_log, job_run_progress, job_run
 logger = logging.getLogger(__name__)
 
 MODES = ("incremental", "range")
+FUTURE_SLACK = timedelta(minutes=1)  # an end this little past our clock is a client clock ahead: read as now
+
+
+def _shown(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC"
 
 
 def reject_nul(**fields: Any) -> None:
@@ -67,8 +72,24 @@ def materialization_params(
     start_at, end_at = parse_time_input("start", start), parse_time_input("end", end)
     if mode == "range" and start_at is None:
         raise InvalidInput("a range materialization needs a start", {"start": ["required with mode=range"]})
+    now = timezone.now()
+    if end_at is not None and end_at > now + FUTURE_SLACK:
+        # Feast would record the future interval as materialized, and the next incremental run would
+        # start after it: rows that arrive meanwhile would never be served.
+        raise InvalidInput(
+            f"end {_shown(end_at)} is in the future (now {_shown(now)}): materialize up to now at most, "
+            "or leave end empty for now",
+            {"end": ["must not be in the future (empty: now)"]},
+        )
     if mode == "range" and end_at is None:
-        end_at = timezone.now()  # as the form says: the end defaults to now
+        end_at = now  # as the form says: the end defaults to now
+    if mode == "range" and start_at is not None and start_at >= now:
+        raise InvalidInput(
+            f"start {_shown(start_at)} is not in the past (now {_shown(now)}): there is nothing to materialize yet",
+            {"start": ["must be in the past"]},
+        )
+    if end_at is not None:
+        end_at = min(end_at, now)  # within the slack: a client clock a little ahead of ours
     if mode == "incremental" and start_at is not None:
         raise InvalidInput("an incremental materialization takes no start", {"start": ["only with mode=range"]})
     if start_at and end_at and start_at >= end_at:

@@ -113,3 +113,27 @@ def worker_status(context: dict[str, Any]) -> dict[str, Any]:
     if user is None or not can_view_catalog(user):
         return {"visible": False}
     return {"visible": True, "alive": workers_alive(), "alive_seconds": ALIVE_SECONDS}
+
+
+@register.filter
+def job_steps(run: Any) -> str:
+    """The run's step counter as it should read: a succeeded run has done every step it planned."""
+    total = run.progress_total or 0
+    if run.status == "succeeded":
+        return f"{total}/{total}" if total else "done"
+    return f"{run.progress_done or 0}/{total}"
+
+
+ERROR_HEADLINE_CHARS = 200
+
+
+@register.filter
+def error_parts(error: str) -> dict[str, str]:
+    """A job's error as people read it: its first line as the headline (cut at a sentence or a colon when it is
+    long, e.g. an error carrying a schema dump), and the whole text as details when there is more."""
+    text = (error or "").strip()
+    headline = text.splitlines()[0].strip() if text else ""
+    if len(headline) > ERROR_HEADLINE_CHARS:
+        cut = max(headline.rfind(": ", 0, ERROR_HEADLINE_CHARS), headline.rfind(". ", 0, ERROR_HEADLINE_CHARS))
+        headline = headline[: cut if cut > 20 else ERROR_HEADLINE_CHARS].rstrip(" .:") + " …"
+    return {"headline": headline, "details": text if text != headline else ""}

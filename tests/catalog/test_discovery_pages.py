@@ -126,7 +126,7 @@ def test_a_proposer_registers_a_model_and_it_shows_everywhere(
     assert "Nothing uses this yet" not in service_page  # the model is downstream of the service
     lineage = client.get("/projects/employee_attrition/lineage/").content.decode()
     assert "attrition-classifier" in lineage
-    page = client.get(f"/models/{model.pk}/").content.decode()
+    page = client.get(f"/models/{model.pk}/").content.decode().replace("<wbr>", "")  # a reference may wrap at ":"
     assert "employee_features:tenure" in page
     # The same model twice is refused with a clear message, and nothing changes.
     client.force_login(proposer)

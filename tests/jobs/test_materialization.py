@@ -392,6 +392,35 @@ def test_the_materialize_button_queues_a_run_for_operators_only(
     assert run.status == JobRun.Status.QUEUED and run.celery_task_id  # enqueued once the row was committed
 
 
+def test_the_range_form_reads_an_empty_end_as_now_and_refuses_a_future_one(
+    client: Client, operator: Any, synced: Any
+) -> None:
+    client.force_login(operator)
+    page = client.get("/jobs/").content.decode()
+    assert "End (UTC; empty: now; not in the future)" in page
+    # The browser's datetime-local value (no seconds, no offset) with an empty end: queued, ending now.
+    start = (timezone.now() - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    form = {"views": [f"{PROJECT}/employee_features"], "mode": "range", "start": start, "end": ""}
+    response = client.post("/jobs/start/materialize/", form)
+    run = JobRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{run.pk}/"
+    assert abs(datetime.fromisoformat(run.params["end"]) - timezone.now()) < timedelta(minutes=5)
+    # An end in the future is refused with why, on the page and in the API; nothing is queued.
+    future = (timezone.now() + timedelta(hours=7)).strftime("%Y-%m-%dT%H:%M")
+    refused = client.post("/jobs/start/materialize/", {**form, "end": future}, follow=True).content.decode()
+    assert "Not started: end" in refused and "is in the future" in refused and "leave end empty for now" in refused
+    body = {"kind": "materialize", "project": PROJECT, "mode": "range", "start": start, "end": future + ":00Z"}
+    api = client.post("/api/v1/jobs/", body, content_type="application/json")
+    assert api.status_code == 400 and "in the future" in api.json()["error"]["message"]
+    assert "end" in api.json()["error"]["details"]
+    incremental = {"kind": "materialize", "project": PROJECT, "end": future + ":00Z"}
+    assert client.post("/api/v1/jobs/", incremental, content_type="application/json").status_code == 400
+    # A start that is not in the past has nothing to materialize.
+    with pytest.raises(InvalidInput, match="start .* is not in the past"):
+        materialization_params(project=PROJECT, views=None, mode="range", start=future, end=None)
+    assert JobRun.objects.count() == 1
+
+
 def test_an_unreachable_registry_fails_the_run_with_a_clear_error(
     operator: Any, synced: feast_gateway.RepoRef, settings: Any
 ) -> None:

@@ -36,6 +36,18 @@ def _service(name: str) -> CatalogObject:
     return CatalogObject.objects.get(project__name=PROJECT, kind="feature_service", name=name)
 
 
+def _swap_tenure_and_salary_band(repo: feast_gateway.RepoRef) -> None:
+    """Someone swaps two features of employee_features: attrition_model_v1's vector (its contract) changes."""
+    features = repo.path / "features.py"
+    text = features.read_text()
+    tenure = '        Field(name="tenure", dtype=Float32, description="Years since hire."),\n'
+    salary = '        Field(name="salary_band", dtype=Int64, description="Salary band, 1 (lowest) to 8."),\n'
+    assert tenure + salary in text
+    features.write_text(text.replace(tenure + salary, salary + tenure))
+    run_feast(repo, "apply")
+    assert registry_sync(project=PROJECT, trigger="test", force=True)[0].status == "succeeded"
+
+
 def test_the_hash_is_a_fixed_function_of_the_ordered_entries() -> None:
     entries = [("employee_features", "", "tenure", "Float32"), ("employee_features", "", "overtime", "Int64")]
     # A golden value: changing the canonical form would silently break every pinned model.
@@ -116,15 +128,7 @@ def test_verify_answers_match_or_mismatch_with_what_moved(
     assert [e["column"] for e in unknown["current"]] == V1_COLUMNS
     assert client.post(url, {"hash": "nope"}, content_type="application/json", **auth).status_code == 400
 
-    # Someone swaps two features of the view: the service's vector (and so its contract) changes.
-    features = editable_demo_repo.path / "features.py"
-    text = features.read_text()
-    tenure = '        Field(name="tenure", dtype=Float32, description="Years since hire."),\n'
-    salary = '        Field(name="salary_band", dtype=Int64, description="Salary band, 1 (lowest) to 8."),\n'
-    assert tenure + salary in text
-    features.write_text(text.replace(tenure + salary, salary + tenure))
-    run_feast(editable_demo_repo, "apply")
-    assert registry_sync(project=PROJECT, trigger="test", force=True)[0].status == "succeeded"
+    _swap_tenure_and_salary_band(editable_demo_repo)
     after = contract_for_service(_service("attrition_model_v1"))
     assert after.hash != before.hash and after.columns[:2] == V1_COLUMNS[1::-1]
     stale = client.post(url, {"hash": before.hash}, content_type="application/json", **auth).json()
@@ -138,3 +142,52 @@ def test_verify_answers_match_or_mismatch_with_what_moved(
     assert old["hash"] == before.hash and old["current"] is False
     assert [h["hash"] for h in old["history"]] == [after.hash, before.hash]
     assert contract_diff(before, after) == stale["diff"]
+
+
+def test_a_model_page_shows_the_pinned_vector_the_current_one_and_what_changed(
+    client: Client, proposer: User, viewer: User, editable_demo_repo: feast_gateway.RepoRef, transactional_db: None
+) -> None:
+    assert registry_sync(project=PROJECT, trigger="test", force=True)[0].status == "succeeded"
+    service = _service("attrition_model_v1")
+    pinned = contract_for_service(service)
+    model = model_consumer_register(
+        actor=proposer, service=service, name="churn", version="1", owner="x", contract_hash=pinned.hash
+    )
+    client.force_login(viewer)
+    page = client.get(f"/models/{model.pk}/").content.decode()
+    assert "The vector it reads" in page and "contract matches" in page and 'id="contract-mismatch"' not in page
+
+    _swap_tenure_and_salary_band(editable_demo_repo)
+    page = client.get(f"/models/{model.pk}/").content.decode()
+    assert "The vector it reads" not in page
+    warning = page.split('id="contract-mismatch"')[1].split("</section>")[0]
+    assert "no longer matches" in warning and "version 1" in warning
+    diff = warning.split('id="contract-diff"')[1].split("</ul>")[0]
+    assert "employee_features:tenure</code> from index 0 to 1" in diff
+    assert "employee_features:salary_band</code> from index 1 to 0" in diff
+
+    def references(section: str) -> list[str]:
+        table = page.split(f'id="{section}"')[1].split("</table>")[0]
+        return [cell.split("</td>")[0].replace("<wbr>", "") for cell in table.split('<td class="mono">')[1:]]
+
+    assert references("pinned-vector") == pinned.references
+    assert references("current-vector")[:2] == ["employee_features:salary_band", "employee_features:tenure"]
+    assert "now at index 1" in page.split('id="pinned-vector"')[1].split("</section>")[0]
+
+
+def test_a_model_pinning_an_unknown_contract_is_flagged_with_the_current_vector(
+    client: Client, proposer: User, synced: Any
+) -> None:
+    service = _service("attrition_model_v1")
+    model = model_consumer_register(
+        actor=proposer, service=service, name="mystery", version="1", owner="x", contract_hash="b" * 64
+    )
+    unpinned = model_consumer_register(actor=proposer, service=service, name="loose", version="1", owner="x")
+    client.force_login(proposer)
+    page = client.get(f"/models/{model.pk}/").content.decode()
+    assert 'id="contract-mismatch"' in page and "cannot be listed" in page
+    assert "no recorded version of attrition_model_v1" in page.split('id="pinned-vector"')[1]
+    current = page.split('id="current-vector"')[1].replace("<wbr>", "")
+    assert all(ref in current for ref in contract_for_service(service).references)
+    loose = client.get(f"/models/{unpinned.pk}/").content.decode()
+    assert "The vector it reads" in loose and "not pinned" in loose and 'id="contract-mismatch"' not in loose

@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +42,36 @@ DEMO_USERS = [
 # Owner teams of the demo repo (its `team` tags), so change requests can gather team approvals: a
 # people-analytics change needs `approver`; an hr-data-platform change needs `approver2`.
 DEMO_TEAMS = {"approver": "people-analytics", "approver2": "hr-data-platform", "proposer": "people-analytics"}
+
+
+def demo_credentials_path(profile: str | None = None, database: dict[str, Any] | None = None) -> Path:
+    """The demo users' passwords file: one per profile and database, so that running the services profile in
+    the same checkout (same var/) never rewrites the quickstart's logins, nor one database's another's."""
+    profile = profile or settings.PORTAL_PROFILE
+    database = database or settings.DATABASES["default"]
+    if "sqlite" in str(database.get("ENGINE", "")):
+        where = Path(str(database.get("NAME", ""))).stem
+    else:
+        where = "-".join(str(database.get(k) or "") for k in ("HOST", "PORT", "NAME") if database.get(k))
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{profile}-{where}").strip("._-")
+    return Path(settings.VAR_DIR) / f"demo-credentials.{label}.txt"
+
+
+def demo_credentials_write(path: Path, created: list[tuple[str, str]]) -> list[str]:
+    """Record newly created demo users' passwords (mode 0600), keeping the file's other users; the new lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    known: dict[str, str] = {}
+    if path.exists():  # keep other users' lines; replace the ones created now
+        for line in path.read_text().splitlines():
+            if line.split():
+                known[line.split()[0]] = line
+    lines = [f"{u:<10} {p}" for u, p in created]
+    known.update({line.split()[0]: line for line in lines})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(known.values()) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return lines
 
 
 class Command(BaseCommand):
@@ -124,21 +156,10 @@ class Command(BaseCommand):
             if username in DEMO_TEAMS:
                 user.teams.add(Team.objects.get_or_create(name=DEMO_TEAMS[username])[0])
             created.append((username, password))
-        credentials = settings.VAR_DIR / "demo-credentials.txt"
+        credentials = demo_credentials_path()
         if created:
-            settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-            known: dict[str, str] = {}
-            if credentials.exists():  # keep other users' lines; replace the ones created now
-                for line in credentials.read_text().splitlines():
-                    if line.split():
-                        known[line.split()[0]] = line
-            lines = [f"{u:<10} {p}" for u, p in created]
-            known.update({line.split()[0]: line for line in lines})
-            tmp = credentials.with_suffix(".tmp")
-            tmp.write_text("\n".join(known.values()) + "\n")
-            tmp.chmod(0o600)
-            tmp.replace(credentials)
-            self.stdout.write("demo users (username / password) — shown once, also kept in var/demo-credentials.txt:")
+            lines = demo_credentials_write(credentials, created)
+            self.stdout.write(f"demo users (username / password) — shown once, also kept in {credentials}:")
             for line in lines:
                 self.stdout.write(f"  {line}")
         else:
