@@ -17,7 +17,7 @@ from django_filters import rest_framework as df
 from drf_spectacular.utils import extend_schema_field
 
 from catalog.exceptions import InvalidInput
-from catalog.models import AuditEvent, ChangeRequest
+from catalog.models import AuditEvent, ChangeRequest, Feature
 from catalog.models.governance import Severity
 from catalog.timeparse import NotAnInstant, parse_instant
 
@@ -49,7 +49,14 @@ def filtered(filterset_class: Any, queryset: QuerySet[Any], params: Mapping[str,
     return filterset.qs
 
 
-class AuditEventFilter(df.FilterSet):  # type: ignore[misc]
+class CreatedWithinFilter(df.FilterSet):  # type: ignore[misc]
+    """`since` / `until` on a list's `created_at` (every list with a time filter: audit events, job runs)."""
+
+    since = InstantFilter(field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time or date.")
+    until = InstantFilter(field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time or date.")
+
+
+class AuditEventFilter(CreatedWithinFilter):
     """The audit log's filters (the page and `GET /api/v1/audit-events/`)."""
 
     action = df.CharFilter(help_text="Exact action, e.g. model_consumer.registered.")
@@ -58,8 +65,6 @@ class AuditEventFilter(df.FilterSet):  # type: ignore[misc]
     object_id = df.CharFilter()
     actor = df.CharFilter(field_name="actor_name", help_text="Username ('system' for jobs).")
     q = df.CharFilter(method="filter_text", help_text="Text in the object's name or the action.")
-    since = InstantFilter(field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time or date.")
-    until = InstantFilter(field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time or date.")
 
     class Meta:
         model = AuditEvent
@@ -104,3 +109,34 @@ class ChangeRequestFilter(df.FilterSet):  # type: ignore[misc]
     def filter_mine(self, queryset: QuerySet[Any], name: str, value: bool) -> QuerySet[Any]:
         user = getattr(self.request, "user", None)
         return queryset.filter(author_id=getattr(user, "pk", None)) if value else queryset
+
+
+class FeatureIndexFilter(df.FilterSet):  # type: ignore[misc]
+    """The all-features table's filters and sort (the Features page)."""
+
+    q = df.CharFilter(method="filter_text", help_text="Text in the feature's name or description.")
+    project = df.CharFilter(field_name="view__project__name", help_text="Project name.")
+    view = df.CharFilter(field_name="view__name", help_text="Feature view name.")
+    dtype = df.CharFilter(field_name="dtype", lookup_expr="iexact", help_text="Feast type, e.g. Float32.")
+    owner = df.CharFilter(method="filter_owner", help_text="The view's owner or owning team.")
+    sort = df.OrderingFilter(
+        fields=(
+            ("name", "name"),
+            ("view__name", "view"),
+            ("view__project__name", "project"),
+            ("dtype", "dtype"),
+            ("view__owner", "owner"),
+            ("used_by", "used_by"),
+        ),
+        help_text="name, view, project, dtype, owner or used_by; `-` first for descending.",
+    )
+
+    class Meta:
+        model = Feature
+        fields: list[str] = []
+
+    def filter_text(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+
+    def filter_owner(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        return queryset.filter(Q(view__owner__iexact=value) | Q(view__team__name=value))

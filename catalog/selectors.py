@@ -457,3 +457,69 @@ def source_columns(*, source_name: str, project: Project) -> dict[str, Any]:
     except PortalError as exc:
         return {"columns": [], "error": str(exc)}
     return {"columns": list(columns.items()), "error": ""}
+
+
+def feature_index(*, user: Any, params: Mapping[str, Any] | None = None) -> QuerySet[Any]:
+    """Every live feature of every feature view the user may see, across projects, filtered and sorted by
+    `params` (catalog.filters.FeatureIndexFilter; by project, view and position unless sorted), with `used_by`:
+    how many feature services read it. InvalidInput on a bad filter value."""
+    from django.db.models.functions import Coalesce
+
+    from catalog.filters import FeatureIndexFilter
+    from catalog.models import Feature, ServiceFeature
+
+    if not can_view(user):
+        return Feature.objects.none()
+    readers = (
+        ServiceFeature.objects.filter(view=OuterRef("view"), feature_name=OuterRef("name"))
+        .exclude(service__status=Status.REMOVED)
+        .values("view")
+        .annotate(n=Count("service", distinct=True))
+        .values("n")
+    )
+    rows = (
+        Feature.objects.filter(
+            view__in=CatalogObject.objects.visible_to(user).exclude(status=Status.REMOVED),
+            view__kind=CatalogObject.Kind.FEATURE_VIEW,
+        )
+        .exclude(status=Status.REMOVED)
+        .select_related("view__project", "view__team")
+        .annotate(used_by=Coalesce(Subquery(readers), 0))
+        .order_by("view__project__name", "view__name", "position")
+    )
+    filtered_rows: QuerySet[Any] = filtered(FeatureIndexFilter, rows, params)
+    return filtered_rows
+
+
+def team_directory(*, user: Any) -> list[dict[str, Any]]:
+    """Every owner team with its members, how many catalog objects and models it owns, and the submitted change
+    requests still waiting for its sign-off."""
+    from catalog.models import ModelConsumer, Team
+    from catalog.services.change_requests import approval_status
+
+    if not can_view(user):
+        return []
+    waiting: dict[int, list[ChangeRequest]] = {}
+    for cr in ChangeRequest.objects.filter(status=ChangeRequest.Status.SUBMITTED).select_related("project"):
+        for team in approval_status(cr)["teams"]:
+            if not team["satisfied"]:
+                waiting.setdefault(int(team["id"]), []).append(cr)
+    teams = Team.objects.prefetch_related("members", "aliases").order_by("name")
+    owned = dict(
+        CatalogObject.objects.visible_to(user)
+        .exclude(status=Status.REMOVED)
+        .filter(team__isnull=False)
+        .values_list("team")
+        .annotate(n=Count("id"))
+        .values_list("team", "n")
+    )
+    models = dict(ModelConsumer.objects.filter(team__isnull=False).values_list("team").annotate(n=Count("id")))
+    return [
+        {
+            "team": team,
+            "objects": owned.get(team.pk, 0),
+            "models": models.get(team.pk, 0),
+            "waiting": waiting.get(team.pk, []),
+        }
+        for team in teams
+    ]

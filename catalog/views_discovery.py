@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -172,3 +173,51 @@ def model_delete(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(consumer.get_absolute_url())
     messages.success(request, f"Unregistered {consumer}.")
     return redirect(service.get_absolute_url() + "#consumers")
+
+
+# --- Browsing without searching: every feature, every model, every team ------------------------------------
+
+
+FEATURE_SORTS = {"name": "Feature", "view": "View", "project": "Project", "dtype": "Type", "owner": "Owner"}
+
+
+@reader_required
+def feature_index(request: HttpRequest) -> HttpResponse:
+    """Every feature across projects: a sortable, filterable table with its view's freshness and its readers."""
+    names = ("q", "project", "view", "dtype", "owner", "sort")
+    filters = {k: request.GET.get(k, "").strip() for k in names}
+    try:
+        rows = selectors.feature_index(user=request.user, params={k: v for k, v in filters.items() if v})
+    except PortalError as exc:
+        messages.error(request, str(exc))
+        rows = selectors.feature_index(user=request.user).none()
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    freshness = {f.view_id: feature_view_freshness(f.view) for f in page.object_list}
+    context = {
+        "page": page,
+        "rows": [(f, freshness[f.view_id]) for f in page.object_list],
+        "filters": filters,
+        "query": request.GET.copy(),
+        "sorts": FEATURE_SORTS,
+        "projects": selectors.project_list(user=request.user),
+    }
+    return render(request, "catalog/feature_index.html", context)
+
+
+@reader_required
+def model_index(request: HttpRequest) -> HttpResponse:
+    """Every registered model: the service it reads, its owner, and whether its pinned contract still holds."""
+    consumers = list(selectors.model_consumer_list(user=request.user).order_by("name", "version"))
+    vectors: dict[int, list[Any]] = {}
+    rows = []
+    for consumer in consumers:
+        if consumer.service_id not in vectors:
+            vectors[consumer.service_id] = list(consumer.service.vector.all())
+        rows.append((consumer, model_contract(consumer, vectors[consumer.service_id])))
+    return render(request, "catalog/model_index.html", {"rows": rows})
+
+
+@reader_required
+def team_directory(request: HttpRequest) -> HttpResponse:
+    """Every owner team: members, what it owns, and the change requests waiting for its sign-off."""
+    return render(request, "catalog/team_directory.html", {"teams": selectors.team_directory(user=request.user)})

@@ -7,11 +7,11 @@ from typing import Any
 from django.db.models import QuerySet
 from django_filters import rest_framework as df
 
-from catalog.filters import InstantFilter
+from catalog.filters import CreatedWithinFilter
 from jobs.models import JobRun
 
 
-class JobRunFilter(df.FilterSet):  # type: ignore[misc]  # django-filter is untyped
+class JobRunFilter(CreatedWithinFilter):
     """Job runs by kind, status, project, who started them, how, and when."""
 
     kind = df.ChoiceFilter(choices=JobRun.Kind.choices, help_text="The job kind.")
@@ -19,8 +19,6 @@ class JobRunFilter(df.FilterSet):  # type: ignore[misc]  # django-filter is unty
     project = df.CharFilter(method="filter_project", help_text="Runs of this Feast project.")
     started_by = df.CharFilter(field_name="started_by__username", help_text="Username of who started it.")
     trigger = df.CharFilter(help_text="button, api, schedule, apply, auto_apply, ...")
-    since = InstantFilter(field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time or date.")
-    until = InstantFilter(field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time or date.")
 
     class Meta:
         model = JobRun
