@@ -115,7 +115,8 @@ def secret_file_warnings() -> list[str]:
     import stat
     from pathlib import Path
 
-    candidates = [settings.VAR_DIR / "secret_key", settings.VAR_DIR / "demo-credentials.txt"]
+    # The demo users' passwords: one file per profile and database (portal/management/commands/bootstrap_demo.py).
+    candidates = [settings.VAR_DIR / "secret_key", *sorted(Path(settings.VAR_DIR).glob("demo-credentials*.txt"))]
     # The files the portal's own secrets are read from: not every *_FILE variable (SSL_CERT_FILE is public).
     secret_files = (os.environ.get(f"{name}_FILE", "") for name in sorted(env.SECRET_NAMES))
     candidates += [Path(v) for v in secret_files if v.startswith("/")]

@@ -227,6 +227,23 @@ def test_preflight_checks_the_modes_of_secret_files_only(tmp_path: Path, monkeyp
     assert not any(str(bundle) in w for w in warnings), warnings
 
 
+def test_preflight_checks_every_profiles_demo_credentials(tmp_path: Path, settings: Any) -> None:
+    """One demo-credentials file per profile and database: each is a secret file, each is checked."""
+    from portal.preflight import secret_file_warnings
+
+    settings.VAR_DIR = tmp_path
+    quickstart = tmp_path / "demo-credentials.quickstart-portal.txt"
+    services = tmp_path / "demo-credentials.services-127.0.0.1-5432-portal.txt"
+    quickstart.write_text("viewer x")
+    quickstart.chmod(0o600)
+    services.write_text("viewer y")
+    services.chmod(0o644)
+    warnings = secret_file_warnings()
+    assert [w for w in warnings if "demo-credentials" in w] == [
+        f"{services} is readable by other users (mode 644): chmod 600 it"
+    ]
+
+
 @pytest.mark.django_db
 def test_nul_characters_and_oversized_bodies_stop_at_the_door(client: Any, settings: Any) -> None:
     """portal.middleware: the same 400 naming the parameter on pages and the API, and a 413 unread."""
