@@ -13,6 +13,7 @@ from django.test import Client
 
 from catalog.models import AuditEvent, ChangeRequest
 from catalog.services.change_requests import change_request_create
+from jobs.models import JobRun
 from tests.governance.conftest import PROJECT
 
 pytestmark = pytest.mark.django_db
@@ -77,8 +78,9 @@ def test_the_upload_form_refuses_a_bad_archive_clearly(client: Client, people: d
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("../evil.py", "x = 1")
+    assert client.post("/change-requests/new/", {"project": PROJECT}).status_code == 405  # the form posts to:
     response = client.post(
-        "/change-requests/new/",
+        "/jobs/change-requests/upload/",  # the quick checks, then a plan job (see test_plan_jobs.py)
         {
             "project": PROJECT,
             "title": "evil",
@@ -87,8 +89,8 @@ def test_the_upload_form_refuses_a_bad_archive_clearly(client: Client, people: d
         },
     )
     assert response.status_code == 400
-    assert "escapes the archive" in response.content.decode()
-    assert not ChangeRequest.objects.exists()
+    assert "escapes the archive" in response.content.decode() and 'value="evil"' in response.content.decode()
+    assert not ChangeRequest.objects.exists() and not JobRun.objects.exists()  # refused before any job
 
 
 def test_reviewers_act_from_the_detail_page(client: Client, people: dict[str, User]) -> None:
