@@ -101,7 +101,11 @@ def object_detail(request: HttpRequest, project: str, kind_slug: str, name: str)
         context["consumers"] = selectors.service_consumers(user=request.user, service=obj)
         context["can_register_model"] = can_register_model(request.user)
     context["can_propose"] = (
-        bool(obj.project.repo_key) and obj.status != "removed" and not obj.read_error and can_propose(request.user)
+        obj.kind in GOVERNED_KINDS  # saved datasets, validation references and permissions are shown, not governed
+        and bool(obj.project.repo_key)
+        and obj.status != "removed"
+        and not obj.read_error
+        and can_propose(request.user)
     )
     if context["can_propose"]:
         from catalog.views_governance import DTYPES

@@ -54,7 +54,7 @@ scientists_edit_views = Permission(
 
 
 def test_the_demo_registry_holds_the_policy_and_the_catalog_shows_it(
-    demo_repo: feast_gateway.RepoRef, db: None, client: Client, viewer: Any
+    demo_repo: feast_gateway.RepoRef, db: None, client: Client, viewer: Any, proposer: Any
 ) -> None:
     permissions = {p.name: p for p in feast_gateway.registry_permissions(demo_repo)[PROJECT]}
     assert set(permissions) == POLICY
@@ -75,6 +75,10 @@ def test_the_demo_registry_holds_the_policy_and_the_catalog_shows_it(
     assert "role_based" in page and APPLY_ROLE in page and "DELETE" in page
     assert [o["name"] for o in client.get("/api/v1/permissions/").json()["results"]] == sorted(POLICY)
     assert registry_write_warnings() == []  # the demo as shipped passes preflight
+    client.force_login(proposer)  # shown, not governed: no "Propose a change" on a permission's page
+    assert 'id="propose"' not in client.get(shown.get(name="portal_apply_writes").get_absolute_url()).content.decode()
+    view = CatalogObject.objects.get(project__name=PROJECT, kind="feature_view", name="employee_features")
+    assert 'id="propose"' in client.get(view.get_absolute_url()).content.decode()
 
 
 def test_feasts_own_enforcement_lets_only_the_apply_role_write(demo_repo: feast_gateway.RepoRef) -> None:
