@@ -1,7 +1,8 @@
-"""Outages of the cache's Redis: the API keeps answering (the rate limiter fails open and says so in the log).
+"""Outages: of the cache's Redis (the API keeps answering: the rate limiter fails open and says so in the log)
+and of the portal's PostgreSQL (pages and the API answer 503, then recover).
 
-The test starts a Redis of its own on a free port (Debian's redis-server), points the cache at it, and stops
-it mid-test: the shared Redis is never touched.
+The tests start a Redis and a PostgreSQL of their own on free ports (Debian's binaries), point the portal at
+them, and stop and restart them mid-test: the shared servers are never touched.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from django.core.cache import caches
+from django.db import close_old_connections, connection
 from rest_framework.test import APIClient
 
 from catalog.services.tokens import api_token_create
@@ -103,3 +107,86 @@ def test_pages_and_the_api_answer_503_while_postgresql_is_unreachable(viewer: An
         connection.close()
         connection.settings_dict["PORT"] = port
     assert page.get("/").status_code == 200
+
+
+class OwnPostgres:
+    """A PostgreSQL cluster of the test's own (Debian's binaries, run as the `postgres` user: initdb refuses
+    root), on a free port, holding a copy of the test database; stopped and started at will. The shared
+    server is never touched."""
+
+    def __init__(self, database: str) -> None:
+        binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        assert binaries, "Debian's PostgreSQL server binaries are on every development and CI machine"
+        # Not under pytest's tmp_path: the `postgres` user must be able to reach its directory.
+        self.root = Path(tempfile.mkdtemp(prefix="fp-own-postgres-"))
+        self.bin, self.port = binaries[-1].parent, _free_port()
+        shutil.chown(self.root, "postgres")
+        self._as_postgres("initdb", "-D", str(self.root / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.start()
+        source = connection.settings_dict
+        url = f"postgresql://postgres@127.0.0.1:{self.port}"
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database], check=True)
+        dump = subprocess.run(
+            ["pg_dump", "-h", str(source["HOST"]), "-p", str(source["PORT"]), "-U", "postgres", str(source["NAME"])],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(["psql", "-q", f"{url}/{database}"], input=dump.stdout, check=True, capture_output=True)
+
+    def _as_postgres(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(self.bin / tool), *args], check=True, capture_output=True
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.root / "server.log")  # the server must not inherit our pipes (run() would wait on them)
+        self._as_postgres("pg_ctl", "-D", str(self.root / "data"), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self) -> None:
+        self._as_postgres("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "stop"],
+            check=False,  # already stopped is fine
+            capture_output=True,
+        )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pages_and_the_api_answer_503_while_their_postgresql_is_stopped_then_recover() -> None:
+    """The portal's own PostgreSQL goes down mid-test and comes back: 503 with a short message meanwhile (pages
+    and the API), then the same session and token work again, with no restart of the portal."""
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+
+    saved = dict(connection.settings_dict)
+    server = OwnPostgres(str(saved["NAME"]))
+    connection.close()
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(server.port))
+    try:
+        user = User.objects.create_user("vera")
+        user.groups.add(Group.objects.get_or_create(name="viewer")[0])
+        _, raw = api_token_create(actor=user, user=user, name="t", scopes=["read"])
+        page, api = Client(raise_request_exception=False), APIClient(raise_request_exception=False)
+        page.force_login(user)
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        assert page.get("/").status_code == 200 and api.get("/api/v1/projects/").status_code == 200
+        server.stop()
+        down = page.get("/")
+        assert down.status_code == 503 and b"database cannot be reached" in down.content
+        down_api = api.get("/api/v1/projects/")
+        assert down_api.status_code == 503 and down_api.json()["error"]["code"] == "unavailable"
+        server.start()
+        # What Django's request_started signal does before every real request (the test client skips it): a
+        # connection that saw errors and no longer answers is closed, so the next query reconnects.
+        close_old_connections()
+        assert connection.connection is None  # dropped, not reused
+        assert page.get("/").status_code == 200 and api.get("/api/v1/projects/").status_code == 200
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
+        server.remove()
