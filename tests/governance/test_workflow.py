@@ -31,6 +31,7 @@ from catalog.services.sync import registry_sync
 from jobs.models import JobRun
 from jobs.services.apply import change_request_apply_start
 from tests import environment as env
+from tests.conftest import wait_for_terminal
 from tests.governance.conftest import PROJECT, make_user, register_model, wait_for, wait_for_catalog
 
 RETYPE = {"op": "change_dtype", "view": "employee_features", "field": "tenure", "dtype": "Int64"}
@@ -214,7 +215,8 @@ def test_apply_on_a_real_worker_writes_exactly_the_approved_protos(
     run = change_request_apply_start(cr=cr, actor=people["operator"])
     cr = wait_for(cr, "applied", "failed", "stale")
     assert cr.status == "applied", cr.apply_result
-    assert JobRun.objects.get(pk=run.pk).status == "succeeded"
+    # The request is applied inside the job's body; the run itself is finished a moment later.
+    assert wait_for_terminal(run).status == "succeeded"
     assert view_dtype(synced, "employee_features", "tenure") == "Int64"
     # Exactly the stored protos: every touched object's registry content hash is the approved one.
     now = feast_gateway.project_protos(synced, PROJECT, [(u["kind"], u["name"]) for u in cr.proposal["upserts"]])
